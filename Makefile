@@ -1,0 +1,66 @@
+# Tremplin: every target creates the environment it needs from the lock file.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: help venv run serve migrate test test-sqlite test-postgres check lint format typecheck openapi openapi-check alembic-check demo lock clean
+
+help:
+	@echo "make run | test | check | demo | openapi | lock | clean"
+
+# The stamp depends on the lock: a changed lock rebuilds the environment.
+$(VENV)/.stamp: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.stamp
+
+run: venv
+	$(BIN)/python -m app migrate
+	$(BIN)/python -m app serve --host 127.0.0.1 --port $(PORT)
+
+migrate: venv
+	$(BIN)/python -m app migrate
+
+demo: venv
+	$(BIN)/python -m app migrate
+	$(BIN)/python -m app demo
+
+test: venv
+	$(BIN)/python -m tests.run
+
+check: venv lint typecheck openapi-check alembic-check
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: venv
+	$(BIN)/mypy
+
+openapi: venv
+	$(BIN)/python -m app openapi --output openapi.yaml
+
+openapi-check: venv
+	$(BIN)/python -m app openapi --check openapi.yaml
+
+# Runs `alembic check` against a throwaway SQLite database migrated to head.
+alembic-check: venv
+	$(BIN)/python -m app alembic-check
+
+lock:
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements-prod.lock
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

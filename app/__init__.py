@@ -1,0 +1,1 @@
+"""Tremplin: the shared API of insertion paths to building-caretaker jobs."""

@@ -1,0 +1,1 @@
+"""Reference data and pure rules of the domain: no database, no HTTP."""

@@ -1,0 +1,237 @@
+"""The domain error tree, rendered as RFC 9457 problem+json by one set of handlers.
+
+Services raise these; they know nothing of HTTP beyond the status each carries.
+Details never contain personal data: they name fields and ids, never values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("tremplin.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:tremplin:problem:"
+
+
+def problem_type(slug: str) -> str:
+    return PROBLEM_TYPE_PREFIX + slug
+
+
+class TremplinError(Exception):
+    """Base of every error the API reports on purpose."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extensions = extensions
+
+    @property
+    def type(self) -> str:
+        return problem_type(self.slug)
+
+
+class BadRequest(TremplinError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(TremplinError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(TremplinError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(TremplinError):
+    status, slug, title = 404, "not-found", "Resource not found"
+
+
+class Conflict(TremplinError):
+    status, slug, title = 409, "conflict", "Conflict with the current state"
+
+
+class DuplicateResource(Conflict):
+    slug, title = "duplicate", "Resource already exists"
+
+
+class WrongReferenceKind(Conflict):
+    slug, title = "wrong-reference-kind", "Referenced structure is of the wrong kind"
+
+
+class ResourceInUse(Conflict):
+    slug, title = "resource-in-use", "Resource is referenced by other resources"
+
+
+class ConcurrentUpdate(Conflict):
+    slug, title = "concurrent-update", "Resource was changed by another request"
+
+
+class PreconditionFailed(TremplinError):
+    status, slug, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PayloadTooLarge(TremplinError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class ValidationFailed(TremplinError):
+    """A payload that is well-formed but invalid, found by a service (e.g. unknown id)."""
+
+    status, slug, title = 422, "validation-error", "Invalid request"
+
+    def __init__(self, errors: Sequence[dict[str, Any]], detail: str | None = None) -> None:
+        super().__init__(detail or "The request has invalid fields.", errors=list(errors))
+
+
+class ServiceUnavailable(TremplinError):
+    status, slug, title = 503, "unavailable", "Service unavailable"
+
+
+def field_error(loc: Sequence[str | int], message: str, kind: str) -> dict[str, Any]:
+    return {"loc": list(loc), "message": message, "type": kind}
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _from_error(request: Request, exc: TremplinError) -> JSONResponse:
+    return problem_response(
+        request,
+        status=exc.status,
+        type_=exc.type,
+        title=exc.title,
+        detail=exc.detail,
+        **exc.extensions,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Pydantic echoes the rejected input; it may be personal data, so it is dropped.
+    return [
+        field_error([str(p) for p in err.get("loc", ())], str(err.get("msg", "")), err["type"])
+        for err in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(TremplinError)
+    async def _tremplin(request: Request, exc: TremplinError) -> JSONResponse:
+        return _from_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return problem_response(
+            request,
+            status=422,
+            type_=problem_type("validation-error"),
+            title="Invalid request",
+            detail="The request has invalid fields.",
+            errors=_validation_errors(exc),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        phrase = HTTPStatus(exc.status_code).phrase
+        slug = phrase.lower().replace(" ", "-").replace("'", "")
+        return problem_response(
+            request,
+            status=exc.status_code,
+            type_=problem_type(slug),
+            title=phrase,
+            detail=str(exc.detail) if exc.detail else phrase,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Services check what they can first; this is the last line for races.
+        # The constraint name is safe to show, the row values are not.
+        logger.info("integrity error on %s: %s", request.url.path, type(exc.orig).__name__)
+        return _from_error(request, integrity_to_conflict(exc))
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return _from_error(request, ConcurrentUpdate("The resource changed meanwhile; retry."))
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_serialization_failure(exc):
+            return _from_error(
+                request, ConcurrentUpdate("A concurrent request won; retry the request.")
+            )
+        logger.exception("database error on %s", request.url.path)
+        return _from_error(request, ServiceUnavailable("The database could not answer."))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s", request.url.path)
+        return _from_error(request, TremplinError("An unexpected error occurred."))
+
+
+def constraint_name(exc: IntegrityError) -> str | None:
+    orig = exc.orig
+    name = getattr(orig, "constraint_name", None)  # asyncpg
+    if name:
+        return str(name)
+    cause = getattr(orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    if name:
+        return str(name)
+    message = str(orig)
+    # SQLite names the columns, not the constraint: "UNIQUE constraint failed: t.c"
+    if "UNIQUE constraint failed:" in message:
+        return "unique:" + message.split("UNIQUE constraint failed:", 1)[1].strip()
+    if "CHECK constraint failed:" in message:
+        return message.split("CHECK constraint failed:", 1)[1].strip()
+    if "FOREIGN KEY constraint failed" in message:
+        return "foreign_key"
+    return None
+
+
+def integrity_to_conflict(exc: IntegrityError) -> Conflict:
+    name = constraint_name(exc) or ""
+    if name.startswith(("uq_", "unique:")):
+        return DuplicateResource("A resource with the same unique fields already exists.")
+    if name.startswith("fk_") or name == "foreign_key":
+        return ResourceInUse("The change would break a reference between resources.")
+    return Conflict("The change breaks a rule of the data model.", constraint=name or None)
+
+
+def is_serialization_failure(exc: DBAPIError) -> bool:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return sqlstate in {"40001", "40P01"}

@@ -1,0 +1,177 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import __doc__ as app_doc
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import PROBLEM_JSON, PayloadTooLarge, install_error_handlers
+from app.migrations import head_revision
+from app.routers import candidates, health, placements, structures, vacancies
+
+API_VERSION = "0.1.0"
+DESCRIPTION = """
+Tremplin is the shared API of the COORACE x Union sociale pour l'habitat partnership:
+insertion structures (SIAE), social landlords (HLM) and partners follow people on a
+three-phase path (recruitment, support, securing) into building-caretaker jobs.
+
+Conventions: JSON in snake_case, UUID ids, RFC 3339 UTC timestamps. Lists are
+paginated by cursor (`limit`, `cursor`, answer `{items, next_cursor}`) and accept
+`updated_since` for synchronisation. Every resource carries a `version`, sent as
+`ETag`; PATCH and DELETE honour `If-Match` (412 when stale). Every error is
+RFC 9457 `application/problem+json`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, whether Content-Length is announced or not."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    announced = int(value)
+                except ValueError:
+                    announced = 0
+                if announced > self.max_bytes:
+                    await self._reject(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from starlette.requests import Request
+
+        from app.errors import problem_response
+
+        exc = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+        response = problem_response(
+            Request(scope), status=exc.status, type_=exc.type, title=exc.title, detail=exc.detail
+        )
+        await response(scope, receive, send)
+
+
+class RequestId:
+    """Echoes X-Request-ID, or makes one, so a partner can quote it to support."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
+                request_id = value.decode()
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.migration_head = head_revision()
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Tremplin",
+        version=API_VERSION,
+        summary=(app_doc or "").strip(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (health, structures, candidates, vacancies, placements):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestId)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    logging.getLogger("tremplin").setLevel(logging.INFO)
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+        tags=[
+            {"name": "structures", "description": "SIAE, landlords and partners."},
+            {"name": "candidates", "description": "People on an insertion path."},
+            {"name": "vacancies", "description": "Jobs and missions posted by landlords."},
+            {"name": "placements", "description": "Candidates put forward for vacancies."},
+            {"name": "health", "description": "Liveness and readiness probes."},
+        ],
+    )
+    _errors_as_problem_json(schema)
+    app.openapi_schema = schema
+    return schema
+
+
+def _errors_as_problem_json(schema: dict[str, Any]) -> None:
+    """Error bodies are problem+json: re-label them, and drop FastAPI's default 422 shape."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if code[0] in "45" and "application/json" in content:
+                    content.setdefault(PROBLEM_JSON, content.pop("application/json"))
+                    content.pop("application/json", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)

@@ -1,0 +1,46 @@
+"""Alembic, driven from code: the CLI, readiness and the tests use the same entry points."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.config import PROJECT_ROOT
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    if database_url:
+        # env.py reads this attribute before falling back to the settings.
+        config.attributes["database_url"] = database_url
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str | None = None, revision: str = "base") -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def check(database_url: str | None = None) -> None:
+    """Raise if the models and the migrations disagree (alembic check)."""
+    command.check(alembic_config(database_url))
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    def _read(sync_conn: Connection) -> str | None:
+        result = sync_conn.execute(text("SELECT version_num FROM alembic_version"))
+        row = result.first()
+        return None if row is None else str(row[0])
+
+    return await connection.run_sync(_read)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Float, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.domain.enums import Phase
+from app.models.base import Entity, JSONType, enum_column_type, utcnow
+
+
+class Candidate(Entity):
+    """A person on an insertion path. Deliberately holds no NIR and no health data."""
+
+    __tablename__ = "candidates"
+
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    birth_date: Mapped[date]
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(16))
+    postcode: Mapped[str] = mapped_column(String(5))
+    commune_insee: Mapped[str] = mapped_column(String(5))
+    commune_name: Mapped[str | None] = mapped_column(String(100))
+    departement: Mapped[str] = mapped_column(String(3), index=True)
+    region: Mapped[str] = mapped_column(String(2))
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+
+    structure_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("structures.id", ondelete="RESTRICT"), index=True
+    )
+    referrer_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("structures.id", ondelete="RESTRICT"), index=True
+    )
+
+    max_commute_km: Mapped[int] = mapped_column(default=30)
+    has_driving_licence: Mapped[bool] = mapped_column(default=False)
+    accepts_onsite_housing: Mapped[bool] = mapped_column(default=False)
+    available_from: Mapped[date | None]
+
+    # {competency code: level 0-3}; codes from app.domain.competencies.
+    competencies: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # [{rncp_code, status, date}]
+    certifications: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+    consent_to_share: Mapped[bool] = mapped_column(default=False)
+    consent_given_at: Mapped[datetime | None]
+
+    phase: Mapped[Phase] = mapped_column(
+        enum_column_type(Phase, "candidate_phase"), default=Phase.RECRUITMENT, index=True
+    )
+    phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"
+        ),
+        CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
+        CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
+        CheckConstraint("max_commute_km BETWEEN 0 AND 300", name="max_commute_range"),
+        CheckConstraint(
+            "consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"
+        ),
+    )

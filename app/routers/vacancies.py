@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from app.domain.enums import VacancyKind, VacancyStatus
+from app.routers.deps import IfMatch, Session, TransactionalRoute, set_etag
+from app.routers.pagination import ListQuery
+from app.schemas.common import Departement
+from app.schemas.problems import problem_responses
+from app.schemas.vacancies import Vacancy, VacancyCreate, VacancyPage, VacancyUpdate
+from app.services import vacancies as service
+
+router = APIRouter(prefix="/v1/vacancies", tags=["vacancies"], route_class=TransactionalRoute)
+
+
+class VacancyListQuery(ListQuery):
+    landlord_id: uuid.UUID | None = None
+    kind: VacancyKind | None = None
+    status: VacancyStatus | None = None
+    departement: Departement | None = None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    name="vacancies_create",
+    summary="Post a job or a mission",
+    responses=problem_responses(409, 413, 422),
+)
+async def create(body: VacancyCreate, session: Session, response: Response) -> Vacancy:
+    vacancy = await service.create(session, body)
+    set_etag(response, vacancy.version)
+    response.headers["Location"] = f"{router.prefix}/{vacancy.id}"
+    return Vacancy.model_validate(vacancy)
+
+
+@router.get("", name="vacancies_list", summary="List vacancies", responses=problem_responses(422))
+async def list_(query: Annotated[VacancyListQuery, Query()], session: Session) -> VacancyPage:
+    filters = service.VacancyFilters(
+        landlord_id=query.landlord_id,
+        kind=query.kind,
+        status=query.status,
+        departement=query.departement,
+        updated_since=query.updated_since,
+    )
+    items, next_cursor = await service.list_(session, filters, query.page())
+    return VacancyPage(items=[Vacancy.model_validate(v) for v in items], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{vacancy_id}", name="vacancies_get", summary="Get a vacancy", responses=problem_responses(404, 422)
+)
+async def get(vacancy_id: uuid.UUID, session: Session, response: Response) -> Vacancy:
+    vacancy = await service.get(session, vacancy_id)
+    set_etag(response, vacancy.version)
+    return Vacancy.model_validate(vacancy)
+
+
+@router.patch(
+    "/{vacancy_id}",
+    name="vacancies_update",
+    summary="Change some fields of a vacancy",
+    responses=problem_responses(404, 409, 412, 413, 422),
+)
+async def update(
+    vacancy_id: uuid.UUID,
+    body: VacancyUpdate,
+    session: Session,
+    if_match: IfMatch,
+    response: Response,
+) -> Vacancy:
+    vacancy = await service.update(session, vacancy_id, body, if_match)
+    set_etag(response, vacancy.version)
+    return Vacancy.model_validate(vacancy)
+
+
+@router.delete(
+    "/{vacancy_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    name="vacancies_delete",
+    summary="Delete a vacancy nobody was proposed for (otherwise close or cancel it)",
+    responses=problem_responses(404, 409, 412, 422),
+)
+async def delete(vacancy_id: uuid.UUID, session: Session, if_match: IfMatch) -> None:
+    await service.delete(session, vacancy_id, if_match)

@@ -1,0 +1,130 @@
+"""Base models and field types shared by every resource."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    model_validator,
+)
+
+from app.domain.competencies import COMPETENCIES, MAX_LEVEL, MIN_LEVEL, RNCP_CODE_PATTERN
+from app.domain.geography import (
+    DEPARTEMENT_PATTERN,
+    INSEE_COMMUNE_PATTERN,
+    POSTCODE_PATTERN,
+    departement_of_commune,
+)
+
+
+class InputModel(BaseModel):
+    """Request bodies: unknown fields are rejected, strings trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UpdateModel(InputModel):
+    """PATCH bodies: every field optional, applied with exclude_unset.
+
+    Fields listed in `non_nullable` may be omitted but not set to null.
+    """
+
+    non_nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _reject_nulls(self) -> UpdateModel:
+        nulls = sorted(
+            name
+            for name in self.model_fields_set & self.non_nullable
+            if getattr(self, name) is None
+        )
+        if nulls:
+            raise ValueError(f"may not be null: {', '.join(nulls)}")
+        return self
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class EntityRead(ReadModel):
+    id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Bumped by every change; the resource's ETag.")
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+def _known_commune(code: str) -> str:
+    if departement_of_commune(code) is None:
+        raise ValueError("not a commune INSEE code of a known département")
+    return code
+
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+LongName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Postcode = Annotated[str, StringConstraints(pattern=POSTCODE_PATTERN)]
+CommuneInsee = Annotated[
+    str, StringConstraints(pattern=INSEE_COMMUNE_PATTERN), AfterValidator(_known_commune)
+]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+RncpCode = Annotated[str, StringConstraints(pattern=RNCP_CODE_PATTERN)]
+AddressLine = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+
+
+def check_coordinates(latitude: float | None, longitude: float | None) -> None:
+    if (latitude is None) != (longitude is None):
+        raise ValueError("latitude and longitude go together: give both or neither")
+
+
+def check_dates(start: date | None, end: date | None, what: str = "end_date") -> None:
+    if start is not None and end is not None and end < start:
+        raise ValueError(f"{what} is before start_date")
+
+
+def _competency_model(name: str, low: int, doc: str) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        c.code: (
+            int,
+            Field(default=0, ge=low if low else MIN_LEVEL, le=MAX_LEVEL, description=c.label),
+        )
+        for c in COMPETENCIES
+    }
+    model = create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
+    model.__doc__ = doc
+    return model
+
+
+CompetencyLevels: Any = _competency_model(
+    "CompetencyLevels",
+    0,
+    "Level 0-3 for each competency of the RNCP40892 framework (0: not acquired).",
+)
+CompetencyRequirements: Any = _competency_model(
+    "CompetencyRequirements",
+    0,
+    "Minimum level 0-3 required for each competency (0: not required).",
+)
+
+
+Departement = Annotated[
+    str, StringConstraints(pattern=DEPARTEMENT_PATTERN), Field(examples=["76", "2A", "974"])
+]

@@ -1,0 +1,52 @@
+"""Documentation models of the problem+json error bodies (RFC 9457)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class FieldError(BaseModel):
+    loc: list[str] = Field(description="Path to the field, e.g. ['body', 'siret'].")
+    message: str
+    type: str = Field(description="Machine-readable error kind.")
+
+
+class Problem(BaseModel):
+    type: str = Field(examples=["urn:tremplin:problem:not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str = Field(description="The request path.")
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError]
+
+
+class ConflictProblem(Problem):
+    constraint: str | None = Field(default=None, description="The database rule that refused.")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error statuses."""
+    descriptions = {
+        400: "Malformed request",
+        404: "Unknown id",
+        409: "Conflict with the current state (duplicate, wrong reference, in use)",
+        412: "If-Match does not match the current version",
+        413: "Request body too large",
+        422: "Invalid payload or query parameters",
+        503: "Database unavailable",
+    }
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        model: type[Problem] = Problem
+        if status == 422:
+            model = ValidationProblem
+        elif status == 409:
+            model = ConflictProblem
+        # Served as application/problem+json: app.main relabels the media type.
+        out[status] = {"model": model, "description": descriptions[status]}
+    return out

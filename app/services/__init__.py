@@ -1,0 +1,1 @@
+"""The rules. Services flush, never commit; they know nothing of HTTP."""

@@ -1,0 +1,118 @@
+"""Helpers every resource service uses: lookups, pagination, flushing, preconditions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.geography import departement_of_commune, region_of_departement
+from app.errors import (
+    Conflict,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+    constraint_name,
+    field_error,
+    integrity_to_conflict,
+)
+from app.models.base import Entity
+
+E = TypeVar("E", bound=Entity)
+
+
+async def get_or_404(session: AsyncSession, model: type[E], id_: uuid.UUID) -> E:
+    obj = await session.get(model, id_)
+    if obj is None:
+        raise NotFound(f"No {model.__tablename__[:-1]} with this id.")
+    return obj
+
+
+async def flush(session: AsyncSession, conflicts: Mapping[str, Conflict] | None = None) -> None:
+    """Flush, turning a constraint violation into the domain conflict named for it."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        name = constraint_name(exc) or ""
+        known = (conflicts or {}).get(name)
+        raise (known or integrity_to_conflict(exc)) from None
+
+
+def check_version(current: int, expected: frozenset[int] | None) -> None:
+    """`expected` comes from If-Match; None means the caller set no condition."""
+    if expected is not None and current not in expected:
+        raise PreconditionFailed(
+            "The resource was modified since you read it; fetch it again.",
+            current_version=current,
+        )
+
+
+def territory(commune_insee: str) -> dict[str, str]:
+    departement = departement_of_commune(commune_insee)
+    if departement is None:  # pragma: no cover - schemas validate the code first
+        raise ValidationFailed([field_error(["body", "commune_insee"], "unknown", "value_error")])
+    return {"departement": departement, "region": region_of_departement(departement)}
+
+
+def cross_field(check: Callable[[], None]) -> None:
+    """Run a cross-field rule on merged values; its failure is a 422 on the body."""
+    try:
+        check()
+    except ValueError as exc:
+        raise ValidationFailed([field_error(["body"], str(exc), "value_error")]) from None
+
+
+def apply_changes(obj: Entity, changes: Mapping[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(obj, name, value)
+
+
+# Keyset pagination on the primary key. Ids are UUIDv7, so this is creation order:
+# rows inserted while a client pages through land after its cursor or are skipped
+# as a whole, and no existing row is ever seen twice or missed.
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int
+    cursor: str | None = None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(
+            [field_error(["query", "cursor"], "not a cursor from this API", "value_error")]
+        ) from None
+
+
+async def paginate(
+    session: AsyncSession,
+    model: type[E],
+    stmt: Select[tuple[E]],
+    page: PageRequest,
+    updated_since: datetime | None = None,
+) -> tuple[Sequence[E], str | None]:
+    if updated_since is not None:
+        stmt = stmt.where(model.updated_at >= updated_since)
+    if page.cursor:
+        stmt = stmt.where(model.id > decode_cursor(page.cursor))
+    stmt = stmt.order_by(model.id).limit(page.limit + 1)
+    rows = (await session.scalars(stmt)).all()
+    if len(rows) > page.limit:
+        return rows[: page.limit], encode_cursor(rows[page.limit - 1].id)
+    return rows, None

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.enums import StructureKind, VacancyKind, VacancyStatus
+from app.models import Vacancy
+from app.schemas.common import check_coordinates, check_dates
+from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
+from app.services import structures
+from app.services.common import (
+    PageRequest,
+    apply_changes,
+    check_version,
+    cross_field,
+    flush,
+    get_or_404,
+    paginate,
+    territory,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VacancyFilters:
+    landlord_id: uuid.UUID | None = None
+    kind: VacancyKind | None = None
+    status: VacancyStatus | None = None
+    departement: str | None = None
+    updated_since: datetime | None = None
+
+
+async def create(session: AsyncSession, data: VacancyCreate) -> Vacancy:
+    await structures.require_kind(session, data.landlord_id, StructureKind.LANDLORD, "landlord_id")
+    values = data.model_dump(exclude={"required_competencies"})
+    values["required_competencies"] = data.required_competencies.model_dump()
+    vacancy = Vacancy(**values, **territory(data.commune_insee))
+    session.add(vacancy)
+    await flush(session)
+    return vacancy
+
+
+async def get(session: AsyncSession, vacancy_id: uuid.UUID) -> Vacancy:
+    return await get_or_404(session, Vacancy, vacancy_id)
+
+
+async def list_(
+    session: AsyncSession, filters: VacancyFilters, page: PageRequest
+) -> tuple[Sequence[Vacancy], str | None]:
+    stmt = select(Vacancy)
+    if filters.landlord_id is not None:
+        stmt = stmt.where(Vacancy.landlord_id == filters.landlord_id)
+    if filters.kind is not None:
+        stmt = stmt.where(Vacancy.kind == filters.kind)
+    if filters.status is not None:
+        stmt = stmt.where(Vacancy.status == filters.status)
+    if filters.departement is not None:
+        stmt = stmt.where(Vacancy.departement == filters.departement)
+    return await paginate(session, Vacancy, stmt, page, filters.updated_since)
+
+
+async def update(
+    session: AsyncSession,
+    vacancy_id: uuid.UUID,
+    data: VacancyUpdate,
+    expected_versions: frozenset[int] | None,
+) -> Vacancy:
+    vacancy = await get(session, vacancy_id)
+    check_version(vacancy.version, expected_versions)
+    changes = data.model_dump(exclude_unset=True)
+    if data.required_competencies is not None:
+        changes["required_competencies"] = data.required_competencies.model_dump()
+
+    def merged(name: str) -> object:
+        return changes.get(name, getattr(vacancy, name))
+
+    cross_field(
+        lambda: check_vacancy_kind(
+            vacancy.kind, merged("contract_type"), merged("mission_type")  # type: ignore[arg-type]
+        )
+    )
+    cross_field(lambda: check_coordinates(merged("latitude"), merged("longitude")))  # type: ignore[arg-type]
+    cross_field(lambda: check_dates(merged("start_date"), merged("end_date")))  # type: ignore[arg-type]
+    if "commune_insee" in changes:
+        changes.update(territory(changes["commune_insee"]))
+    apply_changes(vacancy, changes)
+    await flush(session)
+    return vacancy
+
+
+async def delete(
+    session: AsyncSession, vacancy_id: uuid.UUID, expected_versions: frozenset[int] | None
+) -> None:
+    """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
+    vacancy = await get(session, vacancy_id)
+    check_version(vacancy.version, expected_versions)
+    await session.delete(vacancy)
+    await flush(session)
