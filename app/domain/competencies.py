@@ -40,12 +40,8 @@ COMPETENCIES: tuple[Competency, ...] = (
         "works_follow_up", CompetencyBlock.TECHNICAL_MANAGEMENT, "Ordering and following works"
     ),
     Competency("cleaning_hygiene", CompetencyBlock.COMMON_AREAS_UPKEEP, "Cleaning and hygiene"),
-    Competency(
-        "waste_management", CompetencyBlock.COMMON_AREAS_UPKEEP, "Waste and bulky items"
-    ),
-    Competency(
-        "eco_practices", CompetencyBlock.COMMON_AREAS_UPKEEP, "Eco-responsible practices"
-    ),
+    Competency("waste_management", CompetencyBlock.COMMON_AREAS_UPKEEP, "Waste and bulky items"),
+    Competency("eco_practices", CompetencyBlock.COMMON_AREAS_UPKEEP, "Eco-responsible practices"),
     Competency(
         "tenant_welcome", CompetencyBlock.TENANT_RELATIONS, "Welcome and information of tenants"
     ),
@@ -55,9 +51,7 @@ COMPETENCIES: tuple[Competency, ...] = (
         "Lease-related procedures: entries, exits, inventories, visits",
     ),
     Competency("social_prevention", CompetencyBlock.TENANT_RELATIONS, "Social prevention"),
-    Competency(
-        "mediation", CompetencyBlock.TENANT_RELATIONS, "Handling incivilities, mediation"
-    ),
+    Competency("mediation", CompetencyBlock.TENANT_RELATIONS, "Handling incivilities, mediation"),
 )
 
 COMPETENCY_CODES: tuple[str, ...] = tuple(c.code for c in COMPETENCIES)

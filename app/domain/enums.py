@@ -119,8 +119,6 @@ OPEN_PLACEMENT_STATUSES = (
     PlacementStatus.STARTED,
 )
 
-ROME_CARETAKING = "K2501"
-
 
 class Appellation(StrEnum):
     """ROME K2501 appellations relevant to the partnership."""

@@ -55,13 +55,9 @@ class Candidate(Entity):
     phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (
-        CheckConstraint(
-            "(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"
-        ),
+        CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
         CheckConstraint("max_commute_km BETWEEN 0 AND 300", name="max_commute_range"),
-        CheckConstraint(
-            "consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"
-        ),
+        CheckConstraint("consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"),
     )

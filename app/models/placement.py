@@ -36,8 +36,10 @@ class Placement(Entity):
     notes: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
-        CheckConstraint("end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
-                        name="end_after_start"),
+        CheckConstraint(
+            "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
+            name="end_after_start",
+        ),
         # One open placement per candidate and vacancy, whatever the concurrency.
         Index(
             "uq_placements_open_candidate_vacancy",

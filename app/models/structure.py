@@ -37,9 +37,7 @@ class Structure(Entity):
 
     __table_args__ = (
         CheckConstraint(_sub_kind_check(), name="sub_kind_matches_kind"),
-        CheckConstraint(
-            "(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"
-        ),
+        CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
     )

@@ -66,9 +66,7 @@ class Vacancy(Entity):
         CheckConstraint(
             "(kind = 'mission') = (mission_type IS NOT NULL)", name="mission_type_for_missions"
         ),
-        CheckConstraint(
-            "(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"
-        ),
+        CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
     )

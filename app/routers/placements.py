@@ -35,9 +35,7 @@ async def create(body: PlacementCreate, session: Session, response: Response) ->
     return Placement.model_validate(placement)
 
 
-@router.get(
-    "", name="placements_list", summary="List placements", responses=problem_responses(422)
-)
+@router.get("", name="placements_list", summary="List placements", responses=problem_responses(422))
 async def list_(query: Annotated[PlacementListQuery, Query()], session: Session) -> PlacementPage:
     filters = service.PlacementFilters(
         candidate_id=query.candidate_id,

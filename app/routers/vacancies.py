@@ -51,7 +51,10 @@ async def list_(query: Annotated[VacancyListQuery, Query()], session: Session) -
 
 
 @router.get(
-    "/{vacancy_id}", name="vacancies_get", summary="Get a vacancy", responses=problem_responses(404, 422)
+    "/{vacancy_id}",
+    name="vacancies_get",
+    summary="Get a vacancy",
+    responses=problem_responses(404, 422),
 )
 async def get(vacancy_id: uuid.UUID, session: Session, response: Response) -> Vacancy:
     vacancy = await service.get(session, vacancy_id)

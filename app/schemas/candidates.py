@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import uuid
 import datetime as dt
+import uuid
 from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator

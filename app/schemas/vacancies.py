@@ -7,7 +7,6 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from app.domain.enums import (
-    ROME_CARETAKING,
     Appellation,
     ContractType,
     MissionType,
@@ -21,8 +20,8 @@ from app.schemas.common import (
     EntityRead,
     InputModel,
     Latitude,
-    LongName,
     Longitude,
+    LongName,
     Name,
     Page,
     Postcode,
@@ -63,7 +62,7 @@ class VacancyCreate(InputModel):
         default=None, description="Required for missions, absent for jobs."
     )
     contract_type: ContractType
-    rome_code: RomeCode = ROME_CARETAKING
+    rome_code: RomeCode = "K2501"
     appellation_code: Appellation = Appellation.GARDIEN_IMMEUBLE
     weekly_hours: WeeklyHours = 35
     positions: Positions = 1
@@ -73,7 +72,9 @@ class VacancyCreate(InputModel):
     commune_name: Name | None = None
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    onsite_housing: bool = Field(default=False, description="Housed on site (logement de fonction).")
+    onsite_housing: bool = Field(
+        default=False, description="Housed on site (logement de fonction)."
+    )
     driving_licence_required: bool = False
     required_competencies: CompetencyRequirements = Field(
         default_factory=lambda: CompetencyRequirements()

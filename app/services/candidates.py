@@ -38,7 +38,9 @@ class CandidateFilters:
 _JSON_FIELDS = {"competencies", "certifications"}
 
 
-def _column_values(data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool) -> dict[str, Any]:
+def _column_values(
+    data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool
+) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
     values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS)
     values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))

@@ -103,7 +103,7 @@ def decode_cursor(cursor: str) -> uuid.UUID:
 async def paginate(
     session: AsyncSession,
     model: type[E],
-    stmt: Select[tuple[E]],
+    stmt: Select[E],
     page: PageRequest,
     updated_since: datetime | None = None,
 ) -> tuple[Sequence[E], str | None]:

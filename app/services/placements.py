@@ -23,9 +23,7 @@ from app.services.common import (
     paginate,
 )
 
-_ALREADY_OPEN = DuplicateResource(
-    "This candidate already has an open placement on this vacancy."
-)
+_ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
 _CONFLICTS = {
     "uq_placements_open_candidate_vacancy": _ALREADY_OPEN,
     "unique:placements.candidate_id, placements.vacancy_id": _ALREADY_OPEN,
@@ -47,18 +45,24 @@ class PlacementFilters:
 async def create(session: AsyncSession, data: PlacementCreate) -> Placement:
     missing = []
     if await session.get(Candidate, data.candidate_id) is None:
-        missing.append(field_error(["body", "candidate_id"], "no candidate with this id",
-                                   "reference_not_found"))
+        missing.append(
+            field_error(
+                ["body", "candidate_id"], "no candidate with this id", "reference_not_found"
+            )
+        )
     vacancy = await session.get(Vacancy, data.vacancy_id)
     if vacancy is None:
-        missing.append(field_error(["body", "vacancy_id"], "no vacancy with this id",
-                                   "reference_not_found"))
+        missing.append(
+            field_error(["body", "vacancy_id"], "no vacancy with this id", "reference_not_found")
+        )
     if missing:
         raise ValidationFailed(missing)
     assert vacancy is not None
     if vacancy.status is not VacancyStatus.OPEN:
-        raise VacancyNotOpen(f"Candidates can be proposed only for open vacancies; "
-                             f"this one is {vacancy.status.value}.")
+        raise VacancyNotOpen(
+            f"Candidates can be proposed only for open vacancies; "
+            f"this one is {vacancy.status.value}."
+        )
     placement = Placement(**data.model_dump(), status=PlacementStatus.PROPOSED)
     session.add(placement)
     await flush(session, _CONFLICTS)

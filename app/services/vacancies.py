@@ -75,16 +75,15 @@ async def update(
     if data.required_competencies is not None:
         changes["required_competencies"] = data.required_competencies.model_dump()
 
-    def merged(name: str) -> object:
-        return changes.get(name, getattr(vacancy, name))
-
-    cross_field(
-        lambda: check_vacancy_kind(
-            vacancy.kind, merged("contract_type"), merged("mission_type")  # type: ignore[arg-type]
-        )
-    )
-    cross_field(lambda: check_coordinates(merged("latitude"), merged("longitude")))  # type: ignore[arg-type]
-    cross_field(lambda: check_dates(merged("start_date"), merged("end_date")))  # type: ignore[arg-type]
+    contract_type = changes.get("contract_type", vacancy.contract_type)
+    mission_type = changes.get("mission_type", vacancy.mission_type)
+    latitude = changes.get("latitude", vacancy.latitude)
+    longitude = changes.get("longitude", vacancy.longitude)
+    start_date = changes.get("start_date", vacancy.start_date)
+    end_date = changes.get("end_date", vacancy.end_date)
+    cross_field(lambda: check_vacancy_kind(vacancy.kind, contract_type, mission_type))
+    cross_field(lambda: check_coordinates(latitude, longitude))
+    cross_field(lambda: check_dates(start_date, end_date))
     if "commune_insee" in changes:
         changes.update(territory(changes["commune_insee"]))
     apply_changes(vacancy, changes)
