@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.config import get_settings
+from app.db import ensure_sqlite_dir
 from app.models import Base
 
 config = context.config
@@ -48,7 +49,10 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    url = _database_url()
+    if url.startswith("sqlite"):
+        ensure_sqlite_dir(url)
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
     await engine.dispose()

@@ -22,7 +22,7 @@ from app.config import PROJECT_ROOT, Settings
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        _ensure_sqlite_dir(settings.database_url)
+        ensure_sqlite_dir(settings.database_url)
         engine = create_async_engine(
             settings.database_url,
             echo=settings.db_echo,
@@ -48,7 +48,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder of an SQLite database file (var/ on a fresh clone)."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         path = Path(database)
