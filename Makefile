@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: help venv run serve migrate test test-sqlite test-postgres check lint format typecheck openapi openapi-check alembic-check demo lock clean
+.PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
 	@echo "make run | test | check | demo | openapi | lock | clean"
@@ -22,6 +22,7 @@ venv: $(VENV)/.stamp
 
 run: venv
 	$(BIN)/python -m app migrate
+	$(BIN)/python -m app bootstrap-admin
 	$(BIN)/python -m app serve --host 127.0.0.1 --port $(PORT)
 
 migrate: venv
@@ -34,7 +35,7 @@ demo: venv
 test: venv
 	$(BIN)/python -m tests.run
 
-check: venv lint typecheck openapi-check alembic-check
+check: venv lint typecheck openapi-check docs-check alembic-check
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,6 +50,12 @@ typecheck: venv
 
 openapi: venv
 	$(BIN)/python -m app openapi --output openapi.yaml
+
+docs: venv
+	$(BIN)/python -m app permissions-doc
+
+docs-check: venv
+	$(BIN)/python -m app permissions-doc --check
 
 openapi-check: venv
 	$(BIN)/python -m app openapi --check openapi.yaml

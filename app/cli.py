@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.config import get_settings
+from app.config import PROJECT_ROOT, Settings, get_settings
+from app.domain.enums import Role
+
+T = TypeVar("T")
 
 
 def _openapi_yaml() -> str:
@@ -75,6 +84,117 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from app.db import create_engine, create_sessionmaker, session_scope
+
+    engine = create_engine(settings)
+    try:
+        async with session_scope(create_sessionmaker(engine)) as session:
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def cmd_create_client(args: argparse.Namespace) -> int:
+    from app.schemas.access import ApiClientCreate
+    from app.services import clients
+
+    data = ApiClientCreate(
+        name=args.name,
+        role=args.role,
+        structure_id=args.structure_id,
+        scopes=args.scope or None,
+    )
+
+    async def work(session: AsyncSession) -> tuple[str, str]:
+        client, secret = await clients.create(session, data)
+        return str(client.id), secret
+
+    client_id, secret = asyncio.run(_with_session(get_settings(), work))
+    print(json.dumps({"client_id": client_id, "client_secret": secret}, indent=2))
+    print("Keep the secret now: it is stored only as a hash.", file=sys.stderr)
+    return 0
+
+
+BOOTSTRAP_FILE = PROJECT_ROOT / "var" / "bootstrap-admin.json"
+BOOTSTRAP_NAME = "bootstrap admin (embedded default)"
+
+
+def cmd_bootstrap_admin(_args: argparse.Namespace) -> int:
+    """Once, on a development database: an admin client whose credentials go to var/."""
+    settings = get_settings()
+    if settings.is_production:
+        print("bootstrap-admin is refused in production: use create-client.", file=sys.stderr)
+        return 2
+    from sqlalchemy import select
+
+    from app.domain.enums import Role
+    from app.models import ApiClient
+    from app.schemas.access import ApiClientCreate
+    from app.services import clients
+
+    async def work(session: AsyncSession) -> tuple[str, str] | None:
+        existing = await session.scalar(
+            select(ApiClient.id).where(ApiClient.name == BOOTSTRAP_NAME).limit(1)
+        )
+        if existing is not None:
+            return None
+        client, secret = await clients.create(
+            session, ApiClientCreate(name=BOOTSTRAP_NAME, role=Role.ADMIN)
+        )
+        return str(client.id), secret
+
+    created = asyncio.run(_with_session(settings, work))
+    if created is not None:
+        BOOTSTRAP_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(BOOTSTRAP_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"client_id": created[0], "client_secret": created[1]}, handle, indent=2)
+        print(f"Created a first admin client; its credentials are in {BOOTSTRAP_FILE}.")
+    if BOOTSTRAP_FILE.exists():
+        print(
+            f"Admin credentials: {BOOTSTRAP_FILE}. Get a token with:\n"
+            f'  curl -s -u "$(jq -r \'.client_id + ":" + .client_secret\' {BOOTSTRAP_FILE})" '
+            f"-d grant_type=client_credentials http://127.0.0.1:{settings.port}/v1/oauth/token"
+        )
+    else:
+        print(
+            "An admin client exists but its credentials file is gone: "
+            "`python -m app create-client --role admin --name NAME` makes another."
+        )
+    return 0
+
+
+def cmd_purge_audit(args: argparse.Namespace) -> int:
+    from app.services import audit
+
+    settings = get_settings()
+    days = args.days or settings.audit_retention_days
+
+    async def work(session: AsyncSession) -> int:
+        return await audit.purge(session, days)
+
+    removed = asyncio.run(_with_session(settings, work))
+    print(f"purged {removed} audit entries older than {days} days")
+    return 0
+
+
+def cmd_permissions_doc(args: argparse.Namespace) -> int:
+    from app.services.permissions import render_markdown
+
+    text = render_markdown()
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            print(f"{path} is out of date: run `make docs`.", file=sys.stderr)
+            return 1
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_demo(_args: argparse.Namespace) -> int:
     from app.demo import load_demo
 
@@ -108,6 +228,25 @@ def main(argv: list[str] | None = None) -> None:
 
     demo = sub.add_parser("demo", help="load the fictional demo dataset (idempotent)")
     demo.set_defaults(func=cmd_demo)
+
+    client = sub.add_parser("create-client", help="create an API client and print its secret")
+    client.add_argument("--name", required=True)
+    client.add_argument("--role", required=True, choices=[r.value for r in Role])
+    client.add_argument("--structure-id", type=uuid.UUID, default=None)
+    client.add_argument("--scope", action="append", help="repeat; default: all of the role's")
+    client.set_defaults(func=cmd_create_client)
+
+    boot = sub.add_parser("bootstrap-admin", help="first admin client (never in production)")
+    boot.set_defaults(func=cmd_bootstrap_admin)
+
+    purge = sub.add_parser("purge-audit", help="delete audit entries past the retention")
+    purge.add_argument("--days", type=int, default=None, help="default: AUDIT_RETENTION_DAYS")
+    purge.set_defaults(func=cmd_purge_audit)
+
+    perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
+    perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))
+    perms.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    perms.set_defaults(func=cmd_permissions_doc)
 
     args = parser.parse_args(argv)
     sys.exit(args.func(args))

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +32,42 @@ class Settings(BaseSettings):
     db_echo: bool = False
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # Access tokens issued by POST /v1/oauth/token (HS256). Outside production, an unset
+    # key is generated once and kept in var/jwt-signing.key.
+    jwt_signing_key: SecretStr | None = None
+    token_issuer: str = "urn:tremplin"  # noqa: S105 - an issuer name, not a secret
+    token_audience: str = "tremplin-api"  # noqa: S105 - an audience, not a secret
+    token_ttl_s: int = Field(default=900, ge=60, le=86400)
+
+    # Front-end users: bearer JWTs from an external OpenID Connect provider.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_jwks_file: Path | None = None
+    oidc_algorithms: list[str] = ["RS256", "ES256"]
+    oidc_role_claim: str = "tremplin_role"
+    oidc_structure_claim: str = "tremplin_structure_id"
+
+    # Requests per minute and per caller (token bucket, per process).
+    rate_limit_admin: int = Field(default=1200, ge=1)
+    rate_limit_insertion: int = Field(default=600, ge=1)
+    rate_limit_landlord: int = Field(default=600, ge=1)
+    rate_limit_prescriber: int = Field(default=300, ge=1)
+    rate_limit_observer: int = Field(default=120, ge=1)
+
+    idempotency_ttl_s: int = Field(default=86400, ge=60)
+    audit_retention_days: int = Field(default=365, ge=1)
+    cors_origins: list[str] = []
     candidate_min_age_years: int = Field(default=16, ge=14)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and (self.oidc_jwks_url or self.oidc_jwks_file))
 
     @property
     def is_sqlite(self) -> bool:

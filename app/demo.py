@@ -24,6 +24,7 @@ from app.schemas.placements import PlacementCreate
 from app.schemas.structures import StructureCreate
 from app.schemas.vacancies import VacancyCreate
 from app.services import candidates, placements, structures, vacancies
+from app.services.auth import SYSTEM_ACTOR
 
 DEMO_SIREN_PREFIX = "99999"  # every demo SIRET starts with it: easy to spot, easy to purge
 
@@ -135,7 +136,11 @@ async def _programme(
             "consent_to_share": rng.random() < 0.85,
         }
         people_rows.append(
-            await candidates.create(session, CandidateCreate.model_validate(payload))
+            (
+                await candidates.create(
+                    session, SYSTEM_ACTOR, CandidateCreate.model_validate(payload)
+                )
+            )[0]
         )
     vacancy_rows = []
     for i, landlord in enumerate(landlord_rows):
@@ -159,12 +164,15 @@ async def _programme(
             "end_date": (today + timedelta(days=60 + 7 * i)).isoformat() if is_mission else None,
             "status": "open",
         }
-        vacancy_rows.append(await vacancies.create(session, VacancyCreate.model_validate(payload)))
+        vacancy_rows.append(
+            await vacancies.create(session, SYSTEM_ACTOR, VacancyCreate.model_validate(payload))
+        )
     proposals = 0
     for i, vacancy in enumerate(vacancy_rows[:3]):
         person = people_rows[i]
         await placements.create(
             session,
+            SYSTEM_ACTOR,
             PlacementCreate(candidate_id=person.id, vacancy_id=vacancy.id, notes="Demo proposal."),
         )
         proposals += 1

@@ -39,6 +39,7 @@ class TremplinError(Exception):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.extensions = extensions
+        self.headers: dict[str, str] | None = None
 
     @property
     def type(self) -> str:
@@ -55,6 +56,14 @@ class Unauthorized(TremplinError):
 
 class Forbidden(TremplinError):
     status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class TooManyRequests(TremplinError):
+    status, slug, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Rate limit reached; retry in {retry_after_s} s.")
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class NotFound(TremplinError):
@@ -134,6 +143,7 @@ def _from_error(request: Request, exc: TremplinError) -> JSONResponse:
         type_=exc.type,
         title=exc.title,
         detail=exc.detail,
+        headers=exc.headers,
         **exc.extensions,
     )
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,7 +19,10 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import PROBLEM_JSON, PayloadTooLarge, install_error_handlers
 from app.migrations import head_revision
-from app.routers import candidates, health, placements, structures, vacancies
+from app.ratelimit import RateLimiter
+from app.routers import audit, candidates, clients, health, oauth, placements, structures, vacancies
+from app.services.auth import Authenticator
+from app.services.permissions import ALL_SCOPES, OPERATIONS
 
 API_VERSION = "0.1.0"
 DESCRIPTION = """
@@ -83,6 +87,47 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Conservative headers for an API that serves personal data.
+
+    The interactive docs load their assets from a CDN, so they get no CSP here.
+    """
+
+    _COMMON = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+    )
+
+    def __init__(self, app: ASGIApp, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        is_api = path.startswith("/v1/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                headers.extend(self._COMMON)
+                if is_api:
+                    headers.append(
+                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+                    )
+                    if not any(name == b"cache-control" for name, _ in headers):
+                        headers.append((b"cache-control", b"no-store"))
+                if self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class RequestId:
     """Echoes X-Request-ID, or makes one, so a partner can quote it to support."""
 
@@ -131,10 +176,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(settings)
+    app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
-    for module in (health, structures, candidates, vacancies, placements):
+    for module in (health, oauth, structures, candidates, vacancies, placements, clients, audit):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "X-Request-ID",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.add_middleware(RequestId)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     logging.getLogger("tremplin").setLevel(logging.INFO)
@@ -155,12 +224,56 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "candidates", "description": "People on an insertion path."},
             {"name": "vacancies", "description": "Jobs and missions posted by landlords."},
             {"name": "placements", "description": "Candidates put forward for vacancies."},
+            {"name": "clients", "description": "API clients of partner systems (admins)."},
+            {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
+            {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],
     )
     _errors_as_problem_json(schema)
+    _security(schema)
     app.openapi_schema = schema
     return schema
+
+
+_AUTH_RESPONSES = {
+    "401": "Missing, invalid or expired access token",
+    "403": "The caller's role or token scope may not use this operation",
+    "429": "Rate limit reached; see Retry-After",
+}
+
+
+def _security(schema: dict[str, Any]) -> None:
+    """Declare the OAuth2 client-credentials scheme and the scope each operation needs."""
+    schema.setdefault("components", {})["securitySchemes"] = {
+        "oauth2": {
+            "type": "oauth2",
+            "description": "Client credentials from a national administrator. "
+            "Front-end users send a bearer JWT from the OpenID Connect provider instead.",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/v1/oauth/token",
+                    "scopes": {scope: scope.replace(":", " ") for scope in ALL_SCOPES},
+                }
+            },
+        }
+    }
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            op = OPERATIONS.get(operation.get("operationId", ""))
+            if op is not None:
+                operation["security"] = [{"oauth2": [op.scope]}]
+                responses = operation.setdefault("responses", {})
+                for code, description in _AUTH_RESPONSES.items():
+                    responses.setdefault(
+                        code,
+                        {
+                            "description": description,
+                            "content": {
+                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                            },
+                        },
+                    )
 
 
 def _errors_as_problem_json(schema: dict[str, Any]) -> None:

@@ -11,9 +11,11 @@ import asyncio
 import os
 import secrets
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -24,8 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app import migrations
 from app.config import Settings
+from app.db import session_scope
+from app.domain.enums import Role
 from app.main import create_app
 from app.models import Base
+from app.schemas.access import ApiClientCreate
+from app.services import clients
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -103,8 +109,17 @@ async def backend(request: pytest.FixtureRequest, tmp_root: Path) -> AsyncIterat
         await drop_postgres_database(server, url)
 
 
+TEST_SIGNING_KEY = "test-signing-key-" + "0" * 48
+
+
 def make_settings(url: str, **overrides: object) -> Settings:
-    return Settings(database_url=url, environment="test", **overrides)  # type: ignore[arg-type]
+    values: dict[str, object] = {
+        "database_url": url,
+        "environment": "test",
+        "jwt_signing_key": TEST_SIGNING_KEY,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -128,15 +143,83 @@ def sessionmaker(app: FastAPI) -> async_sessionmaker[AsyncSession]:
 
 async def _empty_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # The audit journal refuses deletes outside the retention purge.
+            await conn.execute(text("SET LOCAL tremplin.audit_purge = 'on'"))
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(text(f"DELETE FROM {table.name}"))
 
 
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str
+
+
+async def create_api_client(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    role: Role | str,
+    structure_id: str | uuid.UUID | None = None,
+    **fields: Any,
+) -> Credentials:
+    data = ApiClientCreate.model_validate(
+        {"name": f"test {role} client", "role": role, "structure_id": structure_id, **fields}
+    )
+    async with session_scope(sessionmaker) as session:
+        row, secret = await clients.create(session, data)
+        return Credentials(str(row.id), secret)
+
+
+async def get_token(http: httpx.AsyncClient, credentials: Credentials, scope: str | None = None) -> str:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret,
+    }
+    if scope is not None:
+        form["scope"] = scope
+    response = await http.post("/v1/oauth/token", data=form)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def http_client(app: FastAPI, token: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://tremplin.test", headers=headers
+    )
+
+
+async def client_as(
+    app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    role: Role | str,
+    structure_id: str | uuid.UUID | None = None,
+) -> httpx.AsyncClient:
+    """An HTTP client holding a fresh token of an API client with this role."""
+    credentials = await create_api_client(sessionmaker, role, structure_id)
+    async with http_client(app) as anonymous:
+        token = await get_token(anonymous, credentials)
+    return http_client(app, token)
+
+
 @pytest.fixture
-async def client(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """No token at all; tables emptied like `client`."""
     await _empty_tables(engine)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://tremplin.test") as c:
+    async with http_client(app) as c:
+        yield c
+    await _empty_tables(engine)
+
+
+@pytest.fixture
+async def client(
+    app: FastAPI, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A national administrator's client: sees and may do everything."""
+    await _empty_tables(engine)
+    async with await client_as(app, sessionmaker, Role.ADMIN) as c:
         yield c
     await _empty_tables(engine)
 

@@ -128,3 +128,45 @@ class Appellation(StrEnum):
     GARDIEN_POLYVALENT = "15229"
     TECHNICIEN_PROXIMITE = "19918"
     CHARGE_USAGERS_HABITAT_SOCIAL = "11890"
+
+
+class Role(StrEnum):
+    """Who calls the API (DOMAIN.md, "Who may see what")."""
+
+    ADMIN = "admin"  # national federation staff
+    INSERTION = "insertion"  # staff of an insertion structure
+    LANDLORD = "landlord"  # staff of a social landlord
+    PRESCRIBER = "prescriber"  # France Travail, PLIE, mission locale...
+    OBSERVER = "observer"  # state services, funders: aggregated statistics only
+
+
+# The structure kind a role's structure must have; admins and observers may be national.
+ROLE_STRUCTURE_KIND: dict[Role, StructureKind | None] = {
+    Role.ADMIN: None,
+    Role.INSERTION: StructureKind.INSERTION,
+    Role.LANDLORD: StructureKind.LANDLORD,
+    Role.PRESCRIBER: StructureKind.PARTNER,
+    Role.OBSERVER: None,
+}
+
+
+class ActorKind(StrEnum):
+    CLIENT = "client"  # an API client (OAuth2 client credentials)
+    USER = "user"  # a person signed in through the OpenID Connect provider
+    SYSTEM = "system"  # a command run on the server (demo loader, maintenance)
+
+
+class AuditAction(StrEnum):
+    READ = "read"
+    LIST = "list"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class CandidateView(StrEnum):
+    """Which fields of a candidate a caller gets."""
+
+    FULL = "full"
+    REDUCED = "reduced"  # landlord before a placement is accepted
+    REFERRAL = "referral"  # prescriber: the person they referred, phase and outcome

@@ -1,9 +1,19 @@
 """ORM models. Importing this package registers every table on Base.metadata."""
 
+from app.models.access import ApiClient, AuditEvent, IdempotencyKey
 from app.models.base import Base
 from app.models.candidate import Candidate
 from app.models.placement import Placement
 from app.models.structure import Structure
 from app.models.vacancy import Vacancy
 
-__all__ = ["Base", "Candidate", "Placement", "Structure", "Vacancy"]
+__all__ = [
+    "ApiClient",
+    "AuditEvent",
+    "Base",
+    "Candidate",
+    "IdempotencyKey",
+    "Placement",
+    "Structure",
+    "Vacancy",
+]

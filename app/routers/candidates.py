@@ -6,14 +6,28 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.domain.enums import Phase
-from app.routers.deps import IfMatch, Session, TransactionalRoute, set_etag
+from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
-from app.schemas.candidates import Candidate, CandidateCreate, CandidatePage, CandidateUpdate
+from app.schemas.candidates import (
+    Candidate,
+    CandidateAny,
+    CandidateCreate,
+    CandidatePage,
+    CandidateUpdate,
+    present,
+)
 from app.schemas.common import Departement
 from app.schemas.problems import problem_responses
 from app.services import candidates as service
 
-router = APIRouter(prefix="/v1/candidates", tags=["candidates"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/v1/candidates", tags=["candidates"], route_class=ApiRoute)
+
+_VIEWS = (
+    "The fields returned depend on the caller (`view`): `full` for admins and the "
+    "accompanying structure, `reduced` for a landlord until one of its placements for the "
+    "person is accepted, `referral` for the prescriber who referred the person. Every "
+    "access is recorded in the audit journal."
+)
 
 
 class CandidateListQuery(ListQuery):
@@ -26,40 +40,52 @@ class CandidateListQuery(ListQuery):
     "",
     status_code=status.HTTP_201_CREATED,
     name="candidates_create",
-    summary="Register a candidate; the path starts in recruitment",
+    summary="Register a candidate (or refer one, as a prescriber); the path starts in recruitment",
+    description=_VIEWS,
     responses=problem_responses(409, 413, 422),
 )
-async def create(body: CandidateCreate, session: Session, response: Response) -> Candidate:
-    candidate = await service.create(session, body)
+async def create(
+    body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
+) -> CandidateAny:
+    candidate, view = await service.create(session, actor, body)
     set_etag(response, candidate.version)
     response.headers["Location"] = f"{router.prefix}/{candidate.id}"
-    return Candidate.model_validate(candidate)
+    return present(candidate, view)
 
 
-@router.get("", name="candidates_list", summary="List candidates", responses=problem_responses(422))
-async def list_(query: Annotated[CandidateListQuery, Query()], session: Session) -> CandidatePage:
+@router.get(
+    "",
+    name="candidates_list",
+    summary="List the candidates the caller may see",
+    description=_VIEWS,
+    responses=problem_responses(422),
+)
+async def list_(
+    query: Annotated[CandidateListQuery, Query()], session: Session, actor: CurrentActor
+) -> CandidatePage:
     filters = service.CandidateFilters(
         structure_id=query.structure_id,
         phase=query.phase,
         departement=query.departement,
         updated_since=query.updated_since,
     )
-    items, next_cursor = await service.list_(session, filters, query.page())
-    return CandidatePage(
-        items=[Candidate.model_validate(c) for c in items], next_cursor=next_cursor
-    )
+    rows, next_cursor = await service.list_(session, actor, filters, query.page())
+    return CandidatePage(items=[present(c, view) for c, view in rows], next_cursor=next_cursor)
 
 
 @router.get(
     "/{candidate_id}",
     name="candidates_get",
     summary="Get a candidate",
+    description=_VIEWS,
     responses=problem_responses(404, 422),
 )
-async def get(candidate_id: uuid.UUID, session: Session, response: Response) -> Candidate:
-    candidate = await service.get(session, candidate_id)
+async def get(
+    candidate_id: uuid.UUID, session: Session, actor: CurrentActor, response: Response
+) -> CandidateAny:
+    candidate, view = await service.get(session, actor, candidate_id)
     set_etag(response, candidate.version)
-    return Candidate.model_validate(candidate)
+    return present(candidate, view)
 
 
 @router.patch(
@@ -72,10 +98,11 @@ async def update(
     candidate_id: uuid.UUID,
     body: CandidateUpdate,
     session: Session,
+    actor: CurrentActor,
     if_match: IfMatch,
     response: Response,
 ) -> Candidate:
-    candidate = await service.update(session, candidate_id, body, if_match)
+    candidate = await service.update(session, actor, candidate_id, body, if_match)
     set_etag(response, candidate.version)
     return Candidate.model_validate(candidate)
 
@@ -87,5 +114,7 @@ async def update(
     summary="Erase a candidate who has no placement",
     responses=problem_responses(404, 409, 412, 422),
 )
-async def delete(candidate_id: uuid.UUID, session: Session, if_match: IfMatch) -> None:
-    await service.delete(session, candidate_id, if_match)
+async def delete(
+    candidate_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch
+) -> None:
+    await service.delete(session, actor, candidate_id, if_match)

@@ -1,4 +1,4 @@
-"""What every router shares: the per-request session, preconditions and headers."""
+"""What every router shares: the per-request transaction, the caller, preconditions."""
 
 from __future__ import annotations
 
@@ -11,37 +11,85 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.errors import Forbidden
+from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
+from app.services.auth import Actor, Authenticator, MissingToken
+from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Operation
 
 
-class TransactionalRoute(APIRoute):
-    """Runs each request in one session, committed before the response is sent.
+class ApiRoute(APIRoute):
+    """Every request runs in one session, committed before the response is sent.
 
     A dependency with `yield` would commit after the response on current FastAPI,
     so a failed commit could follow a 2xx already sent. Here the commit happens
     between building the response and returning it, and any error rolls back.
+    Before the endpoint runs, the caller is authenticated, rate-limited and checked
+    against the permission matrix; POSTs honour Idempotency-Key.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if self.name in PUBLIC_OPERATIONS:
+            operation = None
+        elif self.name in OPERATIONS:
+            operation = OPERATIONS[self.name]
+        else:
+            raise RuntimeError(f"route {self.name} has no entry in the permission matrix")
 
-        async def transactional_handler(request: Request) -> Response:
+        async def api_handler(request: Request) -> Response:
             sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
             async with sessionmaker() as session:
                 request.state.session = session
                 try:
-                    response = await handler(request)
+                    if operation is None:
+                        response = await handler(request)
+                    else:
+                        actor = await _admit(request, session, operation)
+                        request.state.actor = actor
+                        key = request.headers.get(IDEMPOTENCY_HEADER)
+                        if request.method == "POST" and key is not None:
+                            settings: Settings = request.app.state.settings
+                            response = await run_idempotent(
+                                request, session, actor.id, key, settings, handler
+                            )
+                        else:
+                            response = await handler(request)
                     await session.commit()
                 except BaseException:
                     await session.rollback()
                     raise
             return response
 
-        return transactional_handler
+        return api_handler
+
+
+async def _admit(request: Request, session: AsyncSession, operation: Operation) -> Actor:
+    """401 without a valid token, 429 over the rate, 403 for a role or scope not allowed."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise MissingToken()
+    authenticator: Authenticator = request.app.state.authenticator
+    request_id = getattr(request.state, "request_id", None)
+    actor = await authenticator.authenticate(session, token.strip(), request_id)
+    request.app.state.rate_limiter.hit(actor.id, actor.role)
+    if actor.role not in operation.grants:
+        raise Forbidden(f"The {actor.role.value} role may not use this operation.")
+    if operation.scope not in actor.scopes:
+        raise Forbidden(
+            f"This token lacks the scope {operation.scope}.", required_scope=operation.scope
+        )
+    return actor
 
 
 def get_session(request: Request) -> AsyncSession:
     session: AsyncSession = request.state.session
     return session
+
+
+def get_actor(request: Request) -> Actor:
+    actor: Actor = request.state.actor
+    return actor
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -50,6 +98,7 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
+CurrentActor = Annotated[Actor, Depends(get_actor)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
 _ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
@@ -62,9 +111,7 @@ def etag(version: int) -> str:
 def expected_versions(
     if_match: Annotated[
         str | None,
-        Header(
-            description='Send the ETag you read (e.g. `"3"`); a stale one gets 412.',
-        ),
+        Header(description='Send the ETag you read (e.g. `"3"`); a stale one gets 412.'),
     ] = None,
 ) -> frozenset[int] | None:
     """The versions an If-Match header accepts; None when there is no condition.

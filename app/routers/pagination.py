@@ -11,7 +11,7 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class ListQuery(BaseModel):
+class PageQuery(BaseModel):
     """Query parameters every list accepts. Unknown parameters are rejected."""
 
     model_config = ConfigDict(extra="forbid")
@@ -20,6 +20,14 @@ class ListQuery(BaseModel):
     cursor: str | None = Field(
         default=None, max_length=64, description="`next_cursor` of the previous page."
     )
+
+    def page(self) -> PageRequest:
+        return PageRequest(limit=self.limit, cursor=self.cursor)
+
+
+class ListQuery(PageQuery):
+    """Lists of resources also accept `updated_since`, for partners that synchronise."""
+
     updated_since: datetime | None = Field(
         default=None,
         description="Only resources changed at or after this instant (RFC 3339), to sync.",
@@ -31,6 +39,3 @@ class ListQuery(BaseModel):
         if value is not None and value.tzinfo is None:
             raise ValueError("give a timezone, e.g. 2026-01-31T00:00:00Z")
         return value
-
-    def page(self) -> PageRequest:
-        return PageRequest(limit=self.limit, cursor=self.cursor)

@@ -6,14 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.domain.enums import StructureKind
-from app.routers.deps import IfMatch, Session, TransactionalRoute, set_etag
+from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
 from app.schemas.common import Departement
 from app.schemas.problems import problem_responses
 from app.schemas.structures import Structure, StructureCreate, StructurePage, StructureUpdate
 from app.services import structures as service
 
-router = APIRouter(prefix="/v1/structures", tags=["structures"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/v1/structures", tags=["structures"], route_class=ApiRoute)
 
 
 class StructureListQuery(ListQuery):
@@ -35,7 +35,12 @@ async def create(body: StructureCreate, session: Session, response: Response) ->
     return Structure.model_validate(structure)
 
 
-@router.get("", name="structures_list", summary="List structures", responses=problem_responses(422))
+@router.get(
+    "",
+    name="structures_list",
+    summary="List structures",
+    responses=problem_responses(422),
+)
 async def list_(query: Annotated[StructureListQuery, Query()], session: Session) -> StructurePage:
     filters = service.StructureFilters(
         kind=query.kind, departement=query.departement, updated_since=query.updated_since
@@ -68,10 +73,11 @@ async def update(
     structure_id: uuid.UUID,
     body: StructureUpdate,
     session: Session,
+    actor: CurrentActor,
     if_match: IfMatch,
     response: Response,
 ) -> Structure:
-    structure = await service.update(session, structure_id, body, if_match)
+    structure = await service.update(session, actor, structure_id, body, if_match)
     set_etag(response, structure.version)
     return Structure.model_validate(structure)
 

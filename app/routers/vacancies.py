@@ -6,14 +6,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.domain.enums import VacancyKind, VacancyStatus
-from app.routers.deps import IfMatch, Session, TransactionalRoute, set_etag
+from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
 from app.schemas.common import Departement
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy, VacancyCreate, VacancyPage, VacancyUpdate
 from app.services import vacancies as service
 
-router = APIRouter(prefix="/v1/vacancies", tags=["vacancies"], route_class=TransactionalRoute)
+router = APIRouter(prefix="/v1/vacancies", tags=["vacancies"], route_class=ApiRoute)
 
 
 class VacancyListQuery(ListQuery):
@@ -30,15 +30,21 @@ class VacancyListQuery(ListQuery):
     summary="Post a job or a mission",
     responses=problem_responses(409, 413, 422),
 )
-async def create(body: VacancyCreate, session: Session, response: Response) -> Vacancy:
-    vacancy = await service.create(session, body)
+async def create(
+    body: VacancyCreate, session: Session, actor: CurrentActor, response: Response
+) -> Vacancy:
+    vacancy = await service.create(session, actor, body)
     set_etag(response, vacancy.version)
     response.headers["Location"] = f"{router.prefix}/{vacancy.id}"
     return Vacancy.model_validate(vacancy)
 
 
-@router.get("", name="vacancies_list", summary="List vacancies", responses=problem_responses(422))
-async def list_(query: Annotated[VacancyListQuery, Query()], session: Session) -> VacancyPage:
+@router.get(
+    "", name="vacancies_list", summary="List vacancies", responses=problem_responses(422)
+)
+async def list_(
+    query: Annotated[VacancyListQuery, Query()], session: Session, actor: CurrentActor
+) -> VacancyPage:
     filters = service.VacancyFilters(
         landlord_id=query.landlord_id,
         kind=query.kind,
@@ -46,7 +52,7 @@ async def list_(query: Annotated[VacancyListQuery, Query()], session: Session) -
         departement=query.departement,
         updated_since=query.updated_since,
     )
-    items, next_cursor = await service.list_(session, filters, query.page())
+    items, next_cursor = await service.list_(session, actor, filters, query.page())
     return VacancyPage(items=[Vacancy.model_validate(v) for v in items], next_cursor=next_cursor)
 
 
@@ -56,8 +62,10 @@ async def list_(query: Annotated[VacancyListQuery, Query()], session: Session) -
     summary="Get a vacancy",
     responses=problem_responses(404, 422),
 )
-async def get(vacancy_id: uuid.UUID, session: Session, response: Response) -> Vacancy:
-    vacancy = await service.get(session, vacancy_id)
+async def get(
+    vacancy_id: uuid.UUID, session: Session, actor: CurrentActor, response: Response
+) -> Vacancy:
+    vacancy = await service.get(session, actor, vacancy_id)
     set_etag(response, vacancy.version)
     return Vacancy.model_validate(vacancy)
 
@@ -72,10 +80,11 @@ async def update(
     vacancy_id: uuid.UUID,
     body: VacancyUpdate,
     session: Session,
+    actor: CurrentActor,
     if_match: IfMatch,
     response: Response,
 ) -> Vacancy:
-    vacancy = await service.update(session, vacancy_id, body, if_match)
+    vacancy = await service.update(session, actor, vacancy_id, body, if_match)
     set_etag(response, vacancy.version)
     return Vacancy.model_validate(vacancy)
 
@@ -87,5 +96,7 @@ async def update(
     summary="Delete a vacancy nobody was proposed for (otherwise close or cancel it)",
     responses=problem_responses(404, 409, 412, 422),
 )
-async def delete(vacancy_id: uuid.UUID, session: Session, if_match: IfMatch) -> None:
-    await service.delete(session, vacancy_id, if_match)
+async def delete(
+    vacancy_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch
+) -> None:
+    await service.delete(session, actor, vacancy_id, if_match)

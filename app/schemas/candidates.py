@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 
 from app.config import get_settings
-from app.domain.enums import CertificationStatus, Phase
+from app.domain.enums import CandidateView, CertificationStatus, Phase
 from app.domain.identifiers import normalise_phone
 from app.schemas.common import (
     CommuneInsee,
@@ -185,6 +185,10 @@ class CertificationRead(ReadModel):
 
 
 class Candidate(EntityRead):
+    """The full profile: admins, the accompanying structure, and a landlord once one
+    of its placements for the person is accepted."""
+
+    view: Literal[CandidateView.FULL] = CandidateView.FULL
     first_name: str
     last_name: str
     birth_date: dt.date
@@ -211,5 +215,56 @@ class Candidate(EntityRead):
     phase_changed_at: dt.datetime
 
 
-class CandidatePage(Page[Candidate]):
+class CandidateReduced(EntityRead):
+    """What a landlord sees of a person proposed to it, until a placement is accepted."""
+
+    view: Literal[CandidateView.REDUCED] = CandidateView.REDUCED
+    first_name: str
+    last_name_initial: str
+    commune_insee: str
+    commune_name: str | None
+    departement: str
+    competencies: CompetencyLevels
+    certifications: list[CertificationRead]
+    phase: Phase
+
+
+class CandidateReferral(EntityRead):
+    """What a prescriber sees of a person it referred: who, where they are, the outcome."""
+
+    view: Literal[CandidateView.REFERRAL] = CandidateView.REFERRAL
+    first_name: str
+    last_name: str
+    structure_id: uuid.UUID
+    phase: Phase
+    phase_changed_at: dt.datetime
+
+
+CandidateAny = Annotated[
+    Candidate | CandidateReduced | CandidateReferral, Field(discriminator="view")
+]
+
+
+class CandidatePage(Page[CandidateAny]):
     pass
+
+
+def present(
+    candidate: object, view: CandidateView
+) -> Candidate | CandidateReduced | CandidateReferral:
+    """The representation of a stored candidate that a view allows."""
+    if view is CandidateView.FULL:
+        return Candidate.model_validate(candidate)
+    if view is CandidateView.REFERRAL:
+        return CandidateReferral.model_validate(candidate)
+    last_name: str = getattr(candidate, "last_name", "")
+    return CandidateReduced.model_validate(
+        {
+            **{
+                name: getattr(candidate, name)
+                for name in CandidateReduced.model_fields
+                if name not in {"view", "last_name_initial"}
+            },
+            "last_name_initial": f"{last_name[:1]}.",
+        }
+    )

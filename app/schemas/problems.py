@@ -33,11 +33,14 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the given error statuses."""
     descriptions = {
         400: "Malformed request",
+        401: "Missing, invalid or expired access token",
+        403: "The caller's role or token scope may not use this operation",
         404: "Unknown id",
         409: "Conflict with the current state (duplicate, wrong reference, in use)",
         412: "If-Match does not match the current version",
         413: "Request body too large",
         422: "Invalid payload or query parameters",
+        429: "Rate limit reached; see Retry-After",
         503: "Database unavailable",
     }
     out: dict[int | str, dict[str, Any]] = {}

@@ -6,22 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import Phase, StructureKind
+from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
+from app.errors import Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import structures
+from app.services import audit, placements, structures
+from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
     apply_changes,
     check_version,
     cross_field,
     flush,
-    get_or_404,
     paginate,
     territory,
 )
@@ -47,6 +48,38 @@ def _column_values(
     return values
 
 
+def visible_to(actor: Actor) -> ColumnElement[bool]:
+    """The candidates within the caller's tenancy, as a SQL condition."""
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.INSERTION:
+            return Candidate.structure_id == actor.structure_id
+        case Role.PRESCRIBER:
+            return Candidate.referrer_id == actor.structure_id
+        case Role.LANDLORD:
+            assert actor.structure_id is not None
+            return placements.proposed_to_landlord(Candidate.id, actor.structure_id)
+        case _:
+            return false()
+
+
+async def _views(
+    session: AsyncSession, actor: Actor, candidates: Sequence[Candidate]
+) -> dict[uuid.UUID, CandidateView]:
+    if actor.role is Role.PRESCRIBER:
+        return {c.id: CandidateView.REFERRAL for c in candidates}
+    if actor.role is not Role.LANDLORD:
+        return {c.id: CandidateView.FULL for c in candidates}
+    assert actor.structure_id is not None
+    accepted = await placements.accepted_by_landlord(
+        session, [c.id for c in candidates], actor.structure_id
+    )
+    return {
+        c.id: CandidateView.FULL if c.id in accepted else CandidateView.REDUCED for c in candidates
+    }
+
+
 async def _check_references(
     session: AsyncSession, structure_id: uuid.UUID | None, referrer_id: uuid.UUID | None
 ) -> None:
@@ -58,47 +91,81 @@ async def _check_references(
         await structures.require_kind(session, referrer_id, StructureKind.PARTNER, "referrer_id")
 
 
-async def create(session: AsyncSession, data: CandidateCreate) -> Candidate:
+async def create(
+    session: AsyncSession, actor: Actor, data: CandidateCreate
+) -> tuple[Candidate, CandidateView]:
+    view = CandidateView.FULL
+    if actor.role is Role.INSERTION and data.structure_id != actor.structure_id:
+        raise Forbidden("Insertion staff register candidates for their own structure only.")
+    if actor.role is Role.PRESCRIBER:
+        if data.referrer_id not in (None, actor.structure_id):
+            raise Forbidden("A prescriber refers people in its own name only.")
+        data = data.model_copy(update={"referrer_id": actor.structure_id})
+        view = CandidateView.REFERRAL
     await _check_references(session, data.structure_id, data.referrer_id)
-    values = _column_values(data, exclude_unset=False)
+    now = utcnow()
     candidate = Candidate(
-        **values,
+        **_column_values(data, exclude_unset=False),
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
-        phase_changed_at=utcnow(),
-        consent_given_at=utcnow() if data.consent_to_share else None,
+        phase_changed_at=now,
+        consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
     await flush(session)
+    await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
+    return candidate, view
+
+
+async def _visible(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> Candidate:
+    candidate = await session.scalar(
+        select(Candidate).where(Candidate.id == candidate_id, visible_to(actor))
+    )
+    if candidate is None:
+        raise NotFound("No candidate with this id.")
     return candidate
 
 
-async def get(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
-    return await get_or_404(session, Candidate, candidate_id)
+async def get(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
+) -> tuple[Candidate, CandidateView]:
+    candidate = await _visible(session, actor, candidate_id)
+    view = (await _views(session, actor, [candidate]))[candidate.id]
+    await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
+    return candidate, view
 
 
 async def list_(
-    session: AsyncSession, filters: CandidateFilters, page: PageRequest
-) -> tuple[Sequence[Candidate], str | None]:
-    stmt = select(Candidate)
+    session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
+) -> tuple[list[tuple[Candidate, CandidateView]], str | None]:
+    stmt = select(Candidate).where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
     if filters.phase is not None:
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
-    return await paginate(session, Candidate, stmt, page, filters.updated_since)
+    rows, next_cursor = await paginate(session, Candidate, stmt, page, filters.updated_since)
+    views = await _views(session, actor, rows)
+    for view in set(views.values()):
+        ids = [c.id for c in rows if views[c.id] is view]
+        await audit.record(session, actor, ids, AuditAction.LIST, view)
+    return [(c, views[c.id]) for c in rows], next_cursor
 
 
 async def update(
     session: AsyncSession,
+    actor: Actor,
     candidate_id: uuid.UUID,
     data: CandidateUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Candidate:
-    candidate = await get(session, candidate_id)
+    candidate = await _visible(session, actor, candidate_id)
     check_version(candidate.version, expected_versions)
     changes = _column_values(data, exclude_unset=True)
+    moved = changes.get("structure_id", candidate.structure_id) != candidate.structure_id
+    if moved and actor.role is not Role.ADMIN:
+        raise Forbidden("Only a national administrator moves a candidate to another structure.")
     await _check_references(session, changes.get("structure_id"), changes.get("referrer_id"))
     cross_field(
         lambda: check_coordinates(
@@ -113,13 +180,18 @@ async def update(
         changes["consent_given_at"] = utcnow() if consent else None
     apply_changes(candidate, changes)
     await flush(session)
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
     return candidate
 
 
 async def delete(
-    session: AsyncSession, candidate_id: uuid.UUID, expected_versions: frozenset[int] | None
+    session: AsyncSession,
+    actor: Actor,
+    candidate_id: uuid.UUID,
+    expected_versions: frozenset[int] | None,
 ) -> None:
-    candidate = await get(session, candidate_id)
+    candidate = await _visible(session, actor, candidate_id)
     check_version(candidate.version, expected_versions)
     await session.delete(candidate)
     await flush(session)
+    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)

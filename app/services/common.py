@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +25,10 @@ from app.errors import (
     field_error,
     integrity_to_conflict,
 )
-from app.models.base import Entity
+from app.models.base import Base, Entity
 
 E = TypeVar("E", bound=Entity)
+B = TypeVar("B", bound=Base)
 
 
 async def get_or_404(session: AsyncSession, model: type[E], id_: uuid.UUID) -> E:
@@ -102,17 +104,21 @@ def decode_cursor(cursor: str) -> uuid.UUID:
 
 async def paginate(
     session: AsyncSession,
-    model: type[E],
-    stmt: Select[E],
+    model: type[B],
+    stmt: Select[B],
     page: PageRequest,
     updated_since: datetime | None = None,
-) -> tuple[Sequence[E], str | None]:
+) -> tuple[Sequence[B], str | None]:
+    id_column = sa_inspect(model).primary_key[0]
     if updated_since is not None:
-        stmt = stmt.where(model.updated_at >= updated_since)
+        stmt = stmt.where(model.__table__.c.updated_at >= updated_since)
     if page.cursor:
-        stmt = stmt.where(model.id > decode_cursor(page.cursor))
-    stmt = stmt.order_by(model.id).limit(page.limit + 1)
+        stmt = stmt.where(id_column > decode_cursor(page.cursor))
+    stmt = stmt.order_by(id_column).limit(page.limit + 1)
     rows = (await session.scalars(stmt)).all()
     if len(rows) > page.limit:
-        return rows[: page.limit], encode_cursor(rows[page.limit - 1].id)
+        identity = sa_inspect(rows[page.limit - 1]).identity
+        assert identity is not None
+        last_id: uuid.UUID = identity[0]
+        return rows[: page.limit], encode_cursor(last_id)
     return rows, None

@@ -8,11 +8,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import StructureKind
-from app.errors import DuplicateResource, ValidationFailed, WrongReferenceKind, field_error
+from app.domain.enums import Role, StructureKind
+from app.errors import (
+    DuplicateResource,
+    NotFound,
+    ValidationFailed,
+    WrongReferenceKind,
+    field_error,
+)
 from app.models import Structure
 from app.schemas.common import check_coordinates
 from app.schemas.structures import StructureCreate, StructureUpdate, check_sub_kind
+from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
     apply_changes,
@@ -59,10 +66,13 @@ async def list_(
 
 async def update(
     session: AsyncSession,
+    actor: Actor,
     structure_id: uuid.UUID,
     data: StructureUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Structure:
+    if actor.role is not Role.ADMIN and structure_id != actor.structure_id:
+        raise NotFound("No structure with this id.")
     structure = await get(session, structure_id)
     check_version(structure.version, expected_versions)
     changes = data.model_dump(exclude_unset=True)
@@ -90,15 +100,20 @@ async def delete(
     await flush(session)
 
 
-async def require_kind(
-    session: AsyncSession, structure_id: uuid.UUID, kind: StructureKind, field: str
-) -> Structure:
-    """A structure referenced from a body: unknown is a 422, the wrong kind a 409."""
+async def require_exists(session: AsyncSession, structure_id: uuid.UUID, field: str) -> Structure:
     structure = await session.get(Structure, structure_id)
     if structure is None:
         raise ValidationFailed(
             [field_error(["body", field], "no structure with this id", "reference_not_found")]
         )
+    return structure
+
+
+async def require_kind(
+    session: AsyncSession, structure_id: uuid.UUID, kind: StructureKind, field: str
+) -> Structure:
+    """A structure referenced from a body: unknown is a 422, the wrong kind a 409."""
+    structure = await require_exists(session, structure_id, field)
     if structure.kind is not kind:
         raise WrongReferenceKind(
             f"{field} must reference a structure of kind '{kind.value}'.",

@@ -5,21 +5,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import StructureKind, VacancyKind, VacancyStatus
+from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
+from app.errors import Forbidden, NotFound
 from app.models import Vacancy
 from app.schemas.common import check_coordinates, check_dates
 from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
 from app.services import structures
+from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
     apply_changes,
     check_version,
     cross_field,
     flush,
-    get_or_404,
     paginate,
     territory,
 )
@@ -34,7 +35,38 @@ class VacancyFilters:
     updated_since: datetime | None = None
 
 
-async def create(session: AsyncSession, data: VacancyCreate) -> Vacancy:
+def visible_to(actor: Actor) -> ColumnElement[bool]:
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.LANDLORD:
+            return Vacancy.landlord_id == actor.structure_id
+        case Role.INSERTION:
+            return Vacancy.status != VacancyStatus.DRAFT
+        case _:
+            return false()
+
+
+def writable_by(actor: Actor) -> ColumnElement[bool]:
+    if actor.role is Role.ADMIN:
+        return true()
+    if actor.role is Role.LANDLORD:
+        return Vacancy.landlord_id == actor.structure_id
+    return false()
+
+
+async def _find(
+    session: AsyncSession, vacancy_id: uuid.UUID, condition: ColumnElement[bool]
+) -> Vacancy:
+    vacancy = await session.scalar(select(Vacancy).where(Vacancy.id == vacancy_id, condition))
+    if vacancy is None:
+        raise NotFound("No vacancy with this id.")
+    return vacancy
+
+
+async def create(session: AsyncSession, actor: Actor, data: VacancyCreate) -> Vacancy:
+    if actor.role is Role.LANDLORD and data.landlord_id != actor.structure_id:
+        raise Forbidden("Landlord staff post vacancies for their own structure only.")
     await structures.require_kind(session, data.landlord_id, StructureKind.LANDLORD, "landlord_id")
     values = data.model_dump(exclude={"required_competencies"})
     values["required_competencies"] = data.required_competencies.model_dump()
@@ -44,14 +76,14 @@ async def create(session: AsyncSession, data: VacancyCreate) -> Vacancy:
     return vacancy
 
 
-async def get(session: AsyncSession, vacancy_id: uuid.UUID) -> Vacancy:
-    return await get_or_404(session, Vacancy, vacancy_id)
+async def get(session: AsyncSession, actor: Actor, vacancy_id: uuid.UUID) -> Vacancy:
+    return await _find(session, vacancy_id, visible_to(actor))
 
 
 async def list_(
-    session: AsyncSession, filters: VacancyFilters, page: PageRequest
+    session: AsyncSession, actor: Actor, filters: VacancyFilters, page: PageRequest
 ) -> tuple[Sequence[Vacancy], str | None]:
-    stmt = select(Vacancy)
+    stmt = select(Vacancy).where(visible_to(actor))
     if filters.landlord_id is not None:
         stmt = stmt.where(Vacancy.landlord_id == filters.landlord_id)
     if filters.kind is not None:
@@ -65,11 +97,12 @@ async def list_(
 
 async def update(
     session: AsyncSession,
+    actor: Actor,
     vacancy_id: uuid.UUID,
     data: VacancyUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Vacancy:
-    vacancy = await get(session, vacancy_id)
+    vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
     changes = data.model_dump(exclude_unset=True)
     if data.required_competencies is not None:
@@ -92,10 +125,13 @@ async def update(
 
 
 async def delete(
-    session: AsyncSession, vacancy_id: uuid.UUID, expected_versions: frozenset[int] | None
+    session: AsyncSession,
+    actor: Actor,
+    vacancy_id: uuid.UUID,
+    expected_versions: frozenset[int] | None,
 ) -> None:
     """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
-    vacancy = await get(session, vacancy_id)
+    vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
     await session.delete(vacancy)
     await flush(session)

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.domain.enums import ActorKind, AuditAction, CandidateView, Role
+from app.schemas.common import EntityRead, InputModel, LongName, Page, ReadModel, UpdateModel
+from app.services.permissions import ALL_SCOPES
+
+
+def _known_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+    return sorted(set(scopes))
+
+
+Scopes = Annotated[
+    list[str],
+    Field(max_length=len(ALL_SCOPES), json_schema_extra={"items": {"enum": list(ALL_SCOPES)}}),
+    AfterValidator(_known_scopes),
+]
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("give a timezone, e.g. 2027-12-31T23:59:59Z")
+    return value
+
+
+Instant = Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+class ApiClientCreate(InputModel):
+    name: LongName
+    role: Role
+    structure_id: uuid.UUID | None = Field(
+        default=None,
+        description="The structure the client acts for; required for insertion, landlord "
+        "and prescriber clients, empty for national ones.",
+    )
+    scopes: Scopes | None = Field(
+        default=None, description="Defaults to every scope the role can use."
+    )
+    expires_at: Instant | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "PLIE de l'agglomération : logiciel de suivi",
+                    "role": "prescriber",
+                    "structure_id": "01939a2e-0000-7000-8000-000000000005",
+                    "expires_at": "2027-12-31T23:59:59Z",
+                }
+            ]
+        }
+    )
+
+
+class ApiClientUpdate(UpdateModel):
+    non_nullable: ClassVar[frozenset[str]] = frozenset({"name", "scopes"})
+
+    name: LongName | None = None
+    scopes: Scopes | None = None
+    expires_at: Instant | None = None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"scopes": ["candidates:read"]}]})
+
+
+class ApiClient(EntityRead):
+    name: str
+    role: Role
+    structure_id: uuid.UUID | None
+    scopes: list[str]
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiClientCredentials(ApiClient):
+    """Returned once, at creation and rotation: the secret is not stored and cannot be read
+    again."""
+
+    client_secret: str
+
+
+class ApiClientPage(Page[ApiClient]):
+    pass
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int = Field(description="Seconds until the token expires.")
+    scope: str = Field(description="Space-separated scopes granted.")
+
+
+class AuditEvent(ReadModel):
+    id: uuid.UUID
+    at: dt.datetime
+    actor_kind: ActorKind
+    actor_id: str
+    actor_role: Role
+    actor_structure_id: uuid.UUID | None
+    candidate_id: uuid.UUID
+    action: AuditAction
+    field_class: CandidateView
+    request_id: str | None
+
+
+class AuditPage(Page[AuditEvent]):
+    pass

@@ -1,0 +1,117 @@
+"""API clients: created, scoped, expired, revoked and rotated by national administrators."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.enums import ROLE_STRUCTURE_KIND, Role
+from app.errors import Conflict, ValidationFailed, field_error
+from app.models import ApiClient
+from app.models.base import utcnow
+from app.schemas.access import ApiClientCreate, ApiClientUpdate
+from app.services import structures
+from app.services.auth import hash_secret, new_secret
+from app.services.common import PageRequest, check_version, flush, get_or_404, paginate
+from app.services.permissions import default_scopes
+
+
+class ClientRevoked(Conflict):
+    slug, title = "client-revoked", "The client is revoked"
+
+
+def _check_scopes(role: Role, scopes: Sequence[str]) -> None:
+    beyond = sorted(set(scopes) - default_scopes(role))
+    if beyond:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["body", "scopes"],
+                    f"not usable by the {role.value} role: {', '.join(beyond)}",
+                    "value_error",
+                )
+            ]
+        )
+
+
+async def create(session: AsyncSession, data: ApiClientCreate) -> tuple[ApiClient, str]:
+    kind = ROLE_STRUCTURE_KIND[data.role]
+    if kind is not None and data.structure_id is None:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["body", "structure_id"], f"required for the {data.role.value} role", "missing"
+                )
+            ]
+        )
+    if data.structure_id is not None:
+        if kind is not None:
+            await structures.require_kind(session, data.structure_id, kind, "structure_id")
+        else:
+            await structures.require_exists(session, data.structure_id, "structure_id")
+    scopes = sorted(default_scopes(data.role)) if data.scopes is None else data.scopes
+    _check_scopes(data.role, scopes)
+    secret = new_secret()
+    client = ApiClient(
+        name=data.name,
+        role=data.role,
+        structure_id=data.structure_id,
+        scopes=scopes,
+        secret_hash=hash_secret(secret),
+        expires_at=data.expires_at,
+    )
+    session.add(client)
+    await flush(session)
+    return client, secret
+
+
+async def get(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
+    return await get_or_404(session, ApiClient, client_id)
+
+
+async def list_(
+    session: AsyncSession, page: PageRequest, updated_since: datetime | None = None
+) -> tuple[Sequence[ApiClient], str | None]:
+    return await paginate(session, ApiClient, select(ApiClient), page, updated_since)
+
+
+async def update(
+    session: AsyncSession,
+    client_id: uuid.UUID,
+    data: ApiClientUpdate,
+    expected_versions: frozenset[int] | None,
+) -> ApiClient:
+    client = await get(session, client_id)
+    check_version(client.version, expected_versions)
+    changes = data.model_dump(exclude_unset=True)
+    if "scopes" in changes:
+        _check_scopes(client.role, changes["scopes"])
+    for name, value in changes.items():
+        setattr(client, name, value)
+    await flush(session)
+    return client
+
+
+async def revoke(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
+    """Revocation is immediate: every token of the client is refused from now on."""
+    client = await get(session, client_id)
+    if client.revoked_at is None:
+        client.revoked_at = utcnow()
+        await flush(session)
+    return client
+
+
+async def rotate_secret(session: AsyncSession, client_id: uuid.UUID) -> tuple[ApiClient, str]:
+    """A new secret; the old one and every token issued with it stop working at once."""
+    client = await get(session, client_id)
+    if client.revoked_at is not None:
+        raise ClientRevoked("A revoked client cannot get a new secret; create another client.")
+    secret = new_secret()
+    client.secret_hash = hash_secret(secret)
+    client.credential_version += 1
+    await flush(session)
+    return client, secret

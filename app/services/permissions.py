@@ -1,0 +1,182 @@
+"""The permission matrix: which role may call which operation, and on what.
+
+Written once, here. The router layer refuses a role absent from an operation (403),
+services scope their queries for OWN access (404 outside tenancy), docs/permissions.md
+is rendered from this table, and the test matrix is generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from app.domain.enums import Role
+
+
+class Access(StrEnum):
+    ALL = "all"  # every object of the kind (within the note's limits)
+    OWN = "own"  # objects within the caller's tenancy; others answer 404
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    access: Access
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    scope: str
+    summary: str
+    grants: dict[Role, Grant] = field(default_factory=dict)
+
+
+ADM, INS, LAN, PRE = Role.ADMIN, Role.INSERTION, Role.LANDLORD, Role.PRESCRIBER
+ALL, OWN = Grant(Access.ALL), Grant(Access.OWN, "their own structure")
+
+_READ_STRUCTURES = {ADM: ALL, INS: ALL, LAN: ALL, PRE: ALL}
+_READ_CANDIDATES = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "candidates their structure accompanies"),
+    LAN: Grant(
+        Access.OWN,
+        "candidates proposed to their vacancies; reduced view until a placement is accepted",
+    ),
+    PRE: Grant(Access.OWN, "people they referred; referral view (phase and outcome)"),
+}
+_READ_VACANCIES = {
+    ADM: ALL,
+    INS: Grant(Access.ALL, "published vacancies (not drafts)"),
+    LAN: Grant(Access.OWN, "their structure's vacancies"),
+}
+_READ_PLACEMENTS = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "placements of their candidates"),
+    LAN: Grant(Access.OWN, "placements on their vacancies"),
+}
+_ADMIN_ONLY = {ADM: ALL}
+
+OPERATIONS: dict[str, Operation] = {
+    "structures_list": Operation("structures:read", "List structures", _READ_STRUCTURES),
+    "structures_get": Operation("structures:read", "Get a structure", _READ_STRUCTURES),
+    "structures_create": Operation("structures:write", "Register a structure", _ADMIN_ONLY),
+    "structures_update": Operation(
+        "structures:write", "Update a structure", {ADM: ALL, INS: OWN, LAN: OWN, PRE: OWN}
+    ),
+    "structures_delete": Operation("structures:write", "Delete a structure", _ADMIN_ONLY),
+    "candidates_list": Operation("candidates:read", "List candidates", _READ_CANDIDATES),
+    "candidates_get": Operation("candidates:read", "Get a candidate", _READ_CANDIDATES),
+    "candidates_create": Operation(
+        "candidates:write",
+        "Register or refer a candidate",
+        {
+            ADM: ALL,
+            INS: Grant(Access.OWN, "for their own structure"),
+            PRE: Grant(Access.OWN, "a referral to an insertion structure, as the referrer"),
+        },
+    ),
+    "candidates_update": Operation(
+        "candidates:write",
+        "Update a candidate",
+        {ADM: ALL, INS: Grant(Access.OWN, "candidates their structure accompanies")},
+    ),
+    "candidates_delete": Operation(
+        "candidates:write",
+        "Erase a candidate",
+        {ADM: ALL, INS: Grant(Access.OWN, "candidates their structure accompanies")},
+    ),
+    "vacancies_list": Operation("vacancies:read", "List vacancies", _READ_VACANCIES),
+    "vacancies_get": Operation("vacancies:read", "Get a vacancy", _READ_VACANCIES),
+    "vacancies_create": Operation(
+        "vacancies:write",
+        "Post a vacancy",
+        {ADM: ALL, LAN: Grant(Access.OWN, "for their structure")},
+    ),
+    "vacancies_update": Operation(
+        "vacancies:write",
+        "Update a vacancy",
+        {ADM: ALL, LAN: Grant(Access.OWN, "their structure's vacancies")},
+    ),
+    "vacancies_delete": Operation(
+        "vacancies:write",
+        "Delete a vacancy",
+        {ADM: ALL, LAN: Grant(Access.OWN, "their structure's vacancies")},
+    ),
+    "placements_list": Operation("placements:read", "List placements", _READ_PLACEMENTS),
+    "placements_get": Operation("placements:read", "Get a placement", _READ_PLACEMENTS),
+    "placements_create": Operation(
+        "placements:write",
+        "Propose a candidate",
+        {ADM: ALL, INS: Grant(Access.OWN, "their candidates, for published vacancies")},
+    ),
+    "placements_update": Operation(
+        "placements:write",
+        "Update a placement's dates and notes",
+        {ADM: ALL, INS: Grant(Access.OWN, "placements of their candidates")},
+    ),
+    "clients_list": Operation("clients:admin", "List API clients", _ADMIN_ONLY),
+    "clients_get": Operation("clients:admin", "Get an API client", _ADMIN_ONLY),
+    "clients_create": Operation("clients:admin", "Create an API client", _ADMIN_ONLY),
+    "clients_update": Operation("clients:admin", "Update an API client", _ADMIN_ONLY),
+    "clients_revoke": Operation("clients:admin", "Revoke an API client", _ADMIN_ONLY),
+    "clients_rotate_secret": Operation(
+        "clients:admin", "Rotate an API client's secret", _ADMIN_ONLY
+    ),
+    "audit_list": Operation("audit:read", "Read the audit journal", _ADMIN_ONLY),
+}
+
+# Operations anyone may call without a token.
+PUBLIC_OPERATIONS = frozenset({"health_live", "health_ready", "oauth_token"})
+
+ALL_SCOPES: tuple[str, ...] = tuple(sorted({op.scope for op in OPERATIONS.values()}))
+
+
+def default_scopes(role: Role) -> frozenset[str]:
+    """Every scope an operation open to the role needs."""
+    return frozenset(op.scope for op in OPERATIONS.values() if role in op.grants)
+
+
+def grant(operation: str, role: Role) -> Grant | None:
+    return OPERATIONS[operation].grants.get(role)
+
+
+def render_markdown() -> str:
+    """docs/permissions.md, generated from OPERATIONS (python -m app permissions-doc)."""
+    roles = list(Role)
+    lines = [
+        "# Permissions",
+        "",
+        "Generated from `app/services/permissions.py` by `make docs`; do not edit by hand.",
+        "",
+        "`all`: any object; `own`: objects within the caller's tenancy (others answer 404);",
+        "`-`: the role may not use the operation (403). Every operation also needs its scope.",
+        "Without a valid token every operation answers 401, except "
+        + ", ".join(f"`{name}`" for name in sorted(PUBLIC_OPERATIONS))
+        + ".",
+        "",
+        "| operation | scope | " + " | ".join(r.value for r in roles) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in roles) + " |",
+    ]
+    notes: list[str] = []
+    for name, op in OPERATIONS.items():
+        cells = []
+        for role in roles:
+            g = op.grants.get(role)
+            if g is None:
+                cells.append("-")
+                continue
+            cell = g.access.value
+            if g.note:
+                notes.append(f"- `{name}`, {role.value}: {g.note}.")
+                cell += f" [{len(notes)}]"
+            cells.append(cell)
+        lines.append(f"| `{name}` | `{op.scope}` | " + " | ".join(cells) + " |")
+    lines += ["", "Notes:", ""]
+    lines += [f"{i}. {note[2:]}" for i, note in enumerate(notes, start=1)]
+    lines += [
+        "",
+        "Observers get aggregated statistics only, which no operation serves yet:",
+        "an observer's token is refused (403) everywhere above.",
+        "",
+    ]
+    return "\n".join(lines)
