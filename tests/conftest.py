@@ -170,7 +170,9 @@ async def create_api_client(
         return Credentials(str(row.id), secret)
 
 
-async def get_token(http: httpx.AsyncClient, credentials: Credentials, scope: str | None = None) -> str:
+async def get_token(
+    http: httpx.AsyncClient, credentials: Credentials, scope: str | None = None
+) -> str:
     form = {
         "grant_type": "client_credentials",
         "client_id": credentials.client_id,

@@ -1,0 +1,364 @@
+"""The permission matrix, walked: every route x every role x every kind of caller.
+
+Generated from app.services.permissions.OPERATIONS, so a route without an entry, or
+an entry the service layer does not honour, fails here. For each (operation, role):
+- own object: success if the role is granted, else 403;
+- foreign object: success for an `all` grant, 404 for `own` (403 or 422 for creations
+  that name a foreign parent), 403 if not granted;
+- no token, an expired token, a revoked client: 401.
+Reads also check the exact set of fields returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.domain.enums import Role
+from app.schemas.access import ApiClient, ApiClientCredentials, AuditEvent
+from app.schemas.candidates import Candidate, CandidateReduced, CandidateReferral
+from app.schemas.placements import Placement
+from app.schemas.structures import Structure
+from app.schemas.vacancies import Vacancy
+from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Access
+from tests.conftest import (
+    TEST_SIGNING_KEY,
+    Credentials,
+    create_api_client,
+    get_token,
+    http_client,
+)
+from tests.factories import candidate_payload, structure_payload, vacancy_payload
+
+ROLE_STRUCTURE = {
+    Role.ADMIN: None,
+    Role.INSERTION: "ins_own",
+    Role.LANDLORD: "lan_own",
+    Role.PRESCRIBER: "par_own",
+    Role.OBSERVER: None,
+}
+CANDIDATE_VIEW = {
+    Role.ADMIN: Candidate,
+    Role.INSERTION: Candidate,
+    Role.LANDLORD: CandidateReduced,  # nothing accepted in this world
+    Role.PRESCRIBER: CandidateReferral,
+}
+
+
+def fields(model: type[BaseModel]) -> set[str]:
+    return set(model.model_fields)
+
+
+class World:
+    """Two of everything: one within the caller's tenancy, one outside it."""
+
+    def __init__(self, admin: httpx.AsyncClient) -> None:
+        self.admin = admin
+        self.ids: dict[str, str] = {}
+
+    async def post(self, path: str, payload: dict[str, Any]) -> str:
+        response = await self.admin.post(path, json=payload)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def build(self) -> World:
+        for side in ("own", "foreign"):
+            self.ids[f"ins_{side}"] = await self.post(
+                "/v1/structures", structure_payload("insertion")
+            )
+            self.ids[f"lan_{side}"] = await self.post(
+                "/v1/structures", structure_payload("landlord")
+            )
+            self.ids[f"par_{side}"] = await self.post(
+                "/v1/structures", structure_payload("partner")
+            )
+            self.ids[f"cand_{side}"] = await self.candidate(side)
+            self.ids[f"vac_{side}"] = await self.vacancy(side)
+            self.ids[f"pl_{side}"] = await self.post(
+                "/v1/placements",
+                {"candidate_id": self.ids[f"cand_{side}"], "vacancy_id": self.ids[f"vac_{side}"]},
+            )
+        return self
+
+    async def candidate(self, side: str) -> str:
+        return await self.post(
+            "/v1/candidates",
+            candidate_payload(self.ids[f"ins_{side}"], referrer_id=self.ids[f"par_{side}"]),
+        )
+
+    async def vacancy(self, side: str) -> str:
+        return await self.post("/v1/vacancies", vacancy_payload(self.ids[f"lan_{side}"]))
+
+    async def structure(self) -> str:
+        return await self.post("/v1/structures", structure_payload("insertion"))
+
+    async def api_client(self) -> str:
+        return await self.post("/v1/clients", {"name": "target", "role": "observer"})
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    target: str | None = None  # id that a list must (own) or must not (foreign) contain
+
+
+# How to call each operation on the own or foreign side. Creations that need a fresh
+# object (deletes, placements) make it here, through the admin.
+Builder = Callable[[World, str, Role], Awaitable[Call]]
+
+
+async def _structures_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/structures?limit=200", target=w.ids[f"ins_{side}"])
+
+
+async def _structures_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/structures/{_structure_of(w, side, role)}")
+
+
+async def _structures_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/structures", structure_payload("landlord"))
+
+
+async def _structures_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/structures/{_structure_of(w, side, role)}", {"name": "Renamed"})
+
+
+async def _structures_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/structures/{await w.structure()}")
+
+
+def _structure_of(w: World, side: str, role: Role) -> str:
+    own = ROLE_STRUCTURE[role]
+    if side == "own" and own is not None:
+        return w.ids[own]
+    return w.ids[f"ins_{side}"]
+
+
+async def _candidates_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/candidates?limit=200", target=w.ids[f"cand_{side}"])
+
+
+async def _candidates_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}")
+
+
+async def _candidates_create(w: World, side: str, role: Role) -> Call:
+    if role is Role.PRESCRIBER:
+        # A prescriber refers people to any insertion structure, in its own name only.
+        referrer = None if side == "own" else w.ids["par_foreign"]
+        return Call(
+            "POST", "/v1/candidates", candidate_payload(w.ids["ins_own"], referrer_id=referrer)
+        )
+    return Call("POST", "/v1/candidates", candidate_payload(w.ids[f"ins_{side}"]))
+
+
+async def _candidates_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/candidates/{w.ids[f'cand_{side}']}", {"max_commute_km": 12})
+
+
+async def _candidates_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/candidates/{await w.candidate(side)}")
+
+
+async def _vacancies_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/vacancies?limit=200", target=w.ids[f"vac_{side}"])
+
+
+async def _vacancies_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/vacancies/{w.ids[f'vac_{side}']}")
+
+
+async def _vacancies_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/vacancies", vacancy_payload(w.ids[f"lan_{side}"]))
+
+
+async def _vacancies_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/vacancies/{w.ids[f'vac_{side}']}", {"title": "Gardien (H/F)"})
+
+
+async def _vacancies_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/vacancies/{await w.vacancy(side)}")
+
+
+async def _placements_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/placements?limit=200", target=w.ids[f"pl_{side}"])
+
+
+async def _placements_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/placements/{w.ids[f'pl_{side}']}")
+
+
+async def _placements_create(w: World, side: str, role: Role) -> Call:
+    body = {"candidate_id": await w.candidate(side), "vacancy_id": w.ids["vac_own"]}
+    return Call("POST", "/v1/placements", body)
+
+
+async def _placements_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/placements/{w.ids[f'pl_{side}']}", {"notes": "Interview on Monday."})
+
+
+async def _clients_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/clients?limit=200", target=await w.api_client())
+
+
+async def _clients_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/clients/{await w.api_client()}")
+
+
+async def _clients_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/clients", {"name": "new", "role": "observer"})
+
+
+async def _clients_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/clients/{await w.api_client()}", {"name": "renamed"})
+
+
+async def _clients_revoke(w: World, side: str, role: Role) -> Call:
+    return Call("POST", f"/v1/clients/{await w.api_client()}/revoke")
+
+
+async def _clients_rotate_secret(w: World, side: str, role: Role) -> Call:
+    return Call("POST", f"/v1/clients/{await w.api_client()}/rotate-secret")
+
+
+async def _audit_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/audit?limit=200")
+
+
+BUILDERS: dict[str, Builder] = {
+    name.removeprefix("_"): fn
+    for name, fn in list(globals().items())
+    if name.startswith("_") and name.removeprefix("_") in OPERATIONS and callable(fn)
+}
+
+SUCCESS = {"GET": 200, "PATCH": 200, "DELETE": 204}
+# Creating under a parent outside one's tenancy: refused as a role rule (403) when the
+# caller names the parent outright, or as an unknown reference (422) when it names an
+# object it cannot see.
+FOREIGN_CREATE = {"candidates_create": 403, "vacancies_create": 403, "placements_create": 422}
+
+READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
+    "structures_list": lambda role: fields(Structure),
+    "structures_get": lambda role: fields(Structure),
+    "candidates_list": lambda role: fields(CANDIDATE_VIEW[role]),
+    "candidates_get": lambda role: fields(CANDIDATE_VIEW[role]),
+    "vacancies_list": lambda role: fields(Vacancy),
+    "vacancies_get": lambda role: fields(Vacancy),
+    "placements_list": lambda role: fields(Placement),
+    "placements_get": lambda role: fields(Placement),
+    "clients_list": lambda role: fields(ApiClient),
+    "clients_get": lambda role: fields(ApiClient),
+    "clients_rotate_secret": lambda role: fields(ApiClientCredentials),
+    "audit_list": lambda role: fields(AuditEvent),
+}
+
+
+def success_status(operation: str, method: str) -> int:
+    if method == "POST":
+        return 201 if operation.endswith("_create") else 200
+    return SUCCESS[method]
+
+
+def expected(operation: str, role: Role, side: str, method: str) -> int:
+    grant = OPERATIONS[operation].grants.get(role)
+    if grant is None:
+        return 403
+    if side == "own" or grant.access is Access.ALL:
+        return success_status(operation, method)
+    if method == "POST" and operation in FOREIGN_CREATE:
+        return FOREIGN_CREATE[operation]
+    if operation.endswith("_list"):
+        return 200
+    return 404
+
+
+def api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):  # FastAPI's included routers
+            yield from api_routes(route.original_router.routes)
+
+
+def test_every_route_is_in_the_matrix(app: FastAPI) -> None:
+    names = {route.name for route in api_routes(app.routes)}
+    assert len(names) > 20
+    missing = names - set(OPERATIONS) - PUBLIC_OPERATIONS
+    assert not missing, f"routes without a permission entry: {sorted(missing)}"
+    assert set(OPERATIONS) <= names, "matrix entries without a route"
+    assert set(BUILDERS) == set(OPERATIONS), "every operation needs a call builder here"
+
+
+async def _send(http: httpx.AsyncClient, call: Call) -> httpx.Response:
+    return await http.request(call.method, call.path, json=call.body)
+
+
+def _expired_token(token: str) -> str:
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims["iat"] = claims["nbf"] = int(time.time()) - 3600
+    claims["exp"] = int(time.time()) - 60
+    return jwt.encode(claims, TEST_SIGNING_KEY, algorithm="HS256")
+
+
+MATRIX = [(op, role) for op in OPERATIONS for role in Role]
+
+
+@pytest.mark.parametrize(("operation", "role"), MATRIX, ids=[f"{o}-{r.value}" for o, r in MATRIX])
+async def test_matrix(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    operation: str,
+    role: Role,
+) -> None:
+    world = await World(client).build()
+    structure_key = ROLE_STRUCTURE[role]
+    structure_id = world.ids[structure_key] if structure_key else None
+    credentials: Credentials = await create_api_client(sessionmaker, role, structure_id)
+    async with http_client(app) as anonymous:
+        token = await get_token(anonymous, credentials)
+        build = BUILDERS[operation]
+
+        for side in ("own", "foreign"):
+            call = await build(world, side, role)
+            async with http_client(app, token) as caller:
+                response = await _send(caller, call)
+            want = expected(operation, role, side, call.method)
+            assert response.status_code == want, (side, response.text)
+            if want >= 400:
+                assert response.headers["content-type"] == "application/problem+json"
+                continue
+            if operation in READ_FIELDS and response.status_code == 200:
+                body = response.json()
+                items = body["items"] if operation.endswith("_list") else [body]
+                for item in items:
+                    assert set(item) == READ_FIELDS[operation](role), item
+            if call.target is not None:
+                listed = {item["id"] for item in response.json()["items"]}
+                grant = OPERATIONS[operation].grants[role]
+                visible = side == "own" or grant.access is Access.ALL
+                assert (call.target in listed) is visible, side
+
+        # Whoever the role, a request without a valid token never gets through.
+        call = await build(world, "own", role)
+        no_token = await _send(anonymous, call)
+        assert no_token.status_code == 401
+        assert no_token.headers["www-authenticate"].startswith("Bearer")
+        async with http_client(app, _expired_token(token)) as expired:
+            assert (await _send(expired, await build(world, "own", role))).status_code == 401
+        revoked = await client.post(f"/v1/clients/{credentials.client_id}/revoke")
+        assert revoked.status_code == 200
+        async with http_client(app, token) as caller:
+            assert (await _send(caller, await build(world, "own", role))).status_code == 401
