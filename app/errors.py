@@ -98,6 +98,14 @@ class PayloadTooLarge(TremplinError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while the body streams in: FastAPI's body reader lets HTTP exceptions
+    through (any other would become a 400), and the handler renders PayloadTooLarge."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The body exceeds {max_bytes} bytes.")
+
+
 class ValidationFailed(TremplinError):
     """A payload that is well-formed but invalid, found by a service (e.g. unknown id)."""
 
@@ -150,10 +158,15 @@ def _from_error(request: Request, exc: TremplinError) -> JSONResponse:
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Pydantic echoes the rejected input; it may be personal data, so it is dropped.
-    return [
-        field_error([str(p) for p in err.get("loc", ())], str(err.get("msg", "")), err["type"])
-        for err in exc.errors()
-    ]
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        cause = err.get("ctx", {}).get("error")
+        fields = getattr(cause, "fields", ())
+        message = str(err.get("msg", ""))
+        for field in fields or (None,):
+            out.append(field_error([*loc, field] if field else loc, message, err["type"]))
+    return out
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -174,6 +187,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return _from_error(request, PayloadTooLarge(str(exc.detail)))
         phrase = HTTPStatus(exc.status_code).phrase
         slug = phrase.lower().replace(" ", "-").replace("'", "")
         return problem_response(
@@ -203,6 +218,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 request, ConcurrentUpdate("A concurrent request won; retry the request.")
             )
         logger.exception("database error on %s", request.url.path)
+        return _from_error(request, ServiceUnavailable("The database could not answer."))
+
+    @app.exception_handler(OSError)
+    @app.exception_handler(TimeoutError)
+    async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # asyncpg raises these unwrapped when the server refuses or drops connections.
+        logger.warning("database unreachable on %s: %s", request.url.path, type(exc).__name__)
         return _from_error(request, ServiceUnavailable("The database could not answer."))
 
     @app.exception_handler(Exception)

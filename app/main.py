@@ -12,17 +12,27 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __doc__ as app_doc
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
-from app.errors import PROBLEM_JSON, PayloadTooLarge, install_error_handlers
+from app.errors import (
+    PROBLEM_JSON,
+    BodyTooLarge,
+    PayloadTooLarge,
+    TremplinError,
+    install_error_handlers,
+    problem_response,
+)
 from app.migrations import head_revision
 from app.ratelimit import RateLimiter
 from app.routers import audit, candidates, clients, health, oauth, placements, structures, vacancies
 from app.services.auth import Authenticator
 from app.services.permissions import ALL_SCOPES, OPERATIONS
+
+logger = logging.getLogger("tremplin")
 
 API_VERSION = "0.1.0"
 DESCRIPTION = """
@@ -70,16 +80,12 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from starlette.requests import Request
-
-        from app.errors import problem_response
-
         exc = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
         response = problem_response(
             Request(scope), status=exc.status, type_=exc.type, title=exc.title, detail=exc.detail
@@ -145,12 +151,28 @@ class RequestId:
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Render unexpected errors here, inside this middleware, so that even a 500
+            # carries the id a partner quotes to support.
+            logger.exception("unhandled error on %s", scope.get("path"))
+            if started:
+                raise
+            exc = TremplinError("An unexpected error occurred.")
+            response = problem_response(
+                Request(scope), status=500, type_=exc.type, title=exc.title, detail=exc.detail
+            )
+            await response(scope, receive, send_with_id)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -15,7 +15,7 @@ _counter = itertools.count(1)
 
 def make_siret() -> str:
     """A fresh SIRET with a valid Luhn checksum."""
-    base = f"{random.randrange(10**8, 10**9)}{next(_counter):04d}"
+    base = f"{random.randrange(10**7, 10**8)}{next(_counter) % 10**5:05d}"
     return next(base + str(d) for d in range(10) if luhn_valid(base + str(d)))
 
 
@@ -75,17 +75,23 @@ async def create(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) 
     return body
 
 
-async def create_structure(client: httpx.AsyncClient, kind: str = "insertion", **kw: Any) -> dict[str, Any]:
+async def create_structure(
+    client: httpx.AsyncClient, kind: str = "insertion", **kw: Any
+) -> dict[str, Any]:
     return await create(client, "/v1/structures", structure_payload(kind, **kw))
 
 
-async def create_candidate(client: httpx.AsyncClient, structure_id: str | None = None, **kw: Any) -> dict[str, Any]:
+async def create_candidate(
+    client: httpx.AsyncClient, structure_id: str | None = None, **kw: Any
+) -> dict[str, Any]:
     if structure_id is None:
         structure_id = (await create_structure(client, "insertion"))["id"]
     return await create(client, "/v1/candidates", candidate_payload(structure_id, **kw))
 
 
-async def create_vacancy(client: httpx.AsyncClient, landlord_id: str | None = None, **kw: Any) -> dict[str, Any]:
+async def create_vacancy(
+    client: httpx.AsyncClient, landlord_id: str | None = None, **kw: Any
+) -> dict[str, Any]:
     if landlord_id is None:
         landlord_id = (await create_structure(client, "landlord"))["id"]
     return await create(client, "/v1/vacancies", vacancy_payload(landlord_id, **kw))

@@ -71,7 +71,7 @@ def upgrade() -> None:
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('fingerprint', sa.String(length=64), nullable=False),
     sa.Column('response_status', sa.Integer(), nullable=False),
-    sa.Column('response_body', sa.Text(), nullable=False),
+    sa.Column('response_body', sa.Text(), nullable=True),
     sa.Column('response_headers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', app.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', app.models.base.UTCDateTime(timezone=True), nullable=False),

@@ -63,7 +63,9 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int]
-    response_body: Mapped[str] = mapped_column(Text)
+    # None when the first response carried a secret (Cache-Control: no-store): it is
+    # not kept, and a replay says so instead of repeating it.
+    response_body: Mapped[str | None] = mapped_column(Text)
     response_headers: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from app.domain.enums import AuditAction
 from app.routers.deps import ApiRoute, Session
 from app.routers.pagination import PageQuery
 from app.schemas.access import AuditEvent, AuditPage
+from app.schemas.common import UtcInstant
 from app.schemas.problems import problem_responses
 from app.services import audit as service
 
@@ -18,10 +19,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=ApiRoute)
 
 class AuditListQuery(PageQuery):
     candidate_id: uuid.UUID | None = None
-    actor_id: str | None = None
+    actor_id: str | None = Field(default=None, max_length=255)
     action: AuditAction | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: UtcInstant | None = None
+    until: UtcInstant | None = None
 
 
 @router.get(

@@ -47,9 +47,7 @@ async def create(
     return _credentials(client, secret)
 
 
-@router.get(
-    "", name="clients_list", summary="List API clients", responses=problem_responses(422)
-)
+@router.get("", name="clients_list", summary="List API clients", responses=problem_responses(422))
 async def list_(query: Annotated[ClientListQuery, Query()], session: Session) -> ApiClientPage:
     items, next_cursor = await service.list_(session, query.page(), query.updated_since)
     return ApiClientPage(

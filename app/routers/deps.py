@@ -101,7 +101,8 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+# If-Match uses strong comparison (RFC 9110 13.1.1): weak tags match nothing.
+_ETAG = re.compile(r'^"(\d+)"$')
 
 
 def etag(version: int) -> str:

@@ -43,7 +43,7 @@ async def readyz(request: Request) -> Readiness:
     try:
         async with engine.connect() as conn:
             revision = await current_revision(conn)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, OSError, TimeoutError):
         raise NotReady("The database does not answer or has no schema.") from None
     if revision != head:
         raise NotReady("The database schema is not at the migration head.")

@@ -1,5 +1,8 @@
 """Idempotency-Key on POST: the first response is stored and replayed to retries.
 
+A response marked Cache-Control: no-store (it holds a secret, like a new client's) is
+not kept: a replay answers 409 with the created resource's Location instead.
+
 The key is written in the same transaction as the resource it created, so a crash
 cannot leave one without the other. On PostgreSQL a transaction-scoped advisory lock
 on (caller, key) makes a concurrent retry answer 409 instead of writing twice; on
@@ -32,6 +35,10 @@ class IdempotencyInProgress(Conflict):
     slug, title = "idempotency-in-progress", "A request with this Idempotency-Key is running"
 
 
+class ResponseNotReplayable(Conflict):
+    slug, title = "idempotency-not-replayable", "The first response held a secret"
+
+
 class IdempotencyKeyReused(ValidationFailed):
     slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
 
@@ -39,6 +46,10 @@ class IdempotencyKeyReused(ValidationFailed):
 def _lock_id(actor_id: str, key: str) -> int:
     digest = hashlib.sha256(f"{actor_id}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _holds_secret(response: Response) -> bool:
+    return "no-store" in response.headers.get("cache-control", "")
 
 
 async def run_idempotent(
@@ -85,6 +96,11 @@ async def run_idempotent(
                 ],
                 "This Idempotency-Key was used with a different request.",
             )
+        if stored.response_body is None:
+            raise ResponseNotReplayable(
+                "The request succeeded, but its answer held a secret that is shown only once.",
+                location=stored.response_headers.get("location"),
+            )
         headers = dict(stored.response_headers)
         headers[REPLAYED_HEADER] = "true"
         return Response(stored.response_body, stored.response_status, headers=headers)
@@ -99,7 +115,7 @@ async def run_idempotent(
                 key=key,
                 fingerprint=fingerprint,
                 response_status=response.status_code,
-                response_body=bytes(response.body).decode(),
+                response_body=None if _holds_secret(response) else bytes(response.body).decode(),
                 response_headers={
                     name: response.headers[name]
                     for name in _KEPT_HEADERS

@@ -8,7 +8,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Form, Request, Response
 
 from app.routers.deps import ApiRoute, Session
-from app.schemas.access import TokenResponse
+from app.schemas.access import TokenRequest, TokenResponse
 from app.schemas.problems import problem_responses
 from app.services.auth import Authenticator, InvalidClient, UnsupportedGrantType
 
@@ -43,20 +43,15 @@ async def token(
     request: Request,
     session: Session,
     response: Response,
-    grant_type: Annotated[str, Form(examples=["client_credentials"])],
-    client_id: Annotated[str | None, Form(max_length=64)] = None,
-    client_secret: Annotated[str | None, Form(max_length=256)] = None,
-    scope: Annotated[str | None, Form(max_length=1000, examples=["candidates:read"])] = None,
+    form: Annotated[TokenRequest, Form()],
 ) -> TokenResponse:
-    if grant_type != "client_credentials":
+    if form.grant_type != "client_credentials":
         raise UnsupportedGrantType()
-    basic = _basic_credentials(request)
-    if basic is not None:
-        client_id, client_secret = basic
+    client_id, client_secret = _basic_credentials(request) or (form.client_id, form.client_secret)
     if not client_id or not client_secret:
         raise InvalidClient()
     authenticator: Authenticator = request.app.state.authenticator
-    issued = await authenticator.client_credentials(session, client_id, client_secret, scope)
+    issued = await authenticator.client_credentials(session, client_id, client_secret, form.scope)
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope

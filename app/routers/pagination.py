@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.common import UtcInstant, reject_nul
 from app.services.common import PageRequest
 
 # Part of the API contract, hence constants and not settings.
@@ -15,6 +16,11 @@ class PageQuery(BaseModel):
     """Query parameters every list accepts. Unknown parameters are rejected."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return reject_nul(value)
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size.")
     cursor: str | None = Field(
@@ -28,14 +34,7 @@ class PageQuery(BaseModel):
 class ListQuery(PageQuery):
     """Lists of resources also accept `updated_since`, for partners that synchronise."""
 
-    updated_since: datetime | None = Field(
+    updated_since: UtcInstant | None = Field(
         default=None,
         description="Only resources changed at or after this instant (RFC 3339), to sync.",
     )
-
-    @field_validator("updated_since")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("give a timezone, e.g. 2026-01-31T00:00:00Z")
-        return value

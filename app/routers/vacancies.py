@@ -39,9 +39,7 @@ async def create(
     return Vacancy.model_validate(vacancy)
 
 
-@router.get(
-    "", name="vacancies_list", summary="List vacancies", responses=problem_responses(422)
-)
+@router.get("", name="vacancies_list", summary="List vacancies", responses=problem_responses(422))
 async def list_(
     query: Annotated[VacancyListQuery, Query()], session: Session, actor: CurrentActor
 ) -> VacancyPage:

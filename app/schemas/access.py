@@ -7,7 +7,15 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.domain.enums import ActorKind, AuditAction, CandidateView, Role
-from app.schemas.common import EntityRead, InputModel, LongName, Page, ReadModel, UpdateModel
+from app.schemas.common import (
+    EntityRead,
+    InputModel,
+    LongName,
+    Page,
+    ReadModel,
+    UpdateModel,
+    UtcInstant,
+)
 from app.services.permissions import ALL_SCOPES
 
 
@@ -25,15 +33,6 @@ Scopes = Annotated[
 ]
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("give a timezone, e.g. 2027-12-31T23:59:59Z")
-    return value
-
-
-Instant = Annotated[dt.datetime, AfterValidator(_aware)]
-
-
 class ApiClientCreate(InputModel):
     name: LongName
     role: Role
@@ -45,7 +44,7 @@ class ApiClientCreate(InputModel):
     scopes: Scopes | None = Field(
         default=None, description="Defaults to every scope the role can use."
     )
-    expires_at: Instant | None = None
+    expires_at: UtcInstant | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -66,7 +65,7 @@ class ApiClientUpdate(UpdateModel):
 
     name: LongName | None = None
     scopes: Scopes | None = None
-    expires_at: Instant | None = None
+    expires_at: UtcInstant | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"scopes": ["candidates:read"]}]})
 
@@ -89,6 +88,30 @@ class ApiClientCredentials(ApiClient):
 
 class ApiClientPage(Page[ApiClient]):
     pass
+
+
+class TokenRequest(BaseModel):
+    """RFC 6749 section 4.4 form. Credentials may come as HTTP Basic instead of fields."""
+
+    # Unknown parameters are ignored, as RFC 6749 section 3.2 asks of a token endpoint.
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": "01939a2e-0000-7000-8000-000000000006",
+                    "client_secret": "secret-shown-once-at-creation",
+                    "scope": "candidates:read placements:read",
+                }
+            ]
+        },
+    )
+
+    grant_type: str = Field(max_length=64)
+    client_id: str | None = Field(default=None, max_length=64)
+    client_secret: str | None = Field(default=None, max_length=256)
+    scope: str | None = Field(default=None, max_length=1000)
 
 
 class TokenResponse(BaseModel):

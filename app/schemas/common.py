@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import (
@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StringConstraints,
     create_model,
+    field_validator,
     model_validator,
 )
 
@@ -25,10 +26,30 @@ from app.domain.geography import (
 )
 
 
+class FieldRuleError(ValueError):
+    """A rule across fields, naming the field(s) a client should fix."""
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+def reject_nul(value: Any) -> Any:
+    # PostgreSQL cannot store U+0000 in text; refuse it on both databases alike.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("text may not contain the NUL character")
+    return value
+
+
 class InputModel(BaseModel):
     """Request bodies: unknown fields are rejected, strings trimmed."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return reject_nul(value)
 
 
 class UpdateModel(InputModel):
@@ -47,7 +68,7 @@ class UpdateModel(InputModel):
             if getattr(self, name) is None
         )
         if nulls:
-            raise ValueError(f"may not be null: {', '.join(nulls)}")
+            raise FieldRuleError(f"may not be null: {', '.join(nulls)}", *nulls)
         return self
 
 
@@ -92,12 +113,25 @@ AddressLine = Annotated[str, StringConstraints(min_length=1, max_length=250)]
 
 def check_coordinates(latitude: float | None, longitude: float | None) -> None:
     if (latitude is None) != (longitude is None):
-        raise ValueError("latitude and longitude go together: give both or neither")
+        missing = "latitude" if latitude is None else "longitude"
+        raise FieldRuleError("latitude and longitude go together: give both or neither", missing)
 
 
-def check_dates(start: date | None, end: date | None, what: str = "end_date") -> None:
+def check_dates(start: date | None, end: date | None) -> None:
     if start is not None and end is not None and end < start:
-        raise ValueError(f"{what} is before start_date")
+        raise FieldRuleError("end_date is before start_date", "end_date")
+
+
+def _utc_instant(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a timezone, e.g. 2026-01-31T00:00:00Z")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+UtcInstant = Annotated[datetime, AfterValidator(_utc_instant)]
 
 
 def _competency_model(name: str, low: int, doc: str) -> type[BaseModel]:

@@ -10,6 +10,7 @@ from app.schemas.common import (
     AddressLine,
     CommuneInsee,
     EntityRead,
+    FieldRuleError,
     InputModel,
     Latitude,
     Longitude,
@@ -44,7 +45,9 @@ SubKind = Annotated[str, Field(json_schema_extra={"enum": list(ALL_SUB_KINDS)})]
 def check_sub_kind(kind: StructureKind, sub_kind: str) -> None:
     if sub_kind not in SUB_KINDS[kind]:
         allowed = ", ".join(sorted(SUB_KINDS[kind]))
-        raise ValueError(f"sub_kind of a {kind.value} structure is one of: {allowed}")
+        raise FieldRuleError(
+            f"sub_kind of a {kind.value} structure is one of: {allowed}", "sub_kind"
+        )
 
 
 class StructureCreate(InputModel):

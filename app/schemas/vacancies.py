@@ -18,6 +18,7 @@ from app.schemas.common import (
     CommuneInsee,
     CompetencyRequirements,
     EntityRead,
+    FieldRuleError,
     InputModel,
     Latitude,
     Longitude,
@@ -43,14 +44,16 @@ def check_vacancy_kind(
 ) -> None:
     if kind is VacancyKind.MISSION:
         if contract_type is not ContractType.MISSION:
-            raise ValueError("a mission has contract_type 'mission'")
+            raise FieldRuleError("a mission has contract_type 'mission'", "contract_type")
         if mission_type is None:
-            raise ValueError("a mission needs a mission_type")
+            raise FieldRuleError("a mission needs a mission_type", "mission_type")
     else:
         if contract_type is ContractType.MISSION:
-            raise ValueError("a job has a job contract_type (cdi, cdd, ...), not 'mission'")
+            raise FieldRuleError(
+                "a job has a job contract_type (cdi, cdd, ...), not 'mission'", "contract_type"
+            )
         if mission_type is not None:
-            raise ValueError("mission_type is for missions only")
+            raise FieldRuleError("mission_type is for missions only", "mission_type")
 
 
 class VacancyCreate(InputModel):

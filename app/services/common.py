@@ -26,6 +26,7 @@ from app.errors import (
     integrity_to_conflict,
 )
 from app.models.base import Base, Entity
+from app.schemas.common import FieldRuleError
 
 E = TypeVar("E", bound=Entity)
 B = TypeVar("B", bound=Base)
@@ -65,11 +66,13 @@ def territory(commune_insee: str) -> dict[str, str]:
 
 
 def cross_field(check: Callable[[], None]) -> None:
-    """Run a cross-field rule on merged values; its failure is a 422 on the body."""
+    """Run a cross-field rule on merged values; its failure is a 422 naming the field."""
     try:
         check()
-    except ValueError as exc:
-        raise ValidationFailed([field_error(["body"], str(exc), "value_error")]) from None
+    except FieldRuleError as exc:
+        raise ValidationFailed(
+            [field_error(["body", field], str(exc), "value_error") for field in exc.fields]
+        ) from None
 
 
 def apply_changes(obj: Entity, changes: Mapping[str, Any]) -> None:
