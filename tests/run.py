@@ -31,7 +31,9 @@ def main() -> int:
     url = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES
     if asyncio.run(_answers(url)):
         os.environ["TEST_POSTGRES_URL"] = url
-        print(f"PostgreSQL answers at {url.split('@')[-1]}: the suite runs on SQLite and PostgreSQL.")
+        print(
+            f"PostgreSQL answers at {url.split('@')[-1]}: the suite runs on SQLite and PostgreSQL."
+        )
     elif ci:
         print(f"CI=true and PostgreSQL does not answer at {url.split('@')[-1]}.", file=sys.stderr)
         return 2
