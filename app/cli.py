@@ -154,7 +154,8 @@ def cmd_bootstrap_admin(_args: argparse.Namespace) -> int:
     if BOOTSTRAP_FILE.exists():
         print(
             f"Admin credentials: {BOOTSTRAP_FILE}. Get a token with:\n"
-            f'  curl -s -u "$(jq -r \'.client_id + ":" + .client_secret\' {BOOTSTRAP_FILE})" '
+            f'  curl -s -u "$(python3 -c \'import json; d = json.load(open("{BOOTSTRAP_FILE}")); '
+            f'print(d["client_id"] + ":" + d["client_secret"])\')" '
             f"-d grant_type=client_credentials http://127.0.0.1:{settings.port}/v1/oauth/token"
         )
     else:
@@ -176,6 +177,23 @@ def cmd_purge_audit(args: argparse.Namespace) -> int:
 
     removed = asyncio.run(_with_session(settings, work))
     print(f"purged {removed} audit entries older than {days} days")
+    return 0
+
+
+def cmd_purge_idempotency(_args: argparse.Namespace) -> int:
+    from sqlalchemy import delete
+
+    from app.models import IdempotencyKey
+    from app.models.base import utcnow
+
+    async def work(session: AsyncSession) -> int:
+        result = await session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    removed = asyncio.run(_with_session(get_settings(), work))
+    print(f"purged {removed} expired idempotency keys")
     return 0
 
 
@@ -242,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     purge = sub.add_parser("purge-audit", help="delete audit entries past the retention")
     purge.add_argument("--days", type=int, default=None, help="default: AUDIT_RETENTION_DAYS")
     purge.set_defaults(func=cmd_purge_audit)
+
+    keys = sub.add_parser("purge-idempotency-keys", help="delete expired idempotency keys")
+    keys.set_defaults(func=cmd_purge_idempotency)
 
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))

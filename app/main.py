@@ -265,6 +265,31 @@ _AUTH_RESPONSES = {
 }
 
 
+def _document_idempotency(operation: dict[str, Any]) -> None:
+    operation.setdefault("parameters", []).append(
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": "Makes retries safe: the first answer is kept for 24 hours and "
+            "replayed (with `Idempotent-Replayed: true`) to a retry with the same key and "
+            "body; the same key with another body answers 422 "
+            "(`idempotency-key-reused`); a retry while the first request runs answers 409 "
+            "(`idempotency-in-progress`); an answer that held a secret is not kept, and "
+            "its replay answers 409 (`idempotency-not-replayable`).",
+        }
+    )
+    responses = operation.setdefault("responses", {})
+    responses.setdefault(
+        "409",
+        {
+            "description": "A request with this Idempotency-Key is still running",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
+    )
+
+
 def _security(schema: dict[str, Any]) -> None:
     """Declare the OAuth2 client-credentials scheme and the scope each operation needs."""
     schema.setdefault("components", {})["securitySchemes"] = {
@@ -281,10 +306,20 @@ def _security(schema: dict[str, Any]) -> None:
         }
     }
     for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            op = OPERATIONS.get(operation.get("operationId", ""))
+        for method, operation in path.items():
+            name = operation.get("operationId", "")
+            op = OPERATIONS.get(name)
             if op is not None:
                 operation["security"] = [{"oauth2": [op.scope]}]
+                if method == "post":
+                    _document_idempotency(operation)
+                if name.endswith(("_get", "_create", "_update")):
+                    for code in ("200", "201"):
+                        if code in operation["responses"]:
+                            operation["responses"][code].setdefault("headers", {})["ETag"] = {
+                                "description": "The resource's version; send it in If-Match.",
+                                "schema": {"type": "string"},
+                            }
                 responses = operation.setdefault("responses", {})
                 for code, description in _AUTH_RESPONSES.items():
                     responses.setdefault(
