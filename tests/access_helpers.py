@@ -34,21 +34,13 @@ def subject_of(http: httpx.AsyncClient) -> str:
     return str(claims["sub"])
 
 
-async def scalar(
-    sessionmaker: async_sessionmaker[AsyncSession], sql: str, **params: Any
-) -> Any:
+async def scalar(sessionmaker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> Any:
     async with sessionmaker() as session:
         return await session.scalar(text(sql), params)
 
 
 async def count_rows(sessionmaker: async_sessionmaker[AsyncSession], table: str) -> int:
-    return int(await scalar(sessionmaker, f"SELECT count(*) FROM {table}"))  # noqa: S608
-
-
-async def execute(sessionmaker: async_sessionmaker[AsyncSession], sql: str, **params: Any) -> None:
-    async with sessionmaker() as session:
-        await session.execute(text(sql), params)
-        await session.commit()
+    return int(await scalar(sessionmaker, f"SELECT count(*) FROM {table}"))
 
 
 @dataclass(frozen=True)
