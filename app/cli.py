@@ -197,6 +197,20 @@ def cmd_purge_idempotency(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_expire_proposals(_args: argparse.Namespace) -> int:
+    """Close unanswered proposals as expired; running it twice closes nothing more."""
+    from app.services import placements
+
+    settings = get_settings()
+
+    async def work(session: AsyncSession) -> int:
+        return await placements.expire_proposals(session, settings)
+
+    closed = asyncio.run(_with_session(settings, work))
+    print(f"expired {closed} proposals unanswered for {settings.proposal_expiry_days} days")
+    return 0
+
+
 def cmd_permissions_doc(args: argparse.Namespace) -> int:
     from app.services.permissions import render_markdown
 
@@ -263,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
 
     keys = sub.add_parser("purge-idempotency-keys", help="delete expired idempotency keys")
     keys.set_defaults(func=cmd_purge_idempotency)
+
+    expire = sub.add_parser("expire-proposals", help="close proposals left unanswered")
+    expire.set_defaults(func=cmd_expire_proposals)
 
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))

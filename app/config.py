@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     rate_limit_prescriber: int = Field(default=300, ge=1)
     rate_limit_observer: int = Field(default=120, ge=1)
 
+    # The path's guards (DOMAIN.md); the Rouen programme, for one, trains for 350 hours.
+    pathway_min_training_hours: float = Field(default=150, ge=0)
+    pathway_min_positive_trials: int = Field(default=1, ge=0)
+    pathway_min_positive_skills_assessments: int = Field(default=1, ge=0)
+    pathway_min_completed_work_missions: int = Field(default=1, ge=0)
+    # Proposals unanswered this long are closed as expired by `expire-proposals`.
+    proposal_expiry_days: int = Field(default=60, ge=1)
+
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)
     cors_origins: list[str] = []

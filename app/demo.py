@@ -167,9 +167,11 @@ async def _programme(
         vacancy_rows.append(
             await vacancies.create(session, SYSTEM_ACTOR, VacancyCreate.model_validate(payload))
         )
+    # Missions are for people in recruitment or support who agreed to share their profile.
+    missions = [v for v in vacancy_rows if v.kind.value == "mission"]
+    willing = [p for p in people_rows if p.consent_to_share]
     proposals = 0
-    for i, vacancy in enumerate(vacancy_rows[:3]):
-        person = people_rows[i]
+    for vacancy, person in zip(missions, willing, strict=False):
         await placements.create(
             session,
             SYSTEM_ACTOR,

@@ -28,7 +28,18 @@ from app.errors import (
 )
 from app.migrations import head_revision
 from app.ratelimit import RateLimiter
-from app.routers import audit, candidates, clients, health, oauth, placements, structures, vacancies
+from app.routers import (
+    activities,
+    audit,
+    candidates,
+    clients,
+    health,
+    oauth,
+    pathway,
+    placements,
+    structures,
+    vacancies,
+)
 from app.services.auth import Authenticator
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
@@ -201,7 +212,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter.from_settings(settings)
     install_error_handlers(app)
-    for module in (health, oauth, structures, candidates, vacancies, placements, clients, audit):
+    for module in (
+        health,
+        oauth,
+        pathway,
+        structures,
+        candidates,
+        activities,
+        vacancies,
+        placements,
+        clients,
+        audit,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -244,6 +266,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         tags=[
             {"name": "structures", "description": "SIAE, landlords and partners."},
             {"name": "candidates", "description": "People on an insertion path."},
+            {"name": "pathway", "description": "The path's state machine."},
+            {"name": "activities", "description": "What happens on a candidate's path."},
             {"name": "vacancies", "description": "Jobs and missions posted by landlords."},
             {"name": "placements", "description": "Candidates put forward for vacancies."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},

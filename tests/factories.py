@@ -54,11 +54,14 @@ def candidate_payload(structure_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def vacancy_payload(landlord_id: str, **overrides: Any) -> dict[str, Any]:
+    """A test mission by default: what a new candidate (in recruitment) can be proposed
+    for. `job_payload` gives a lasting job."""
     payload: dict[str, Any] = {
         "landlord_id": landlord_id,
-        "title": "Gardien d'immeuble",
-        "kind": "job",
-        "contract_type": "cdi",
+        "title": "Mission test de gardien d'immeuble",
+        "kind": "mission",
+        "contract_type": "mission",
+        "mission_type": "test_mission",
         "postcode": "69008",
         "commune_insee": "69388",
         "start_date": "2027-01-04",
@@ -66,6 +69,14 @@ def vacancy_payload(landlord_id: str, **overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+JOB = {"kind": "job", "contract_type": "cdi", "mission_type": None, "title": "Gardien d'immeuble"}
+
+
+def job_payload(landlord_id: str, **overrides: Any) -> dict[str, Any]:
+    """A lasting job (CDI): for candidates in the securing phase."""
+    return vacancy_payload(landlord_id, **{**JOB, **overrides})
 
 
 async def create(client: httpx.AsyncClient, path: str, payload: dict[str, Any]) -> dict[str, Any]:

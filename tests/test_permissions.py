@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -26,8 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.enums import Role
 from app.schemas.access import ApiClient, ApiClientCredentials, AuditEvent
+from app.schemas.activities import Activity
 from app.schemas.candidates import Candidate, CandidateReduced, CandidateReferral
-from app.schemas.placements import Placement
+from app.schemas.pathway import CandidateTransition, Pathway
+from app.schemas.placements import Placement, PlacementTransition
 from app.schemas.structures import Structure
 from app.schemas.vacancies import Vacancy
 from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Access
@@ -38,7 +41,7 @@ from tests.conftest import (
     get_token,
     http_client,
 )
-from tests.factories import candidate_payload, structure_payload, vacancy_payload
+from tests.factories import candidate_payload, job_payload, structure_payload, vacancy_payload
 
 ROLE_STRUCTURE = {
     Role.ADMIN: None,
@@ -56,7 +59,7 @@ CANDIDATE_VIEW = {
 
 
 def fields(model: type[BaseModel]) -> set[str]:
-    return set(model.model_fields)
+    return set(model.model_fields) | set(model.model_computed_fields)
 
 
 class World:
@@ -88,7 +91,30 @@ class World:
                 "/v1/placements",
                 {"candidate_id": self.ids[f"cand_{side}"], "vacancy_id": self.ids[f"vac_{side}"]},
             )
+            self.ids[f"act_{side}"] = await self.post(
+                f"/v1/candidates/{self.ids[f'cand_{side}']}/activities",
+                {"type": "work_trial", "occurred_on": "2026-06-01", "outcome": "positive"},
+            )
         return self
+
+    async def started_hire(self, side: str) -> str:
+        """A job placement started more than six months ago, due for its follow-up."""
+        candidate = await self.candidate(side)
+        for phase in ("support", "securing"):
+            moved = await self.admin.post(
+                f"/v1/candidates/{candidate}/transitions",
+                json={"to": phase, "force": True, "note": "set up for the permission matrix"},
+            )
+            assert moved.status_code == 200, moved.text
+        vacancy = await self.post("/v1/vacancies", job_payload(self.ids[f"lan_{side}"]))
+        placement = await self.post(
+            "/v1/placements", {"candidate_id": candidate, "vacancy_id": vacancy}
+        )
+        started = (date.today() - timedelta(days=200)).isoformat()
+        for move in ({"to": "accepted"}, {"to": "started", "on": started}):
+            moved = await self.admin.post(f"/v1/placements/{placement}/transitions", json=move)
+            assert moved.status_code == 200, moved.text
+        return placement
 
     async def candidate(self, side: str) -> str:
         return await self.post(
@@ -209,6 +235,71 @@ async def _placements_update(w: World, side: str, role: Role) -> Call:
     return Call("PATCH", f"/v1/placements/{w.ids[f'pl_{side}']}", {"notes": "Interview on Monday."})
 
 
+async def _candidates_transition(w: World, side: str, role: Role) -> Call:
+    return Call(
+        "POST",
+        f"/v1/candidates/{w.ids[f'cand_{side}']}/transitions",
+        {"to": "exited", "reason": "dropped_out"},
+    )
+
+
+async def _candidates_history(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/history")
+
+
+async def _pathway_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/pathway")
+
+
+async def _activities_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/activities")
+
+
+async def _activities_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/activities/{w.ids[f'act_{side}']}")
+
+
+async def _activities_create(w: World, side: str, role: Role) -> Call:
+    return Call(
+        "POST",
+        f"/v1/candidates/{w.ids[f'cand_{side}']}/activities",
+        {"type": "project_evaluation", "occurred_on": "2026-06-15", "outcome": "positive"},
+    )
+
+
+async def _activities_update(w: World, side: str, role: Role) -> Call:
+    return Call(
+        "PATCH",
+        f"/v1/candidates/{w.ids[f'cand_{side}']}/activities/{w.ids[f'act_{side}']}",
+        {"notes": "Went well with the tenants."},
+    )
+
+
+# Each side of the placement moves its own way: the landlord accepts, the structure withdraws.
+PLACEMENT_MOVE = {
+    Role.LANDLORD: {"to": "accepted"},
+    Role.INSERTION: {"to": "withdrawn", "reason": "candidate_declined"},
+}
+
+
+async def _placements_transition(w: World, side: str, role: Role) -> Call:
+    body = PLACEMENT_MOVE.get(role, {"to": "accepted"})
+    return Call("POST", f"/v1/placements/{w.ids[f'pl_{side}']}/transitions", body)
+
+
+async def _placements_history(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/placements/{w.ids[f'pl_{side}']}/history")
+
+
+async def _placements_follow_up(w: World, side: str, role: Role) -> Call:
+    if role not in OPERATIONS["placements_follow_up"].grants:
+        return Call("POST", f"/v1/placements/{w.ids[f'pl_{side}']}/follow-ups", FOLLOW_UP)
+    return Call("POST", f"/v1/placements/{await w.started_hire(side)}/follow-ups", FOLLOW_UP)
+
+
+FOLLOW_UP = {"at": date.today().isoformat(), "in_post": True}
+
+
 async def _clients_list(w: World, side: str, role: Role) -> Call:
     return Call("GET", "/v1/clients?limit=200", target=await w.api_client())
 
@@ -244,6 +335,10 @@ BUILDERS: dict[str, Builder] = {
 }
 
 SUCCESS = {"GET": 200, "PATCH": 200, "DELETE": 204}
+# Lists under a parent resource: a foreign parent is not found.
+NESTED_LISTS = {"activities_list"}
+# POSTs that act on an existing resource answer 200; the others create (201).
+ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up"}
 # Creating under a parent outside one's tenancy: refused as a role rule (403) when the
 # caller names the parent outright, or as an unknown reference (422) when it names an
 # object it cannot see.
@@ -262,12 +357,19 @@ READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
     "clients_get": lambda role: fields(ApiClient),
     "clients_rotate_secret": lambda role: fields(ApiClientCredentials),
     "audit_list": lambda role: fields(AuditEvent),
+    "candidates_history": lambda role: fields(CandidateTransition),
+    "pathway_get": lambda role: fields(Pathway),
+    "activities_list": lambda role: fields(Activity),
+    "activities_get": lambda role: fields(Activity),
+    "placements_history": lambda role: fields(PlacementTransition),
+    "placements_transition": lambda role: fields(Placement),
+    "candidates_transition": lambda role: fields(Candidate),
 }
 
 
 def success_status(operation: str, method: str) -> int:
     if method == "POST":
-        return 201 if operation.endswith("_create") else 200
+        return 200 if operation.endswith(tuple(ACTIONS)) else 201
     return SUCCESS[method]
 
 
@@ -279,8 +381,8 @@ def expected(operation: str, role: Role, side: str, method: str) -> int:
         return success_status(operation, method)
     if method == "POST" and operation in FOREIGN_CREATE:
         return FOREIGN_CREATE[operation]
-    if operation.endswith("_list"):
-        return 200
+    if operation.endswith("_list") and operation not in NESTED_LISTS:
+        return 200  # a list scoped to the caller: the foreign object is just absent
     return 404
 
 
@@ -342,7 +444,7 @@ async def test_matrix(
                 continue
             if operation in READ_FIELDS and response.status_code == 200:
                 body = response.json()
-                items = body["items"] if operation.endswith("_list") else [body]
+                items = body["items"] if "next_cursor" in body else [body]
                 for item in items:
                     assert set(item) == READ_FIELDS[operation](role), item
             if call.target is not None:

@@ -18,6 +18,7 @@ from app.domain.enums import Phase, PlacementStatus
 from app.models import Candidate, Placement
 from app.models.base import Entity
 from tests.factories import (
+    JOB,
     candidate_payload,
     create,
     create_candidate,
@@ -522,10 +523,10 @@ async def test_vacancies_filter_by_landlord_kind_status_and_departement(
 ) -> None:
     l1 = (await create_structure(client, "landlord"))["id"]
     l2 = (await create_structure(client, "landlord"))["id"]
-    v1 = (await create_vacancy(client, l1))["id"]  # job, open, Lyon 69
+    v1 = (await create_vacancy(client, l1, **JOB))["id"]  # job, open, Lyon 69
     mission = {"kind": "mission", "contract_type": "mission", "mission_type": "replacement"}
     v2 = (await create_vacancy(client, l1, status="draft", commune_insee="76540", **mission))["id"]
-    v3 = (await create_vacancy(client, l2, status="draft", commune_insee="97411"))["id"]
+    v3 = (await create_vacancy(client, l2, status="draft", commune_insee="97411", **JOB))["id"]
     path = "/v1/vacancies"
 
     assert await list_ids(client, path, landlord_id=l1) == {v1, v2}

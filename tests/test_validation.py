@@ -26,6 +26,7 @@ from tests.factories import (
     create_candidate,
     create_structure,
     create_vacancy,
+    job_payload,
     structure_payload,
     vacancy_payload,
 )
@@ -554,7 +555,7 @@ async def test_vacancy_create_refuses(
     changes: dict[str, Any],
     locs: list[Loc],
 ) -> None:
-    payload = changed(vacancy_payload(landlord["id"]), changes)
+    payload = changed(job_payload(landlord["id"]), changes)
     response = await client.post("/v1/vacancies", json=payload)
     problem = assert_invalid(response)
     assert await count(sessionmaker, Vacancy) == 0
@@ -573,7 +574,7 @@ async def test_vacancy_create_refuses(
 async def test_vacancy_create_accepts(
     client: httpx.AsyncClient, landlord: dict[str, Any], changes: dict[str, Any]
 ) -> None:
-    payload = changed(vacancy_payload(landlord["id"]), changes)
+    payload = changed(job_payload(landlord["id"]), changes)
     response = await client.post("/v1/vacancies", json=payload)
     assert response.status_code == 201, response.text
     body = response.json()
@@ -709,8 +710,8 @@ PATCH_INVALID = [
     pytest.param(
         "vacancy", {"end_date": "2026-12-31"}, [("body", "end_date")], id="vacancy-end-before"
     ),
-    pytest.param("vacancy", {"contract_type": "mission"}, KIND_RULE, id="job-becomes-mission"),
-    pytest.param("vacancy", {"mission_type": "replacement"}, KIND_RULE, id="job-gets-mission-type"),
+    pytest.param("vacancy", {"contract_type": "cdi"}, KIND_RULE, id="mission-gets-job-contract"),
+    pytest.param("vacancy", {"mission_type": None}, KIND_RULE, id="mission-loses-mission-type"),
     pytest.param("vacancy", {"weekly_hours": 61}, [("body", "weekly_hours")], id="vacancy-61h"),
     pytest.param("vacancy", {"landlord_id": None}, [("body", "landlord_id")], id="vacancy-owner"),
     pytest.param("vacancy", {"kind": "mission"}, [("body", "kind")], id="vacancy-kind"),

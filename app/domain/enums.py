@@ -96,6 +96,7 @@ class MissionType(StrEnum):
 class VacancyStatus(StrEnum):
     DRAFT = "draft"
     OPEN = "open"
+    FILLED = "filled"  # set by the service: every position accepted or started
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
@@ -111,6 +112,9 @@ class PlacementStatus(StrEnum):
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
 
+
+# Placements that hold one of the vacancy's positions.
+POSITION_HOLDING_STATUSES = (PlacementStatus.ACCEPTED, PlacementStatus.STARTED)
 
 OPEN_PLACEMENT_STATUSES = (
     PlacementStatus.PROPOSED,
@@ -170,3 +174,67 @@ class CandidateView(StrEnum):
     FULL = "full"
     REDUCED = "reduced"  # landlord before a placement is accepted
     REFERRAL = "referral"  # prescriber: the person they referred, phase and outcome
+
+
+class TransitionReason(StrEnum):
+    """Why a candidate's path moved. Health is deliberately not a reason: it would be
+    health data (DOMAIN.md lists it; personal_circumstances covers it without saying)."""
+
+    # leaving the path (any active phase -> exited)
+    OTHER_JOB = "other_job"
+    OTHER_TRAINING = "other_training"
+    MOVED_AWAY = "moved_away"
+    PERSONAL_CIRCUMSTANCES = "personal_circumstances"
+    DROPPED_OUT = "dropped_out"
+    NOT_SUITED = "not_suited"
+    # stepping back (securing -> support, support -> recruitment)
+    FAILED_EXAM = "failed_exam"
+    MISSION_BROKE_DOWN = "mission_broke_down"
+    # coming back (exited -> recruitment)
+    RE_ENTRY = "re_entry"
+    # set by the service when a job placement starts (securing -> employed)
+    JOB_STARTED = "job_started"
+    OTHER = "other"
+
+
+class ActivityType(StrEnum):
+    # recruitment
+    WORK_TRIAL = "work_trial"  # mise en situation professionnelle (PMSMP)
+    TEST_MISSION = "test_mission"
+    REPLACEMENT = "replacement"
+    PROJECT_EVALUATION = "project_evaluation"
+    # support
+    TRAINING = "training"
+    WORK_MISSION = "work_mission"  # paid mission at a landlord, carried by the SIAE
+    TUTORING = "tutoring"
+    WORK_STUDY_CONTRACT = "work_study_contract"  # contrat de professionnalisation
+    SKILLS_ASSESSMENT = "skills_assessment"
+    INTERVIEW_SIMULATION = "interview_simulation"
+    # securing
+    CERTIFICATION_EXAM = "certification_exam"
+    HIRING_SUPPORT = "hiring_support"
+    ONBOARDING_SUPPORT = "onboarding_support"
+
+
+class ActivityOutcome(StrEnum):
+    POSITIVE = "positive"
+    NEGATIVE = "negative"
+    PENDING = "pending"
+
+
+class TrainingMode(StrEnum):
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+
+
+class PlacementEndReason(StrEnum):
+    """Why a placement left the open states without completing."""
+
+    RESIGNED = "resigned"
+    DISMISSED = "dismissed"
+    TRIAL_PERIOD_ENDED = "trial_period_ended"
+    CONTRACT_ENDED = "contract_ended"
+    NOT_SUITED = "not_suited"
+    CANDIDATE_DECLINED = "candidate_declined"
+    POSITION_FILLED = "position_filled"
+    OTHER = "other"

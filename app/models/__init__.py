@@ -3,17 +3,22 @@
 from app.models.access import ApiClient, AuditEvent, IdempotencyKey
 from app.models.base import Base
 from app.models.candidate import Candidate
+from app.models.pathway import Activity, CandidateTransition, Event, PlacementTransition
 from app.models.placement import Placement
 from app.models.structure import Structure
 from app.models.vacancy import Vacancy
 
 __all__ = [
+    "Activity",
     "ApiClient",
     "AuditEvent",
     "Base",
     "Candidate",
+    "CandidateTransition",
+    "Event",
     "IdempotencyKey",
     "Placement",
+    "PlacementTransition",
     "Structure",
     "Vacancy",
 ]

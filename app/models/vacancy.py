@@ -34,6 +34,9 @@ class Vacancy(Entity):
     appellation_code: Mapped[str] = mapped_column(String(6))
     weekly_hours: Mapped[float] = mapped_column(Float)
     positions: Mapped[int]
+    # Placements accepted or started; kept by the placement service under a row lock,
+    # and bounded by the CHECK below on both databases.
+    filled_positions: Mapped[int] = mapped_column(default=0)
 
     address_line: Mapped[str | None] = mapped_column(String(250))
     postcode: Mapped[str] = mapped_column(String(5))
@@ -58,6 +61,10 @@ class Vacancy(Entity):
 
     __table_args__ = (
         CheckConstraint("positions >= 1", name="positions_positive"),
+        CheckConstraint(
+            "filled_positions >= 0 AND filled_positions <= positions",
+            name="filled_within_positions",
+        ),
         CheckConstraint("weekly_hours > 0 AND weekly_hours <= 60", name="weekly_hours_range"),
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_after_start"),
         CheckConstraint(

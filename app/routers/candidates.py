@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.domain.enums import Phase
-from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
-from app.routers.pagination import ListQuery
+from app.domain.enums import Phase, Role
+from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
+from app.routers.pagination import ListQuery, PageQuery
 from app.schemas.candidates import (
     Candidate,
     CandidateAny,
@@ -17,8 +17,11 @@ from app.schemas.candidates import (
     present,
 )
 from app.schemas.common import Departement
+from app.schemas.pathway import CandidateTransition as CandidateTransitionRead
+from app.schemas.pathway import CandidateTransitionPage, TransitionRequest
 from app.schemas.problems import problem_responses
 from app.services import candidates as service
+from app.services import pathway
 
 router = APIRouter(prefix="/v1/candidates", tags=["candidates"], route_class=ApiRoute)
 
@@ -118,3 +121,51 @@ async def delete(
     candidate_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch
 ) -> None:
     await service.delete(session, actor, candidate_id, if_match)
+
+
+@router.post(
+    "/{candidate_id}/transitions",
+    name="candidates_transition",
+    summary="Move a candidate along the path",
+    description="The only way `phase` changes. A refused transition answers 409 "
+    "(`transition-refused`) with the unmet requirements (`unmet`) and the targets allowed "
+    "now (`allowed`); a transition absent from the machine answers 409 "
+    "(`transition-not-allowed`). See GET /v1/pathway for the machine.",
+    responses=problem_responses(404, 409, 412, 413, 422),
+)
+async def transition(
+    candidate_id: uuid.UUID,
+    body: TransitionRequest,
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+    if_match: IfMatch,
+    response: Response,
+) -> Candidate:
+    candidate = await pathway.transition(session, actor, settings, candidate_id, body, if_match)
+    set_etag(response, candidate.version)
+    response.headers["Content-Location"] = f"{router.prefix}/{candidate.id}"
+    return Candidate.model_validate(candidate)
+
+
+@router.get(
+    "/{candidate_id}/history",
+    name="candidates_history",
+    summary="Every transition of a candidate's path: from, to, when, who, why, forced",
+    responses=problem_responses(404, 422),
+)
+async def history(
+    candidate_id: uuid.UUID,
+    query: Annotated[PageQuery, Query()],
+    session: Session,
+    actor: CurrentActor,
+) -> CandidateTransitionPage:
+    rows, next_cursor = await pathway.history(session, actor, candidate_id, query.page())
+    hide = actor.role is Role.PRESCRIBER
+    items = [
+        CandidateTransitionRead.model_validate(r).model_copy(
+            update={"note": None, "actor_id": None} if hide else {}
+        )
+        for r in rows
+    ]
+    return CandidateTransitionPage(items=items, next_cursor=next_cursor)

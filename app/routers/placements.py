@@ -7,8 +7,18 @@ from fastapi import APIRouter, Query, Response, status
 
 from app.domain.enums import PlacementStatus
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
-from app.routers.pagination import ListQuery
-from app.schemas.placements import Placement, PlacementCreate, PlacementPage, PlacementUpdate
+from app.routers.pagination import ListQuery, PageQuery
+from app.schemas.placements import (
+    FollowUpCreate,
+    Placement,
+    PlacementCreate,
+    PlacementPage,
+    PlacementTransition,
+    PlacementTransitionPage,
+    PlacementTransitionRequest,
+    PlacementUpdate,
+    present,
+)
 from app.schemas.problems import problem_responses
 from app.services import placements as service
 
@@ -34,7 +44,7 @@ async def create(
     placement = await service.create(session, actor, body)
     set_etag(response, placement.version)
     response.headers["Location"] = f"{router.prefix}/{placement.id}"
-    return Placement.model_validate(placement)
+    return present(placement, actor.role)
 
 
 @router.get(
@@ -53,9 +63,7 @@ async def list_(
         updated_since=query.updated_since,
     )
     items, next_cursor = await service.list_(session, actor, filters, query.page())
-    return PlacementPage(
-        items=[Placement.model_validate(p) for p in items], next_cursor=next_cursor
-    )
+    return PlacementPage(items=[present(p, actor.role) for p in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -69,7 +77,7 @@ async def get(
 ) -> Placement:
     placement = await service.get(session, actor, placement_id)
     set_etag(response, placement.version)
-    return Placement.model_validate(placement)
+    return present(placement, actor.role)
 
 
 @router.patch(
@@ -88,4 +96,65 @@ async def update(
 ) -> Placement:
     placement = await service.update(session, actor, placement_id, body, if_match)
     set_etag(response, placement.version)
-    return Placement.model_validate(placement)
+    return present(placement, actor.role)
+
+
+@router.post(
+    "/{placement_id}/transitions",
+    name="placements_transition",
+    summary="Move a placement: interview, accept, reject, withdraw, start, complete, end",
+    description="Landlords schedule interviews, accept and reject; the insertion structure "
+    "withdraws, records the start and the end. Accepting takes one of the vacancy's "
+    "positions (409 `vacancy-full` when none is left); starting a job moves the candidate "
+    "to `employed` in the same transaction.",
+    responses=problem_responses(404, 409, 412, 413, 422),
+)
+async def transition(
+    placement_id: uuid.UUID,
+    body: PlacementTransitionRequest,
+    session: Session,
+    actor: CurrentActor,
+    if_match: IfMatch,
+    response: Response,
+) -> Placement:
+    placement = await service.transition(session, actor, placement_id, body, if_match)
+    set_etag(response, placement.version)
+    response.headers["Content-Location"] = f"{router.prefix}/{placement.id}"
+    return present(placement, actor.role)
+
+
+@router.get(
+    "/{placement_id}/history",
+    name="placements_history",
+    summary="Every move of a placement",
+    responses=problem_responses(404, 422),
+)
+async def history(
+    placement_id: uuid.UUID,
+    query: Annotated[PageQuery, Query()],
+    session: Session,
+    actor: CurrentActor,
+) -> PlacementTransitionPage:
+    rows, next_cursor = await service.history(session, actor, placement_id, query.page())
+    return PlacementTransitionPage(
+        items=[PlacementTransition.model_validate(r) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.post(
+    "/{placement_id}/follow-ups",
+    name="placements_follow_up",
+    summary="Record whether a hire is still in post, 6 or 12 months after it started",
+    responses=problem_responses(404, 409, 413, 422),
+)
+async def follow_up(
+    placement_id: uuid.UUID,
+    body: FollowUpCreate,
+    session: Session,
+    actor: CurrentActor,
+    response: Response,
+) -> Placement:
+    placement = await service.record_follow_up(session, actor, placement_id, body)
+    set_etag(response, placement.version)
+    response.headers["Content-Location"] = f"{router.prefix}/{placement.id}"
+    return present(placement, actor.role)

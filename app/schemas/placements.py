@@ -4,10 +4,16 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, computed_field, model_validator
 
-from app.domain.enums import PlacementStatus
-from app.schemas.common import EntityRead, InputModel, Page, UpdateModel, check_dates
+from app.domain.enums import (
+    ActorKind,
+    PlacementEndReason,
+    PlacementStatus,
+    Role,
+    VacancyKind,
+)
+from app.schemas.common import EntityRead, InputModel, Page, ReadModel, UpdateModel, check_dates
 
 Notes = Annotated[
     str,
@@ -52,15 +58,105 @@ class PlacementUpdate(UpdateModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"start_date": "2027-01-11"}]})
 
 
+class PlacementTransitionRequest(InputModel):
+    to: PlacementStatus
+    reason: PlacementEndReason | None = Field(
+        default=None, description="Required to reject, withdraw or end."
+    )
+    note: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    on: dt.date | None = Field(
+        default=None, description="When it happened (a start or an end); default today."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"to": "accepted"},
+                {"to": "rejected", "reason": "not_suited", "note": "Needs a driving licence."},
+                {"to": "started", "on": "2027-01-04"},
+            ]
+        }
+    )
+
+
+class FollowUpCreate(InputModel):
+    at: dt.date = Field(description="Day of the check; 6 or 12 months after the start or later.")
+    in_post: bool = Field(description="Still employed in this post.")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"at": "2027-07-05", "in_post": True}]}
+    )
+
+
+class PlacementTransition(ReadModel):
+    id: uuid.UUID
+    placement_id: uuid.UUID
+    from_status: PlacementStatus
+    to_status: PlacementStatus
+    at: dt.datetime
+    actor_kind: ActorKind
+    actor_id: str
+    actor_role: Role
+    reason: PlacementEndReason | None
+    note: str | None
+
+
+class PlacementTransitionPage(Page[PlacementTransition]):
+    pass
+
+
+def _months_later(day: dt.date, months: int) -> dt.date:
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    for dom in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, dom)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
 class Placement(EntityRead):
     candidate_id: uuid.UUID
     vacancy_id: uuid.UUID
+    vacancy_kind: VacancyKind
     status: PlacementStatus
     proposed_at: dt.datetime
-    start_date: dt.date | None
-    end_date: dt.date | None
+    status_changed_at: dt.datetime
+    start_date: dt.date | None = Field(description="Planned start.")
+    end_date: dt.date | None = Field(description="Planned end.")
+    started_on: dt.date | None
+    ended_on: dt.date | None
+    closing_reason: PlacementEndReason | None
     notes: str | None
+    follow_up_6m_on: dt.date | None
+    follow_up_6m_in_post: bool | None
+    follow_up_12m_on: dt.date | None
+    follow_up_12m_in_post: bool | None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def follow_up_6m_due_on(self) -> dt.date | None:
+        """For a started job: the day the 6-month follow-up falls due."""
+        if self.vacancy_kind is VacancyKind.JOB and self.started_on is not None:
+            return _months_later(self.started_on, 6)
+        return None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def follow_up_12m_due_on(self) -> dt.date | None:
+        if self.vacancy_kind is VacancyKind.JOB and self.started_on is not None:
+            return _months_later(self.started_on, 12)
+        return None
 
 
 class PlacementPage(Page[Placement]):
     pass
+
+
+def present(placement: object, role: Role) -> Placement:
+    """Working notes are the insertion structure's: a landlord does not get them."""
+    read = Placement.model_validate(placement)
+    if role is Role.LANDLORD:
+        return read.model_copy(update={"notes": None})
+    return read

@@ -158,7 +158,12 @@ class VacancyUpdate(UpdateModel):
     required_certification: RncpCode | None = None
     start_date: dt.date | None = None
     end_date: dt.date | None = None
-    status: VacancyStatus | None = None
+    status: (
+        Literal[
+            VacancyStatus.DRAFT, VacancyStatus.OPEN, VacancyStatus.CLOSED, VacancyStatus.CANCELLED
+        ]
+        | None
+    ) = Field(default=None, description="`filled` is set by the service, never by hand.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "open", "positions": 2}]})
 
@@ -189,6 +194,7 @@ class Vacancy(EntityRead):
     start_date: dt.date
     end_date: dt.date | None
     status: VacancyStatus
+    filled_positions: int = Field(description="Placements accepted or started.")
 
 
 class VacancyPage(Page[Vacancy]):

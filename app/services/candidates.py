@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
@@ -15,7 +15,7 @@ from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, placements, structures
+from app.services import audit, placements, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -48,20 +48,7 @@ def _column_values(
     return values
 
 
-def visible_to(actor: Actor) -> ColumnElement[bool]:
-    """The candidates within the caller's tenancy, as a SQL condition."""
-    match actor.role:
-        case Role.ADMIN:
-            return true()
-        case Role.INSERTION:
-            return Candidate.structure_id == actor.structure_id
-        case Role.PRESCRIBER:
-            return Candidate.referrer_id == actor.structure_id
-        case Role.LANDLORD:
-            assert actor.structure_id is not None
-            return placements.proposed_to_landlord(Candidate.id, actor.structure_id)
-        case _:
-            return false()
+visible_to = tenancy.candidates
 
 
 async def _views(

@@ -55,6 +55,7 @@ _READ_PLACEMENTS = {
     LAN: Grant(Access.OWN, "placements on their vacancies"),
 }
 _ADMIN_ONLY = {ADM: ALL}
+_OWN_CANDIDATES = Grant(Access.OWN, "candidates their structure accompanies")
 
 OPERATIONS: dict[str, Operation] = {
     "structures_list": Operation("structures:read", "List structures", _READ_STRUCTURES),
@@ -112,6 +113,54 @@ OPERATIONS: dict[str, Operation] = {
     "placements_update": Operation(
         "placements:write",
         "Update a placement's dates and notes",
+        {ADM: ALL, INS: Grant(Access.OWN, "placements of their candidates")},
+    ),
+    "candidates_transition": Operation(
+        "candidates:write",
+        "Move a candidate along the path",
+        {ADM: Grant(Access.ALL, "may force a transition whose guard fails"), INS: _OWN_CANDIDATES},
+    ),
+    "candidates_history": Operation(
+        "candidates:read",
+        "Read a candidate's path history",
+        {
+            ADM: ALL,
+            INS: _OWN_CANDIDATES,
+            PRE: Grant(Access.OWN, "people they referred; without notes or author ids"),
+        },
+    ),
+    "pathway_get": Operation(
+        "pathway:read",
+        "Read the path's state machine",
+        dict.fromkeys(Role, ALL),
+    ),
+    "activities_list": Operation(
+        "activities:read", "List a candidate's activities", {ADM: ALL, INS: _OWN_CANDIDATES}
+    ),
+    "activities_get": Operation(
+        "activities:read", "Get an activity", {ADM: ALL, INS: _OWN_CANDIDATES}
+    ),
+    "activities_create": Operation(
+        "activities:write", "Record an activity", {ADM: ALL, INS: _OWN_CANDIDATES}
+    ),
+    "activities_update": Operation(
+        "activities:write", "Correct an activity", {ADM: ALL, INS: _OWN_CANDIDATES}
+    ),
+    "placements_transition": Operation(
+        "placements:write",
+        "Move a placement",
+        {
+            ADM: ALL,
+            INS: Grant(Access.OWN, "withdraw, start, complete, end their candidates' placements"),
+            LAN: Grant(Access.OWN, "interview, accept, reject placements on their vacancies"),
+        },
+    ),
+    "placements_history": Operation(
+        "placements:read", "Read a placement's history", _READ_PLACEMENTS
+    ),
+    "placements_follow_up": Operation(
+        "placements:write",
+        "Record a hire's 6- or 12-month follow-up",
         {ADM: ALL, INS: Grant(Access.OWN, "placements of their candidates")},
     ),
     "clients_list": Operation("clients:admin", "List API clients", _ADMIN_ONLY),
@@ -175,8 +224,8 @@ def render_markdown() -> str:
     lines += [f"{i}. {note[2:]}" for i, note in enumerate(notes, start=1)]
     lines += [
         "",
-        "Observers get aggregated statistics only, which no operation serves yet:",
-        "an observer's token is refused (403) everywhere above.",
+        "Observers get aggregated statistics only, which no operation serves yet: apart",
+        "from the path's state machine (no personal data), an observer's token is refused.",
         "",
     ]
     return "\n".join(lines)

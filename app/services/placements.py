@@ -1,19 +1,46 @@
+"""Placements: proposals, their state machine, capacity and retention follow-ups."""
+
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, select, true
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import PlacementStatus, Role, VacancyStatus
-from app.errors import Conflict, DuplicateResource, NotFound, ValidationFailed, field_error
-from app.models import Candidate, Placement, Vacancy
+from app.config import Settings
+from app.domain.enums import (
+    POSITION_HOLDING_STATUSES,
+    Phase,
+    PlacementStatus,
+    Role,
+    TransitionReason,
+    VacancyKind,
+    VacancyStatus,
+)
+from app.domain.placement_machine import EXPIRABLE, allowed_moves, move
+from app.errors import (
+    Conflict,
+    DuplicateResource,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    field_error,
+)
+from app.models import Candidate, Placement, PlacementTransition, Vacancy
+from app.models.base import utcnow
 from app.schemas.common import check_dates
-from app.schemas.placements import PlacementCreate, PlacementUpdate
-from app.services.auth import Actor
+from app.schemas.placements import (
+    FollowUpCreate,
+    PlacementCreate,
+    PlacementTransitionRequest,
+    PlacementUpdate,
+)
+from app.schemas.placements import _months_later as months_later
+from app.services import events, pathway, tenancy, vacancies
+from app.services.auth import SYSTEM_ACTOR, Actor
 from app.services.common import (
     PageRequest,
     apply_changes,
@@ -30,16 +57,44 @@ ACCEPTED_STATUSES = (
     PlacementStatus.COMPLETED,
     PlacementStatus.ENDED,
 )
+# Which phases may take which kind of vacancy (DOMAIN.md).
+PHASES_FOR_KIND = {
+    VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
+    VacancyKind.JOB: (Phase.SECURING,),
+}
 
 _ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
-_CONFLICTS = {
+_ONE_JOB = Conflict("This candidate already holds a started job.")
+_CONFLICTS: dict[str, Conflict] = {
     "uq_placements_open_candidate_vacancy": _ALREADY_OPEN,
     "unique:placements.candidate_id, placements.vacancy_id": _ALREADY_OPEN,
+    "uq_placements_started_job_candidate": _ONE_JOB,
+    "unique:placements.candidate_id": _ONE_JOB,
 }
 
 
 class VacancyNotOpen(Conflict):
     slug, title = "vacancy-not-open", "The vacancy is not open"
+
+
+class VacancyFull(Conflict):
+    slug, title = "vacancy-full", "Every position of the vacancy is taken"
+
+
+class ConsentMissing(Conflict):
+    slug, title = "consent-missing", "The candidate has not agreed to share their profile"
+
+
+class PhaseMismatch(Conflict):
+    slug, title = "phase-mismatch", "The candidate's phase does not fit this kind of vacancy"
+
+
+class PlacementTransitionNotAllowed(Conflict):
+    slug, title = "placement-transition-not-allowed", "No such move from the current status"
+
+
+class FollowUpRefused(Conflict):
+    slug, title = "follow-up-refused", "This follow-up cannot be recorded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,22 +103,6 @@ class PlacementFilters:
     vacancy_id: uuid.UUID | None = None
     status: PlacementStatus | None = None
     updated_since: datetime | None = None
-
-
-def proposed_to_landlord(
-    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID,
-    landlord_id: uuid.UUID,
-    statuses: Sequence[PlacementStatus] | None = None,
-) -> ColumnElement[bool]:
-    """Whether the candidate has a placement on one of the landlord's vacancies."""
-    condition = (
-        select(Placement.id)
-        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
-        .where(Placement.candidate_id == candidate_id, Vacancy.landlord_id == landlord_id)
-    )
-    if statuses is not None:
-        condition = condition.where(Placement.status.in_(statuses))
-    return exists(condition)
 
 
 async def accepted_by_landlord(
@@ -83,61 +122,78 @@ async def accepted_by_landlord(
     return set(rows)
 
 
-def visible_to(actor: Actor) -> ColumnElement[bool]:
-    match actor.role:
-        case Role.ADMIN:
-            return true()
-        case Role.INSERTION:
-            return exists(
-                select(Candidate.id).where(
-                    Candidate.id == Placement.candidate_id,
-                    Candidate.structure_id == actor.structure_id,
-                )
-            )
-        case Role.LANDLORD:
-            return exists(
-                select(Vacancy.id).where(
-                    Vacancy.id == Placement.vacancy_id, Vacancy.landlord_id == actor.structure_id
-                )
-            )
-        case _:
-            return false()
+visible_to = tenancy.placements
+
+
+def check_phase_fits(candidate: Candidate, kind: VacancyKind) -> None:
+    if candidate.phase not in PHASES_FOR_KIND[kind]:
+        phases = ", ".join(p.value for p in PHASES_FOR_KIND[kind])
+        raise PhaseMismatch(
+            f"A {kind.value} is for candidates in {phases}; this one is in "
+            f"{candidate.phase.value}.",
+            phase=candidate.phase.value,
+        )
 
 
 async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> Placement:
-    candidate_query = select(Candidate.id).where(Candidate.id == data.candidate_id)
+    candidate_query = select(Candidate).where(Candidate.id == data.candidate_id)
     vacancy_query = select(Vacancy).where(Vacancy.id == data.vacancy_id)
     if actor.role is Role.INSERTION:
         candidate_query = candidate_query.where(Candidate.structure_id == actor.structure_id)
         vacancy_query = vacancy_query.where(Vacancy.status != VacancyStatus.DRAFT)
+    candidate = await session.scalar(candidate_query)
+    vacancy = await session.scalar(vacancy_query)
     missing = []
-    if await session.scalar(candidate_query) is None:
+    if candidate is None:
         missing.append(
             field_error(
                 ["body", "candidate_id"], "no candidate with this id", "reference_not_found"
             )
         )
-    vacancy = await session.scalar(vacancy_query)
     if vacancy is None:
         missing.append(
             field_error(["body", "vacancy_id"], "no vacancy with this id", "reference_not_found")
         )
-    if missing or vacancy is None:
+    if missing or candidate is None or vacancy is None:
         raise ValidationFailed(missing)
     if vacancy.status is not VacancyStatus.OPEN:
         raise VacancyNotOpen(
             f"Candidates can be proposed only for open vacancies; this one is "
             f"{vacancy.status.value}."
         )
-    placement = Placement(**data.model_dump(), status=PlacementStatus.PROPOSED)
+    if not candidate.consent_to_share:
+        raise ConsentMissing("Without the person's consent their profile is not shared.")
+    check_phase_fits(candidate, vacancy.kind)
+    placement = Placement(
+        **data.model_dump(), status=PlacementStatus.PROPOSED, vacancy_kind=vacancy.kind
+    )
     session.add(placement)
     await flush(session, _CONFLICTS)
+    events.emit(
+        session,
+        "placement.proposed",
+        "placement",
+        placement.id,
+        {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
+    )
     return placement
 
 
 async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
     placement = await session.scalar(
         select(Placement).where(Placement.id == placement_id, visible_to(actor))
+    )
+    if placement is None:
+        raise NotFound("No placement with this id.")
+    return placement
+
+
+async def _lock(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
+    placement = await session.scalar(
+        select(Placement)
+        .where(Placement.id == placement_id, visible_to(actor))
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if placement is None:
         raise NotFound("No placement with this id.")
@@ -164,7 +220,7 @@ async def update(
     data: PlacementUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Placement:
-    placement = await get(session, actor, placement_id)
+    placement = await _lock(session, actor, placement_id)
     check_version(placement.version, expected_versions)
     changes = data.model_dump(exclude_unset=True)
     cross_field(
@@ -176,3 +232,204 @@ async def update(
     apply_changes(placement, changes)
     await flush(session)
     return placement
+
+
+async def _lock_vacancy(session: AsyncSession, vacancy_id: uuid.UUID) -> Vacancy:
+    vacancy = await session.scalar(
+        select(Vacancy)
+        .where(Vacancy.id == vacancy_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert vacancy is not None  # a foreign key keeps a placement's vacancy alive
+    return vacancy
+
+
+async def _lock_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
+    candidate = await session.scalar(
+        select(Candidate)
+        .where(Candidate.id == candidate_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert candidate is not None  # a foreign key keeps a placement's candidate alive
+    return candidate
+
+
+async def _apply_move(
+    session: AsyncSession,
+    actor: Actor,
+    placement: Placement,
+    target: PlacementStatus,
+    *,
+    reason: object = None,
+    note: str | None = None,
+    on: date | None = None,
+) -> None:
+    """Write a move: capacity, the candidate's phase, history and event, together.
+
+    Lock order is placement, vacancy, candidate everywhere, so movers never deadlock.
+    """
+    origin = placement.status
+    held_before = origin in POSITION_HOLDING_STATUSES
+    held_after = target in POSITION_HOLDING_STATUSES
+    vacancy = await _lock_vacancy(session, placement.vacancy_id)
+    if held_after and not held_before:
+        if vacancy.status is VacancyStatus.FILLED:
+            raise VacancyFull("Every position of this vacancy is accepted or started.")
+        if vacancy.status is not VacancyStatus.OPEN:
+            raise VacancyNotOpen(f"The vacancy is {vacancy.status.value}.")
+        vacancy.filled_positions += 1
+    elif held_before and not held_after:
+        vacancy.filled_positions -= 1
+    vacancies.refresh_status(vacancy)
+
+    today = on or utcnow().date()
+    if target is PlacementStatus.STARTED:
+        candidate = await _lock_candidate(session, placement.candidate_id)
+        check_phase_fits(candidate, placement.vacancy_kind)
+        placement.started_on = today
+        if placement.vacancy_kind is VacancyKind.JOB:
+            # Starting the hire and becoming employed are one change: never one without the other.
+            await pathway.set_phase(
+                session,
+                candidate,
+                Phase.EMPLOYED,
+                actor,
+                reason=TransitionReason.JOB_STARTED,
+                note=None,
+                forced=False,
+            )
+    if target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED):
+        placement.ended_on = today
+    if reason is not None:
+        placement.closing_reason = reason  # type: ignore[assignment]
+    now = utcnow()
+    placement.status = target
+    placement.status_changed_at = now
+    session.add(
+        PlacementTransition(
+            placement_id=placement.id,
+            from_status=origin,
+            to_status=target,
+            at=now,
+            actor_kind=actor.kind,
+            actor_id=actor.id,
+            actor_role=actor.role,
+            reason=reason,
+            note=note,
+        )
+    )
+    events.emit(
+        session,
+        "placement.status_changed",
+        "placement",
+        placement.id,
+        {
+            "from": origin.value,
+            "to": target.value,
+            "candidate_id": str(placement.candidate_id),
+            "vacancy_id": str(placement.vacancy_id),
+            "vacancy_status": vacancy.status.value,
+        },
+    )
+    await flush(session, _CONFLICTS)
+
+
+async def transition(
+    session: AsyncSession,
+    actor: Actor,
+    placement_id: uuid.UUID,
+    data: PlacementTransitionRequest,
+    expected_versions: frozenset[int] | None,
+) -> Placement:
+    placement = await _lock(session, actor, placement_id)
+    check_version(placement.version, expected_versions)
+    allowed = [s.value for s in allowed_moves(placement.status, actor.role, placement.vacancy_kind)]
+    rule = move(placement.status, data.to)
+    if rule is None or placement.vacancy_kind not in rule.kinds or not rule.roles:
+        raise PlacementTransitionNotAllowed(
+            f"A {placement.vacancy_kind.value} placement cannot go from "
+            f"{placement.status.value} to {data.to.value}.",
+            current=placement.status.value,
+            allowed=allowed,
+        )
+    if actor.role not in rule.roles:
+        raise Forbidden(
+            f"The {actor.role.value} role cannot move a placement to {data.to.value}.",
+            allowed=allowed,
+        )
+    if rule.reason_required and data.reason is None:
+        raise ValidationFailed(
+            [field_error(["body", "reason"], f"required to move to {data.to.value}", "missing")]
+        )
+    await _apply_move(
+        session, actor, placement, data.to, reason=data.reason, note=data.note, on=data.on
+    )
+    return placement
+
+
+async def history(
+    session: AsyncSession, actor: Actor, placement_id: uuid.UUID, page: PageRequest
+) -> tuple[Sequence[PlacementTransition], str | None]:
+    await get(session, actor, placement_id)
+    stmt = select(PlacementTransition).where(PlacementTransition.placement_id == placement_id)
+    return await paginate(session, PlacementTransition, stmt, page)
+
+
+async def record_follow_up(
+    session: AsyncSession, actor: Actor, placement_id: uuid.UUID, data: FollowUpCreate
+) -> Placement:
+    """Whether a hire is still in post 6 and 12 months after it started."""
+    placement = await _lock(session, actor, placement_id)
+    started = placement.started_on
+    if placement.vacancy_kind is not VacancyKind.JOB or started is None:
+        raise FollowUpRefused("Follow-ups are for job placements that started.")
+    if data.at > utcnow().date():
+        raise ValidationFailed([field_error(["body", "at"], "is in the future", "value_error")])
+    if data.at >= months_later(started, 12):
+        milestone = 12
+    elif data.at >= months_later(started, 6):
+        milestone = 6
+    else:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["body", "at"],
+                    f"the first follow-up is due from {months_later(started, 6).isoformat()}",
+                    "value_error",
+                )
+            ]
+        )
+    if getattr(placement, f"follow_up_{milestone}m_on") is not None:
+        raise FollowUpRefused(f"The {milestone}-month follow-up is already recorded.")
+    setattr(placement, f"follow_up_{milestone}m_on", data.at)
+    setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
+    events.emit(
+        session,
+        "placement.follow_up_recorded",
+        "placement",
+        placement.id,
+        {"milestone_months": milestone, "in_post": data.in_post},
+    )
+    await flush(session)
+    return placement
+
+
+async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
+    """Close proposals unanswered for the configured delay. Safe to run again and again:
+    a second run finds nothing left to close."""
+    cutoff = utcnow() - timedelta(days=settings.proposal_expiry_days)
+    stale = (
+        await session.scalars(
+            select(Placement)
+            .where(Placement.status.in_(EXPIRABLE), Placement.status_changed_at < cutoff)
+            .order_by(Placement.id)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for placement in stale:
+        await _apply_move(
+            session, SYSTEM_ACTOR, placement, PlacementStatus.EXPIRED, note="no answer in time"
+        )
+    return len(stale)

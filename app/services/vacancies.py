@@ -5,15 +5,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
-from app.errors import Forbidden, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.models import Vacancy
 from app.schemas.common import check_coordinates, check_dates
 from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
-from app.services import structures
+from app.services import structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -35,30 +35,33 @@ class VacancyFilters:
     updated_since: datetime | None = None
 
 
-def visible_to(actor: Actor) -> ColumnElement[bool]:
-    match actor.role:
-        case Role.ADMIN:
-            return true()
-        case Role.LANDLORD:
-            return Vacancy.landlord_id == actor.structure_id
-        case Role.INSERTION:
-            return Vacancy.status != VacancyStatus.DRAFT
-        case _:
-            return false()
+visible_to = tenancy.vacancies
+writable_by = tenancy.vacancies_writable
 
 
-def writable_by(actor: Actor) -> ColumnElement[bool]:
-    if actor.role is Role.ADMIN:
-        return true()
-    if actor.role is Role.LANDLORD:
-        return Vacancy.landlord_id == actor.structure_id
-    return false()
+class PositionsTaken(Conflict):
+    slug, title = "positions-taken", "Fewer positions than placements holding them"
+
+
+def refresh_status(vacancy: Vacancy) -> None:
+    """open <-> filled follows the positions held; the other statuses are set by hand."""
+    if vacancy.status in (VacancyStatus.OPEN, VacancyStatus.FILLED):
+        full = vacancy.filled_positions >= vacancy.positions
+        vacancy.status = VacancyStatus.FILLED if full else VacancyStatus.OPEN
 
 
 async def _find(
-    session: AsyncSession, vacancy_id: uuid.UUID, condition: ColumnElement[bool]
+    session: AsyncSession,
+    vacancy_id: uuid.UUID,
+    condition: ColumnElement[bool],
+    *,
+    lock: bool = False,
 ) -> Vacancy:
-    vacancy = await session.scalar(select(Vacancy).where(Vacancy.id == vacancy_id, condition))
+    stmt = select(Vacancy).where(Vacancy.id == vacancy_id, condition)
+    if lock:
+        # Placements change filled_positions under this same lock.
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    vacancy = await session.scalar(stmt)
     if vacancy is None:
         raise NotFound("No vacancy with this id.")
     return vacancy
@@ -102,9 +105,17 @@ async def update(
     data: VacancyUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Vacancy:
-    vacancy = await _find(session, vacancy_id, writable_by(actor))
+    vacancy = await _find(session, vacancy_id, writable_by(actor), lock=True)
     check_version(vacancy.version, expected_versions)
     changes = data.model_dump(exclude_unset=True)
+    if changes.get("positions", vacancy.positions) < vacancy.filled_positions:
+        raise PositionsTaken(
+            f"{vacancy.filled_positions} placements hold positions on this vacancy; "
+            "withdraw or end some first.",
+            filled_positions=vacancy.filled_positions,
+        )
+    if changes.get("status") is VacancyStatus.OPEN and vacancy.status is VacancyStatus.FILLED:
+        changes.pop("status")  # still full: it stays filled until a position frees
     if data.required_competencies is not None:
         changes["required_competencies"] = data.required_competencies.model_dump()
 
@@ -120,6 +131,7 @@ async def update(
     if "commune_insee" in changes:
         changes.update(territory(changes["commune_insee"]))
     apply_changes(vacancy, changes)
+    refresh_status(vacancy)
     await flush(session)
     return vacancy
 

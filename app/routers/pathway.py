@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.domain.enums import Phase
+from app.domain.pathway import ACTIVITY_PHASE, MACHINE, requirements
+from app.routers.deps import ApiRoute, AppSettings
+from app.schemas.pathway import (
+    GuardDescription,
+    Pathway,
+    PathwayThresholds,
+    PathwayTransition,
+)
+from app.services.pathway import thresholds
+
+router = APIRouter(prefix="/v1/pathway", tags=["pathway"], route_class=ApiRoute)
+
+
+@router.get(
+    "",
+    name="pathway_get",
+    summary="The path's state machine: phases, transitions, requirements, thresholds",
+)
+async def get(settings: AppSettings) -> Pathway:
+    limits = thresholds(settings)
+    transitions = [
+        PathwayTransition(
+            from_phase=origin,
+            to_phase=target,
+            description=rule.description,
+            requirements=[
+                GuardDescription(code=u.code, description=u.requirement)
+                for u in requirements(origin, target, limits)
+            ],
+            reasons=sorted(rule.reasons),
+            via_placement_only=rule.via_placement_only,
+        )
+        for origin, targets in MACHINE.items()
+        for target, rule in targets.items()
+    ]
+    return Pathway(
+        phases=list(Phase),
+        initial=Phase.RECRUITMENT,
+        terminal=[phase for phase, targets in MACHINE.items() if not targets],
+        transitions=transitions,
+        thresholds=PathwayThresholds(
+            min_training_hours=limits.min_training_hours,
+            min_positive_trials=limits.min_positive_trials,
+            min_positive_skills_assessments=limits.min_positive_skills_assessments,
+            min_completed_work_missions=limits.min_completed_work_missions,
+        ),
+        activity_phases={t.value: p for t, p in ACTIVITY_PHASE.items()},
+    )

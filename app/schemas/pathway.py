@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from app.domain.enums import ActorKind, Phase, Role, TransitionReason
+from app.schemas.common import FieldRuleError, InputModel, Page, ReadModel
+
+Note = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class TransitionRequest(InputModel):
+    to: Phase
+    reason: TransitionReason | None = Field(
+        default=None,
+        description="Required to leave the path, step back or re-enter; see GET /v1/pathway.",
+    )
+    note: Note | None = Field(
+        default=None, description="Free text; the written justification of a forced transition."
+    )
+    force: bool = Field(
+        default=False,
+        description="National administrators only: move although a guard fails. "
+        "Needs a justification in `note`; recorded as forced.",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"to": "support"},
+                {"to": "exited", "reason": "other_job", "note": "Hired by a cleaning company."},
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _justified(self) -> TransitionRequest:
+        if self.force and (self.note is None or len(self.note) < 10):
+            raise FieldRuleError("a forced transition needs a written justification", "note")
+        return self
+
+
+class CandidateTransition(ReadModel):
+    id: uuid.UUID
+    candidate_id: uuid.UUID
+    from_phase: Phase
+    to_phase: Phase
+    at: dt.datetime
+    actor_kind: ActorKind
+    actor_id: str | None = Field(description="Hidden from prescribers.")
+    actor_role: Role
+    reason: TransitionReason | None
+    note: str | None = Field(description="Hidden from prescribers.")
+    forced: bool
+
+
+class CandidateTransitionPage(Page[CandidateTransition]):
+    pass
+
+
+class GuardDescription(BaseModel):
+    code: str
+    description: str
+
+
+class PathwayTransition(BaseModel):
+    from_phase: Phase
+    to_phase: Phase
+    description: str
+    requirements: list[GuardDescription]
+    reasons: list[TransitionReason] = Field(description="Empty: no reason needed.")
+    via_placement_only: bool = Field(
+        description="Reached only by starting a job placement, never through the endpoint."
+    )
+
+
+class PathwayThresholds(BaseModel):
+    min_training_hours: float
+    min_positive_trials: int
+    min_positive_skills_assessments: int
+    min_completed_work_missions: int
+
+
+class Pathway(BaseModel):
+    """The path's state machine, for front-ends to draw."""
+
+    phases: list[Phase]
+    initial: Phase
+    terminal: list[Phase]
+    transitions: list[PathwayTransition]
+    thresholds: PathwayThresholds
+    activity_phases: dict[str, Phase] = Field(
+        description="The phase each activity type belongs to."
+    )

@@ -1,0 +1,191 @@
+"""Activities on a candidate's path, and what they change on the candidate."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.enums import (
+    ActivityOutcome,
+    ActivityType,
+    AuditAction,
+    CandidateView,
+    CertificationStatus,
+    Phase,
+    StructureKind,
+)
+from app.domain.pathway import ACTIVITY_PHASE, PHASE_RANK
+from app.errors import Conflict, NotFound, ValidationFailed, field_error
+from app.models import Activity, Candidate
+from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
+from app.services import audit, events, structures, tenancy
+from app.services.auth import Actor
+from app.services.common import PageRequest, check_version, flush, paginate
+from app.services.pathway import lock_candidate
+
+
+class PhaseNotReached(Conflict):
+    slug, title = "phase-not-reached", "The candidate has not reached this activity's phase"
+
+
+def _check_phase(candidate: Candidate, activity_type: ActivityType) -> Phase:
+    phase = ACTIVITY_PHASE[activity_type]
+    if candidate.phase is Phase.EXITED or PHASE_RANK[phase] > PHASE_RANK[candidate.phase]:
+        raise PhaseNotReached(
+            f"A {activity_type.value} belongs to the {phase.value} phase; the candidate is "
+            f"in {candidate.phase.value}.",
+            current=candidate.phase.value,
+            activity_phase=phase.value,
+        )
+    return phase
+
+
+def _apply_to_candidate(candidate: Candidate, activity: Activity) -> None:
+    """Assessments set competency levels; exams set the certification's status."""
+    if activity.type is ActivityType.SKILLS_ASSESSMENT and activity.competency_levels:
+        # JSON columns change by reassignment, so the ORM sees the update.
+        candidate.competencies = {**candidate.competencies, **activity.competency_levels}
+    if activity.type is ActivityType.CERTIFICATION_EXAM and activity.rncp_code:
+        entries = [dict(e) for e in candidate.certifications]
+        entry = next((e for e in entries if e.get("rncp_code") == activity.rncp_code), None)
+        if entry is None:
+            entry = {"rncp_code": activity.rncp_code, "status": None, "date": None}
+            entries.append(entry)
+        if activity.outcome is ActivityOutcome.POSITIVE:
+            entry.update(
+                status=CertificationStatus.HELD.value, date=activity.occurred_on.isoformat()
+            )
+        elif entry["status"] != CertificationStatus.HELD.value:
+            entry["status"] = CertificationStatus.IN_PROGRESS.value
+        candidate.certifications = entries
+
+
+def _columns(data: Any) -> dict[str, Any]:
+    values: dict[str, Any] = data.model_dump(exclude={"type"})
+    if "competency_levels" in values and values["competency_levels"] is not None:
+        values["competency_levels"] = {
+            code: level for code, level in values["competency_levels"].items() if level is not None
+        }
+    return values
+
+
+async def create(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, data: Any
+) -> Activity:
+    candidate = await lock_candidate(session, actor, candidate_id)
+    phase = _check_phase(candidate, data.type)
+    values = _columns(data)
+    if values.get("landlord_id") is not None:
+        await structures.require_kind(
+            session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
+        )
+    activity = Activity(
+        candidate_id=candidate.id, type=data.type, phase=phase, recorded_by=actor.id, **values
+    )
+    session.add(activity)
+    _apply_to_candidate(candidate, activity)
+    await flush(session)
+    events.emit(
+        session,
+        "activity.recorded",
+        "candidate",
+        candidate.id,
+        {"activity_id": str(activity.id), "type": activity.type.value},
+    )
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    return activity
+
+
+async def _visible_candidate(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> None:
+    found = await session.scalar(
+        select(Candidate.id).where(Candidate.id == candidate_id, tenancy.candidates(actor))
+    )
+    if found is None:
+        raise NotFound("No candidate with this id.")
+
+
+async def _find(session: AsyncSession, candidate_id: uuid.UUID, activity_id: uuid.UUID) -> Activity:
+    activity = await session.scalar(
+        select(Activity).where(Activity.id == activity_id, Activity.candidate_id == candidate_id)
+    )
+    if activity is None:
+        raise NotFound("No activity with this id for this candidate.")
+    return activity
+
+
+async def get(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, activity_id: uuid.UUID
+) -> Activity:
+    await _visible_candidate(session, actor, candidate_id)
+    activity = await _find(session, candidate_id, activity_id)
+    await audit.record(session, actor, [candidate_id], AuditAction.READ, CandidateView.FULL)
+    return activity
+
+
+async def list_(
+    session: AsyncSession,
+    actor: Actor,
+    candidate_id: uuid.UUID,
+    activity_type: ActivityType | None,
+    page: PageRequest,
+) -> tuple[Sequence[Activity], str | None]:
+    await _visible_candidate(session, actor, candidate_id)
+    stmt = select(Activity).where(Activity.candidate_id == candidate_id)
+    if activity_type is not None:
+        stmt = stmt.where(Activity.type == activity_type)
+    rows, next_cursor = await paginate(session, Activity, stmt, page)
+    await audit.record(session, actor, [candidate_id], AuditAction.LIST, CandidateView.FULL)
+    return rows, next_cursor
+
+
+async def update(
+    session: AsyncSession,
+    actor: Actor,
+    candidate_id: uuid.UUID,
+    activity_id: uuid.UUID,
+    data: ActivityUpdate,
+    expected_versions: frozenset[int] | None,
+) -> Activity:
+    candidate = await lock_candidate(session, actor, candidate_id)
+    activity = await _find(session, candidate_id, activity_id)
+    check_version(activity.version, expected_versions)
+    model = ACTIVITY_MODELS[activity.type]
+    own_fields = set(model.model_fields) - {"type"}
+    changes = data.model_dump(exclude_unset=True)
+    foreign = sorted(set(changes) - own_fields)
+    if foreign:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["body", name], f"not a field of a {activity.type.value}", "extra_forbidden"
+                )
+                for name in foreign
+            ]
+        )
+    merged = {name: getattr(activity, name) for name in own_fields}
+    merged.update(changes)
+    try:
+        validated = model.model_validate({**merged, "type": activity.type})
+    except ValidationError as exc:
+        raise ValidationFailed(
+            [
+                field_error(["body", *map(str, err["loc"])], err["msg"], err["type"])
+                for err in exc.errors()
+            ]
+        ) from None
+    values = _columns(validated)
+    if "landlord_id" in changes and values.get("landlord_id") is not None:
+        await structures.require_kind(
+            session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
+        )
+    for name, value in values.items():
+        setattr(activity, name, value)
+    _apply_to_candidate(candidate, activity)
+    await flush(session)
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    return activity

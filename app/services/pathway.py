@@ -1,0 +1,221 @@
+"""Path transitions of candidates: guards, history and events in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import ColumnElement, case, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.domain.enums import (
+    ActivityOutcome,
+    ActivityType,
+    AuditAction,
+    CandidateView,
+    Phase,
+    PlacementStatus,
+    Role,
+    TransitionReason,
+    VacancyKind,
+)
+from app.domain.pathway import (
+    MACHINE,
+    TRIAL_TYPES,
+    PathSnapshot,
+    Thresholds,
+    allowed_targets,
+    unmet_for,
+)
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
+from app.models import Activity, Candidate, CandidateTransition, Placement
+from app.models.base import utcnow
+from app.schemas.pathway import TransitionRequest
+from app.services import audit, events, tenancy
+from app.services.auth import Actor
+from app.services.common import PageRequest, check_version, flush, paginate
+
+
+class TransitionNotAllowed(Conflict):
+    slug, title = "transition-not-allowed", "No such transition from the current phase"
+
+
+class TransitionRefused(Conflict):
+    slug, title = "transition-refused", "The transition's requirements are not met"
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(
+        min_training_hours=settings.pathway_min_training_hours,
+        min_positive_trials=settings.pathway_min_positive_trials,
+        min_positive_skills_assessments=settings.pathway_min_positive_skills_assessments,
+        min_completed_work_missions=settings.pathway_min_completed_work_missions,
+    )
+
+
+async def snapshot(session: AsyncSession, candidate_id: uuid.UUID) -> PathSnapshot:
+    """What the guards need, in two aggregate queries."""
+    positive = Activity.outcome == ActivityOutcome.POSITIVE
+
+    def count_positive(*types: ActivityType) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((Activity.type.in_(types) & positive, 1), else_=0)), 0)
+
+    row = (
+        await session.execute(
+            select(
+                count_positive(*TRIAL_TYPES),
+                count_positive(ActivityType.PROJECT_EVALUATION),
+                func.coalesce(
+                    func.sum(case((Activity.type == ActivityType.TRAINING, Activity.hours))), 0
+                ),
+                count_positive(ActivityType.SKILLS_ASSESSMENT),
+                count_positive(ActivityType.WORK_MISSION),
+            ).where(Activity.candidate_id == candidate_id)
+        )
+    ).one()
+    started_job = await session.scalar(
+        select(
+            exists().where(
+                Placement.candidate_id == candidate_id,
+                Placement.status == PlacementStatus.STARTED,
+                Placement.vacancy_kind == VacancyKind.JOB,
+            )
+        )
+    )
+    return PathSnapshot(
+        positive_trials=int(row[0]),
+        project_validated=int(row[1]) > 0,
+        training_hours=float(row[2]),
+        positive_skills_assessments=int(row[3]),
+        completed_work_missions=int(row[4]),
+        started_job_placement=bool(started_job),
+    )
+
+
+async def lock_candidate(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> Candidate:
+    """The candidate row, locked for this transaction (PostgreSQL; SQLite's writers are
+    already serialised by BEGIN IMMEDIATE), if the caller may see it."""
+    candidate = await session.scalar(
+        select(Candidate)
+        .where(Candidate.id == candidate_id, tenancy.candidates(actor))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if candidate is None:
+        raise NotFound("No candidate with this id.")
+    return candidate
+
+
+async def set_phase(
+    session: AsyncSession,
+    candidate: Candidate,
+    target: Phase,
+    actor: Actor,
+    *,
+    reason: TransitionReason | None,
+    note: str | None,
+    forced: bool,
+) -> CandidateTransition:
+    """The only writer of `phase`: the state, its history row and its event, together."""
+    origin = candidate.phase
+    now = utcnow()
+    candidate.phase = target
+    candidate.phase_changed_at = now
+    record = CandidateTransition(
+        candidate_id=candidate.id,
+        from_phase=origin,
+        to_phase=target,
+        at=now,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        reason=reason,
+        note=note,
+        forced=forced,
+    )
+    session.add(record)
+    events.emit(
+        session,
+        "candidate.phase_changed",
+        "candidate",
+        candidate.id,
+        {
+            "from": origin.value,
+            "to": target.value,
+            "reason": reason.value if reason else None,
+            "forced": forced,
+            "structure_id": str(candidate.structure_id),
+        },
+    )
+    await flush(session)
+    return record
+
+
+async def transition(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    candidate_id: uuid.UUID,
+    data: TransitionRequest,
+    expected_versions: frozenset[int] | None,
+) -> Candidate:
+    if data.force and actor.role is not Role.ADMIN:
+        raise Forbidden("Only a national administrator may force a transition.")
+    candidate = await lock_candidate(session, actor, candidate_id)
+    check_version(candidate.version, expected_versions)
+    limits = thresholds(settings)
+    state = await snapshot(session, candidate.id)
+    allowed = [p.value for p in allowed_targets(candidate.phase, state, limits)]
+    rule = MACHINE[candidate.phase].get(data.to)
+    if rule is None or rule.via_placement_only:
+        detail = (
+            "A candidate becomes employed when a job placement starts."
+            if rule is not None
+            else f"No transition from {candidate.phase.value} to {data.to.value}."
+        )
+        raise TransitionNotAllowed(detail, current=candidate.phase.value, allowed=allowed)
+    if rule.reasons and data.reason not in rule.reasons:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["body", "reason"],
+                    "required, one of: " + ", ".join(sorted(r.value for r in rule.reasons)),
+                    "value_error",
+                )
+            ]
+        )
+    unmet = unmet_for(candidate.phase, data.to, state, limits) or []
+    if unmet and not data.force:
+        raise TransitionRefused(
+            f"Cannot move from {candidate.phase.value} to {data.to.value} yet.",
+            current=candidate.phase.value,
+            allowed=allowed,
+            unmet=[{"code": u.code, "requirement": u.requirement, "have": u.have} for u in unmet],
+        )
+    await set_phase(
+        session,
+        candidate,
+        data.to,
+        actor,
+        reason=data.reason,
+        note=data.note,
+        forced=bool(data.force and unmet),
+    )
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    return candidate
+
+
+async def history(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, page: PageRequest
+) -> tuple[Sequence[CandidateTransition], str | None]:
+    visible = await session.scalar(
+        select(Candidate.id).where(Candidate.id == candidate_id, tenancy.candidates(actor))
+    )
+    if visible is None:
+        raise NotFound("No candidate with this id.")
+    stmt = select(CandidateTransition).where(CandidateTransition.candidate_id == candidate_id)
+    rows, next_cursor = await paginate(session, CandidateTransition, stmt, page)
+    view = CandidateView.REFERRAL if actor.role is Role.PRESCRIBER else CandidateView.FULL
+    await audit.record(session, actor, [candidate_id], AuditAction.READ, view)
+    return rows, next_cursor

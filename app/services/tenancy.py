@@ -1,0 +1,82 @@
+"""What each caller may see, as SQL conditions: queries are scoped, never filtered after.
+
+One place for every tenancy rule of DOMAIN.md ("Who may see what"); the services add
+these conditions to their queries, so an object outside the tenancy is simply not found.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, select, true
+
+from app.domain.enums import Role, VacancyStatus
+from app.models import Candidate, Placement, Vacancy
+from app.services.auth import Actor
+
+
+def proposed_to_landlord(
+    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, landlord_id: uuid.UUID
+) -> ColumnElement[bool]:
+    """Whether the candidate has a placement on one of the landlord's vacancies."""
+    return exists(
+        select(Placement.id)
+        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+        .where(Placement.candidate_id == candidate_id, Vacancy.landlord_id == landlord_id)
+    )
+
+
+def candidates(actor: Actor) -> ColumnElement[bool]:
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.INSERTION:
+            return Candidate.structure_id == actor.structure_id
+        case Role.PRESCRIBER:
+            return Candidate.referrer_id == actor.structure_id
+        case Role.LANDLORD:
+            assert actor.structure_id is not None
+            return proposed_to_landlord(Candidate.id, actor.structure_id)
+        case _:
+            return false()
+
+
+def vacancies(actor: Actor) -> ColumnElement[bool]:
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.LANDLORD:
+            return Vacancy.landlord_id == actor.structure_id
+        case Role.INSERTION:
+            return Vacancy.status != VacancyStatus.DRAFT
+        case _:
+            return false()
+
+
+def vacancies_writable(actor: Actor) -> ColumnElement[bool]:
+    if actor.role is Role.ADMIN:
+        return true()
+    if actor.role is Role.LANDLORD:
+        return Vacancy.landlord_id == actor.structure_id
+    return false()
+
+
+def placements(actor: Actor) -> ColumnElement[bool]:
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.INSERTION:
+            return exists(
+                select(Candidate.id).where(
+                    Candidate.id == Placement.candidate_id,
+                    Candidate.structure_id == actor.structure_id,
+                )
+            )
+        case Role.LANDLORD:
+            return exists(
+                select(Vacancy.id).where(
+                    Vacancy.id == Placement.vacancy_id, Vacancy.landlord_id == actor.structure_id
+                )
+            )
+        case _:
+            return false()
