@@ -170,7 +170,7 @@ def cmd_purge_audit(args: argparse.Namespace) -> int:
     from app.services import audit
 
     settings = get_settings()
-    days = args.days or settings.audit_retention_days
+    days = args.days if args.days is not None else settings.audit_retention_days
 
     async def work(session: AsyncSession) -> int:
         return await audit.purge(session, days)
@@ -235,6 +235,13 @@ def cmd_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="tremplin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,7 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     boot.set_defaults(func=cmd_bootstrap_admin)
 
     purge = sub.add_parser("purge-audit", help="delete audit entries past the retention")
-    purge.add_argument("--days", type=int, default=None, help="default: AUDIT_RETENTION_DAYS")
+    purge.add_argument(
+        "--days", type=_positive_int, default=None, help="default: AUDIT_RETENTION_DAYS"
+    )
     purge.set_defaults(func=cmd_purge_audit)
 
     keys = sub.add_parser("purge-idempotency-keys", help="delete expired idempotency keys")

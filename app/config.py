@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     rate_limit_landlord: int = Field(default=600, ge=1)
     rate_limit_prescriber: int = Field(default=300, ge=1)
     rate_limit_observer: int = Field(default=120, ge=1)
+    # Token requests and failed authentications, per client id or address.
+    rate_limit_anonymous: int = Field(default=60, ge=1)
 
     # The path's guards (DOMAIN.md); the Rouen programme, for one, trains for 350 hours.
     pathway_min_training_hours: float = Field(default=150, ge=0)
@@ -67,7 +69,6 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)
     cors_origins: list[str] = []
-    candidate_min_age_years: int = Field(default=16, ge=14)
 
     @property
     def is_production(self) -> bool:

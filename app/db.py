@@ -26,6 +26,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             echo=settings.db_echo,
+            hide_parameters=True,  # bound values are personal data: never in logs
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
         )
         _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
@@ -33,6 +34,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
+        hide_parameters=True,  # bound values are personal data: never in logs
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,

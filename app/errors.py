@@ -217,20 +217,21 @@ def install_error_handlers(app: FastAPI) -> None:
             return _from_error(
                 request, ConcurrentUpdate("A concurrent request won; retry the request.")
             )
-        logger.exception("database error on %s", request.url.path)
+        # The class and SQLSTATE only: the message may quote the row's values.
+        logger.error(
+            "database error on %s: %s %s",
+            request.url.path,
+            type(exc.orig).__name__,
+            getattr(exc.orig, "sqlstate", ""),
+        )
         return _from_error(request, ServiceUnavailable("The database could not answer."))
 
-    @app.exception_handler(OSError)
+    @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
         # asyncpg raises these unwrapped when the server refuses or drops connections.
         logger.warning("database unreachable on %s: %s", request.url.path, type(exc).__name__)
         return _from_error(request, ServiceUnavailable("The database could not answer."))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path)
-        return _from_error(request, TremplinError("An unexpected error occurred."))
 
 
 def constraint_name(exc: IntegrityError) -> str | None:

@@ -176,7 +176,7 @@ class RequestId:
         except Exception:
             # Render unexpected errors here, inside this middleware, so that even a 500
             # carries the id a partner quotes to support.
-            logger.exception("unhandled error on %s", scope.get("path"))
+            logger.exception("unhandled error on %s (request %s)", scope.get("path"), request_id)
             if started:
                 raise
             exc = TremplinError("An unexpected error occurred.")
@@ -247,8 +247,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.add_middleware(RequestId)
+    # Outermost, so that even the 500s RequestId renders carry the headers.
+    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     logging.getLogger("tremplin").setLevel(logging.INFO)
     return app

@@ -17,16 +17,28 @@ _MAX_BUCKETS = 50_000
 
 
 class RateLimiter:
-    def __init__(self, per_minute: Mapping[Role, int]) -> None:
+    def __init__(self, per_minute: Mapping[Role, int], anonymous_per_minute: int = 60) -> None:
         self._per_minute = dict(per_minute)
+        self._anonymous = anonymous_per_minute
         self._buckets: dict[str, tuple[float, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
-        return cls({role: getattr(settings, f"rate_limit_{role.value}") for role in Role})
+        return cls(
+            {role: getattr(settings, f"rate_limit_{role.value}") for role in Role},
+            settings.rate_limit_anonymous,
+        )
 
     def hit(self, actor_id: str, role: Role) -> None:
-        capacity = float(self._per_minute[role])
+        self._take(actor_id, self._per_minute[role])
+
+    def hit_anonymous(self, key: str) -> None:
+        """Callers without a valid token: the token endpoint, failed authentications."""
+        self._take("anonymous:" + key, self._anonymous)
+
+    def _take(self, key: str, per_minute: int) -> None:
+        actor_id = key
+        capacity = float(per_minute)
         refill_per_s = capacity / 60.0
         now = time.monotonic()
         tokens, last = self._buckets.get(actor_id, (capacity, now))

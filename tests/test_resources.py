@@ -442,7 +442,7 @@ async def test_placement_on_a_vacancy_that_is_not_open_is_a_conflict(
     client: httpx.AsyncClient, sessionmaker: Maker, status: str
 ) -> None:
     candidate = await create_candidate(client)
-    vacancy = await create_vacancy(client, status="draft")
+    vacancy = await create_vacancy(client, status="draft" if status == "draft" else "open")
     if status != "draft":
         patched = await client.patch(f"/v1/vacancies/{vacancy['id']}", json={"status": status})
         assert patched.status_code == 200, patched.text

@@ -116,6 +116,17 @@ class PlacementStatus(StrEnum):
 # Placements that hold one of the vacancy's positions.
 POSITION_HOLDING_STATUSES = (PlacementStatus.ACCEPTED, PlacementStatus.STARTED)
 
+# A landlord sees a person proposed to it while a placement is open or after it was
+# accepted; not after a rejection, a withdrawal or an expiry.
+LANDLORD_VISIBLE_STATUSES = (
+    PlacementStatus.PROPOSED,
+    PlacementStatus.INTERVIEW,
+    PlacementStatus.ACCEPTED,
+    PlacementStatus.STARTED,
+    PlacementStatus.COMPLETED,
+    PlacementStatus.ENDED,
+)
+
 OPEN_PLACEMENT_STATUSES = (
     PlacementStatus.PROPOSED,
     PlacementStatus.INTERVIEW,

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
-from app.errors import Forbidden
+from app.errors import Forbidden, Unauthorized
 from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from app.services.auth import Actor, Authenticator, MissingToken
 from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Operation
@@ -71,7 +71,12 @@ async def _admit(request: Request, session: AsyncSession, operation: Operation) 
         raise MissingToken()
     authenticator: Authenticator = request.app.state.authenticator
     request_id = getattr(request.state, "request_id", None)
-    actor = await authenticator.authenticate(session, token.strip(), request_id)
+    try:
+        actor = await authenticator.authenticate(session, token.strip(), request_id)
+    except Unauthorized:
+        # Guessing tokens costs the guesser: failures are limited per address.
+        request.app.state.rate_limiter.hit_anonymous(client_address(request))
+        raise
     request.app.state.rate_limiter.hit(actor.id, actor.role)
     if actor.role not in operation.grants:
         raise Forbidden(f"The {actor.role.value} role may not use this operation.")
@@ -80,6 +85,10 @@ async def _admit(request: Request, session: AsyncSession, operation: Operation) 
             f"This token lacks the scope {operation.scope}.", required_scope=operation.scope
         )
     return actor
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def get_session(request: Request) -> AsyncSession:

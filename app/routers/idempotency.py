@@ -1,7 +1,12 @@
 """Idempotency-Key on POST: the first response is stored and replayed to retries.
 
-A response marked Cache-Control: no-store (it holds a secret, like a new client's) is
-not kept: a replay answers 409 with the created resource's Location instead.
+What is kept depends on the answer. An answer naming its resource (Location or
+Content-Location) keeps no body: a replay reads the resource again, as the caller, so
+tenancy still applies, the read is audited, and a resource since erased or moved away
+answers 404 instead of being replayed from a copy. An answer holding a secret
+(Cache-Control: no-store, e.g. a new client's) is not replayable at all: 409. Other
+answers are kept whole. Only successful answers are kept: a request that failed wrote
+nothing, so its retry simply runs again.
 
 The key is written in the same transaction as the resource it created, so a crash
 cannot leave one without the other. On PostgreSQL a transaction-scoped advisory lock
@@ -28,7 +33,7 @@ from app.models.base import utcnow
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
-_KEPT_HEADERS = ("content-type", "location", "etag")
+_KEPT_HEADERS = ("content-type", "location", "content-location", "etag", "cache-control")
 
 
 class IdempotencyInProgress(Conflict):
@@ -48,8 +53,58 @@ def _lock_id(actor_id: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _holds_secret(response: Response) -> bool:
-    return "no-store" in response.headers.get("cache-control", "")
+def _holds_secret(headers: dict[str, str]) -> bool:
+    return "no-store" in headers.get("cache-control", "")
+
+
+def _names_resource(headers: dict[str, str]) -> bool:
+    return _holds_secret(headers) or "location" in headers or "content-location" in headers
+
+
+async def _read_again(request: Request, status: int, kept: dict[str, str]) -> Response:
+    """GET the resource the first answer named, through the whole app, as this caller."""
+    path = kept.get("location") or kept["content-location"]
+    headers = [(b"host", b"tremplin.internal")]
+    for name in ("authorization", "x-request-id"):
+        if name in request.headers:
+            headers.append((name.encode(), request.headers[name].encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": request.url.scheme,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": request.scope.get("client"),
+        "server": request.scope.get("server"),
+    }
+    answer: dict[str, Any] = {"status": 500, "headers": [], "body": bytearray()}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = message.get("headers", [])
+        elif message["type"] == "http.response.body":
+            answer["body"] += message.get("body", b"")
+
+    await request.app(scope, receive, send)
+    fetched = {k.decode().lower(): v.decode() for k, v in answer["headers"]}
+    out = {REPLAYED_HEADER: "true", "content-type": fetched.get("content-type", "")}
+    if answer["status"] != 200:
+        return Response(bytes(answer["body"]), answer["status"], headers=out)
+    for name in ("location", "content-location"):
+        if name in kept:
+            out[name] = kept[name]
+    if "etag" in fetched:
+        out["etag"] = fetched["etag"]
+    return Response(bytes(answer["body"]), status, headers=out)
 
 
 async def run_idempotent(
@@ -96,12 +151,18 @@ async def run_idempotent(
                 ],
                 "This Idempotency-Key was used with a different request.",
             )
-        if stored.response_body is None:
+        headers = dict(stored.response_headers)
+        if _holds_secret(headers):
             raise ResponseNotReplayable(
                 "The request succeeded, but its answer held a secret that is shown only once.",
-                location=stored.response_headers.get("location"),
+                location=headers.get("location"),
             )
-        headers = dict(stored.response_headers)
+        if stored.response_body is None:
+            status = stored.response_status
+            # Release this transaction's locks first: the read runs in its own. (A
+            # rollback expires loaded rows, hence the status read above.)
+            await session.rollback()
+            return await _read_again(request, status, headers)
         headers[REPLAYED_HEADER] = "true"
         return Response(stored.response_body, stored.response_status, headers=headers)
     if stored is not None:  # expired: the key may be used afresh
@@ -109,13 +170,14 @@ async def run_idempotent(
         await session.flush()
     response = await handler(request)
     if 200 <= response.status_code < 300:
+        kept = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
         session.add(
             IdempotencyKey(
                 actor_id=actor_id,
                 key=key,
                 fingerprint=fingerprint,
                 response_status=response.status_code,
-                response_body=None if _holds_secret(response) else bytes(response.body).decode(),
+                response_body=None if _names_resource(kept) else bytes(response.body).decode(),
                 response_headers={
                     name: response.headers[name]
                     for name in _KEPT_HEADERS

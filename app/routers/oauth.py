@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request, Response
 
-from app.routers.deps import ApiRoute, Session
+from app.routers.deps import ApiRoute, Session, client_address
 from app.schemas.access import TokenRequest, TokenResponse
 from app.schemas.problems import problem_responses
 from app.services.auth import Authenticator, InvalidClient, UnsupportedGrantType
@@ -21,7 +21,7 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
         raise InvalidClient() from None
     client_id, sep, secret = decoded.partition(":")
     if not sep:
@@ -45,6 +45,7 @@ async def token(
     response: Response,
     form: Annotated[TokenRequest, Form()],
 ) -> TokenResponse:
+    request.app.state.rate_limiter.hit_anonymous(f"token:{client_address(request)}")
     if form.grant_type != "client_credentials":
         raise UnsupportedGrantType()
     client_id, client_secret = _basic_credentials(request) or (form.client_id, form.client_secret)

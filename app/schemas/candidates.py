@@ -6,7 +6,6 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 
-from app.config import get_settings
 from app.domain.enums import CandidateView, CertificationStatus, Phase
 from app.domain.identifiers import normalise_phone
 from app.schemas.common import (
@@ -25,6 +24,9 @@ from app.schemas.common import (
     check_coordinates,
 )
 
+# DOMAIN.md: a candidate is at least 16 years old (the end of compulsory schooling).
+MIN_CANDIDATE_AGE = 16
+
 
 def _phone(value: str) -> str:
     normalised = normalise_phone(value)
@@ -42,7 +44,7 @@ def _years_before(day: dt.date, years: int) -> dt.date:
 
 def _birth_date(value: dt.date) -> dt.date:
     today = dt.date.today()
-    min_age = get_settings().candidate_min_age_years
+    min_age = MIN_CANDIDATE_AGE
     if value > _years_before(today, min_age):
         raise ValueError(f"the person must be at least {min_age} years old")
     if value < _years_before(today, 100):

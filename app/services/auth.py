@@ -145,16 +145,15 @@ class OidcKeys:
         elif settings.oidc_jwks_url:
             self._client = jwt.PyJWKClient(settings.oidc_jwks_url, cache_keys=True, lifespan=300)
 
-    async def key_for(self, token: str) -> Any:
+    async def key_for(self, token: str) -> jwt.PyJWK:
         if self._client is not None:
             # PyJWKClient fetches over urllib: keep it off the event loop.
-            signing_key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
-            return signing_key.key
+            return await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
         assert self._jwks is not None
         kid = jwt.get_unverified_header(token).get("kid")
         for key in self._jwks.keys:
             if key.key_id == kid:
-                return key.key
+                return key
         raise jwt.InvalidTokenError("unknown signing key")
 
 
@@ -241,13 +240,16 @@ class Authenticator:
         assert self._oidc is not None
         try:
             key = await self._oidc.key_for(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError):
             raise InvalidToken("unknown signing key") from None
         settings = self.settings
+        # The key decides the algorithm, not the token's header (no algorithm confusion).
+        if key.algorithm_name not in settings.oidc_algorithms:
+            raise InvalidToken("signing algorithm not accepted")
         claims = _decode(
             token,
-            key,
-            algorithms=settings.oidc_algorithms,
+            key.key,
+            algorithms=[key.algorithm_name],
             audience=settings.oidc_audience,
             issuer=settings.oidc_issuer,
         )
@@ -274,7 +276,7 @@ def _decode(token: str, key: Any, **kwargs: Any) -> dict[str, Any]:
         raise InvalidToken("token not meant for this API") from None
     except jwt.InvalidIssuerError:
         raise InvalidToken("unknown issuer") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, TypeError, ValueError):
         raise InvalidToken("invalid token") from None
     return claims
 

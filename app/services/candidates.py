@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
@@ -122,9 +122,31 @@ async def get(
     return candidate, view
 
 
+# A filter on a field the caller's view hides would reveal it, one yes/no at a time.
+_HIDDEN_FILTERS = {Role.LANDLORD: ("structure_id",), Role.PRESCRIBER: ("departement",)}
+
+
+def _check_filters(actor: Actor, filters: CandidateFilters) -> None:
+    hidden = [
+        name for name in _HIDDEN_FILTERS.get(actor.role, ()) if getattr(filters, name) is not None
+    ]
+    if hidden:
+        raise ValidationFailed(
+            [
+                field_error(
+                    ["query", name],
+                    f"not a filter the {actor.role.value} role has",
+                    "filter_not_allowed",
+                )
+                for name in hidden
+            ]
+        )
+
+
 async def list_(
     session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
 ) -> tuple[list[tuple[Candidate, CandidateView]], str | None]:
+    _check_filters(actor, filters)
     stmt = select(Candidate).where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
@@ -153,6 +175,10 @@ async def update(
     moved = changes.get("structure_id", candidate.structure_id) != candidate.structure_id
     if moved and actor.role is not Role.ADMIN:
         raise Forbidden("Only a national administrator moves a candidate to another structure.")
+    # The referrer decides which prescriber reads the person: only an admin changes it.
+    rereferred = changes.get("referrer_id", candidate.referrer_id) != candidate.referrer_id
+    if rereferred and actor.role is not Role.ADMIN:
+        raise Forbidden("Only a national administrator changes who referred a candidate.")
     await _check_references(session, changes.get("structure_id"), changes.get("referrer_id"))
     cross_field(
         lambda: check_coordinates(

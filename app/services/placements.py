@@ -15,7 +15,6 @@ from app.domain.enums import (
     POSITION_HOLDING_STATUSES,
     Phase,
     PlacementStatus,
-    Role,
     TransitionReason,
     VacancyKind,
     VacancyStatus,
@@ -136,13 +135,16 @@ def check_phase_fits(candidate: Candidate, kind: VacancyKind) -> None:
 
 
 async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> Placement:
-    candidate_query = select(Candidate).where(Candidate.id == data.candidate_id)
-    vacancy_query = select(Vacancy).where(Vacancy.id == data.vacancy_id)
-    if actor.role is Role.INSERTION:
-        candidate_query = candidate_query.where(Candidate.structure_id == actor.structure_id)
-        vacancy_query = vacancy_query.where(Vacancy.status != VacancyStatus.DRAFT)
-    candidate = await session.scalar(candidate_query)
-    vacancy = await session.scalar(vacancy_query)
+    candidate = await session.scalar(
+        select(Candidate).where(Candidate.id == data.candidate_id, tenancy.candidates(actor))
+    )
+    # Locked: the vacancy cannot close or fill while this proposal is being made.
+    vacancy = await session.scalar(
+        select(Vacancy)
+        .where(Vacancy.id == data.vacancy_id, tenancy.vacancies(actor))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     missing = []
     if candidate is None:
         missing.append(

@@ -10,7 +10,7 @@ import uuid
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, select, true
 
-from app.domain.enums import Role, VacancyStatus
+from app.domain.enums import LANDLORD_VISIBLE_STATUSES, Role, VacancyStatus
 from app.models import Candidate, Placement, Vacancy
 from app.services.auth import Actor
 
@@ -18,11 +18,15 @@ from app.services.auth import Actor
 def proposed_to_landlord(
     candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, landlord_id: uuid.UUID
 ) -> ColumnElement[bool]:
-    """Whether the candidate has a placement on one of the landlord's vacancies."""
+    """Whether the candidate is proposed to (or was hired by) one of the landlord's vacancies."""
     return exists(
         select(Placement.id)
         .join(Vacancy, Vacancy.id == Placement.vacancy_id)
-        .where(Placement.candidate_id == candidate_id, Vacancy.landlord_id == landlord_id)
+        .where(
+            Placement.candidate_id == candidate_id,
+            Vacancy.landlord_id == landlord_id,
+            Placement.status.in_(LANDLORD_VISIBLE_STATUSES),
+        )
     )
 
 

@@ -39,6 +39,20 @@ visible_to = tenancy.vacancies
 writable_by = tenancy.vacancies_writable
 
 
+# Status moves a landlord makes by hand; `filled` comes and goes with the positions held.
+MANUAL_MOVES: dict[VacancyStatus, frozenset[VacancyStatus]] = {
+    VacancyStatus.DRAFT: frozenset({VacancyStatus.OPEN, VacancyStatus.CANCELLED}),
+    VacancyStatus.OPEN: frozenset({VacancyStatus.CLOSED, VacancyStatus.CANCELLED}),
+    VacancyStatus.FILLED: frozenset({VacancyStatus.CLOSED, VacancyStatus.CANCELLED}),
+    VacancyStatus.CLOSED: frozenset({VacancyStatus.OPEN, VacancyStatus.CANCELLED}),
+    VacancyStatus.CANCELLED: frozenset(),
+}
+
+
+class VacancyStatusNotAllowed(Conflict):
+    slug, title = "vacancy-status-not-allowed", "The vacancy cannot move to this status"
+
+
 class PositionsTaken(Conflict):
     slug, title = "positions-taken", "Fewer positions than placements holding them"
 
@@ -114,8 +128,15 @@ async def update(
             "withdraw or end some first.",
             filled_positions=vacancy.filled_positions,
         )
-    if changes.get("status") is VacancyStatus.OPEN and vacancy.status is VacancyStatus.FILLED:
-        changes.pop("status")  # still full: it stays filled until a position frees
+    target = changes.get("status")
+    if target is not None and target is not vacancy.status:
+        allowed = MANUAL_MOVES[vacancy.status]
+        if target not in allowed:
+            raise VacancyStatusNotAllowed(
+                f"A {vacancy.status.value} vacancy cannot become {target.value}.",
+                current=vacancy.status.value,
+                allowed=sorted(s.value for s in allowed),
+            )
     if data.required_competencies is not None:
         changes["required_competencies"] = data.required_competencies.model_dump()
 
