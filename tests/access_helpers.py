@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
-from sqlalchemy import Uuid, bindparam, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.factories import create, create_structure, create_vacancy
@@ -84,14 +83,9 @@ async def propose(admin: httpx.AsyncClient, candidate_id: str, vacancy_id: str) 
     )
 
 
-async def accept_placement(
-    sessionmaker: async_sessionmaker[AsyncSession], placement_id: str
-) -> None:
-    """Acceptance has no API yet (a later issue): set the status with raw SQL."""
-    statement = text("UPDATE placements SET status = 'accepted' WHERE id = :id").bindparams(
-        bindparam("id", type_=Uuid())
+async def accept_placement(admin: httpx.AsyncClient, placement_id: str) -> None:
+    """The landlord's acceptance, made by an admin through the placement machine."""
+    response = await admin.post(
+        f"/v1/placements/{placement_id}/transitions", json={"to": "accepted"}
     )
-    async with sessionmaker() as session:
-        result = await session.execute(statement, {"id": uuid.UUID(placement_id)})
-        assert getattr(result, "rowcount", None) == 1
-        await session.commit()
+    assert response.status_code == 200, response.text

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import text
@@ -644,6 +644,24 @@ def _user_cases() -> list[Any]:
         case("structure-wrong-kind", lambda o, w: o.token(tremplin_structure_id=w.landlord_id)),
         case("structure-unknown", lambda o, w: o.token(tremplin_structure_id=str(uuid.uuid4()))),
         case("no-sub", lambda o, w: o.token(drop=("sub",), tremplin_structure_id=w.insertion_id)),
+        # The header claims ES256 with the RSA key's kid: the key decides, not the header.
+        case(
+            "algorithm-confusion",
+            lambda o, w: jwt.encode(
+                {
+                    "iss": OIDC_ISSUER,
+                    "aud": OIDC_AUDIENCE,
+                    "sub": "user-7f3a",
+                    "iat": now,
+                    "exp": now + timedelta(minutes=5),
+                    "tremplin_role": "insertion",
+                    "tremplin_structure_id": w.insertion_id,
+                },
+                ec.generate_private_key(ec.SECP256R1()),
+                algorithm="ES256",
+                headers={"kid": OIDC_KID},
+            ),
+        ),
     ]
 
 

@@ -73,7 +73,7 @@ async def test_landlord_reduced_view_until_acceptance(
         [listed] = (await landlord.get("/v1/candidates")).json()["items"]
         assert listed == body
 
-        await accept_placement(sessionmaker, placement["id"])
+        await accept_placement(client, placement["id"])
 
         full = await landlord.get(f"/v1/candidates/{person['id']}")
         assert full.status_code == 200
@@ -92,10 +92,10 @@ async def test_landlord_list_mixes_views_per_person(
     world = await build_world(client)
     accepted = await create_candidate(client, world.insertion_id, first_name="Ana")
     pending = await create_candidate(client, world.insertion_id, first_name="Bao")
-    await accept_placement(
-        sessionmaker, (await propose(client, accepted["id"], world.vacancy_id))["id"]
-    )
+    to_accept = await propose(client, accepted["id"], world.vacancy_id)
+    # Proposed before the acceptance fills the vacancy's only position.
     await propose(client, pending["id"], world.vacancy_id)
+    await accept_placement(client, to_accept["id"])
     async with await client_as(app, sessionmaker, "landlord", world.landlord_id) as landlord:
         items = (await landlord.get("/v1/candidates")).json()["items"]
     views = {item["id"]: item["view"] for item in items}
@@ -109,7 +109,7 @@ async def test_acceptance_by_another_landlord_does_not_open_the_profile(
     person = await create_candidate(client, world.insertion_id)
     await propose(client, person["id"], world.vacancy_id)
     elsewhere = await propose(client, person["id"], world.other_vacancy_id)
-    await accept_placement(sessionmaker, elsewhere["id"])
+    await accept_placement(client, elsewhere["id"])
     async with await client_as(app, sessionmaker, "landlord", world.landlord_id) as landlord:
         response = await landlord.get(f"/v1/candidates/{person['id']}")
     assert response.json()["view"] == "reduced"
