@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     # Proposals unanswered this long are closed as expired by `expire-proposals`.
     proposal_expiry_days: int = Field(default=60, ge=1)
 
+    # Matching: relative weights of the soft criteria (any scale; scores are 0-100),
+    # the candidates kept per vacancy for the assignment, and the lowest score assigned.
+    matching_weight_distance: float = Field(default=25, ge=0)
+    matching_weight_competencies: float = Field(default=25, ge=0)
+    matching_weight_certification: float = Field(default=15, ge=0)
+    matching_weight_landlord_history: float = Field(default=10, ge=0)
+    matching_weight_training: float = Field(default=10, ge=0)
+    matching_weight_waiting: float = Field(default=10, ge=0)
+    matching_weight_preferences: float = Field(default=5, ge=0)
+    matching_waiting_days_target: float = Field(default=365, gt=0)
+    matching_top_k: int = Field(default=25, ge=1, le=500)
+    matching_min_score: float = Field(default=40, ge=0, le=100)
+
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)
     cors_origins: list[str] = []

@@ -34,6 +34,7 @@ from app.routers import (
     candidates,
     clients,
     health,
+    matching,
     oauth,
     pathway,
     placements,
@@ -221,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         activities,
         vacancies,
         placements,
+        matching,
         clients,
         audit,
     ):
@@ -271,6 +273,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "activities", "description": "What happens on a candidate's path."},
             {"name": "vacancies", "description": "Jobs and missions posted by landlords."},
             {"name": "placements", "description": "Candidates put forward for vacancies."},
+            {"name": "matching", "description": "Rankings and assignments (suggestions)."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},
             {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
@@ -46,6 +46,15 @@ class Candidate(Entity):
     # [{rncp_code, status, date}]
     certifications: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
+    # Preferences: contract types wanted (empty: any) and the most weekly hours.
+    preferred_contract_types: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    max_weekly_hours: Mapped[float | None] = mapped_column(Float)
+
+    # Kept in step with the activities by the activities service, in the same
+    # transaction: matching reads them without aggregating activities per request.
+    training_hours: Mapped[float] = mapped_column(Float, default=0)
+    positive_skills_assessments: Mapped[int] = mapped_column(default=0)
+
     consent_to_share: Mapped[bool] = mapped_column(default=False)
     consent_given_at: Mapped[datetime | None]
 
@@ -60,4 +69,6 @@ class Candidate(Entity):
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
         CheckConstraint("max_commute_km BETWEEN 0 AND 300", name="max_commute_range"),
         CheckConstraint("consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"),
+        # Matching's geographic prefilter: a bounding box on the coordinates.
+        Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
     )

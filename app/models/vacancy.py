@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import ContractType, MissionType, VacancyKind, VacancyStatus
@@ -76,4 +76,5 @@ class Vacancy(Entity):
         CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
+        Index("ix_vacancies_latitude_longitude", "latitude", "longitude"),
     )

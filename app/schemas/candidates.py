@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 
-from app.domain.enums import CandidateView, CertificationStatus, Phase
+from app.domain.enums import CandidateView, CertificationStatus, ContractType, Phase
 from app.domain.identifiers import normalise_phone
 from app.schemas.common import (
     CommuneInsee,
@@ -74,6 +74,19 @@ def _unique_rncp(entries: list[CertificationEntry]) -> list[CertificationEntry]:
     return entries
 
 
+def _unique_contracts(values: list[ContractType]) -> list[ContractType]:
+    if len(values) != len(set(values)):
+        raise ValueError("each contract type appears at most once")
+    return values
+
+
+ContractPreferences = Annotated[
+    list[ContractType],
+    Field(max_length=len(ContractType), description="Contract types wanted; empty: any."),
+    AfterValidator(_unique_contracts),
+]
+MaxWeeklyHours = Annotated[float, Field(gt=0, le=60, description="Most hours a week wanted.")]
+
 Certifications = Annotated[
     list[CertificationEntry], Field(max_length=20), AfterValidator(_unique_rncp)
 ]
@@ -100,6 +113,8 @@ class CandidateCreate(InputModel):
     available_from: dt.date | None = None
     competencies: CompetencyLevels = Field(default_factory=lambda: CompetencyLevels())
     certifications: Certifications = Field(default_factory=list)
+    preferred_contract_types: ContractPreferences = Field(default_factory=list)
+    max_weekly_hours: MaxWeeklyHours | None = None
     consent_to_share: bool = Field(
         default=False,
         description="The person agreed to share their profile with landlords; "
@@ -151,6 +166,7 @@ class CandidateUpdate(UpdateModel):
             "accepts_onsite_housing",
             "competencies",
             "certifications",
+            "preferred_contract_types",
             "consent_to_share",
         }
     )
@@ -173,6 +189,8 @@ class CandidateUpdate(UpdateModel):
     available_from: dt.date | None = None
     competencies: CompetencyLevels | None = None
     certifications: Certifications | None = None
+    preferred_contract_types: ContractPreferences | None = None
+    max_weekly_hours: MaxWeeklyHours | None = None
     consent_to_share: bool | None = None
 
     model_config = ConfigDict(
@@ -211,6 +229,10 @@ class Candidate(EntityRead):
     available_from: dt.date | None
     competencies: CompetencyLevels
     certifications: list[CertificationRead]
+    preferred_contract_types: list[ContractType]
+    max_weekly_hours: float | None
+    training_hours: float = Field(description="Sum of the training activities' hours.")
+    positive_skills_assessments: int
     consent_to_share: bool
     consent_given_at: dt.datetime | None
     phase: Phase = Field(description="Read-only: changed by path transitions only.")

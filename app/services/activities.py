@@ -26,7 +26,7 @@ from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
 from app.services import audit, events, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, paginate
-from app.services.pathway import lock_candidate
+from app.services.pathway import lock_candidate, snapshot
 
 
 class PhaseNotReached(Conflict):
@@ -65,6 +65,14 @@ def _apply_to_candidate(candidate: Candidate, activity: Activity) -> None:
         candidate.certifications = entries
 
 
+async def _refresh_totals(session: AsyncSession, candidate: Candidate) -> None:
+    """The candidate's running totals, recomputed from the activities in this transaction."""
+    state = await snapshot(session, candidate.id)
+    candidate.training_hours = state.training_hours
+    candidate.positive_skills_assessments = state.positive_skills_assessments
+    await flush(session)
+
+
 def _columns(data: Any) -> dict[str, Any]:
     values: dict[str, Any] = data.model_dump(exclude={"type"})
     if "competency_levels" in values and values["competency_levels"] is not None:
@@ -90,6 +98,7 @@ async def create(
     session.add(activity)
     _apply_to_candidate(candidate, activity)
     await flush(session)
+    await _refresh_totals(session, candidate)
     events.emit(
         session,
         "activity.recorded",
@@ -187,5 +196,6 @@ async def update(
         setattr(activity, name, value)
     _apply_to_candidate(candidate, activity)
     await flush(session)
+    await _refresh_totals(session, candidate)
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
     return activity

@@ -36,7 +36,7 @@ class CandidateFilters:
     updated_since: datetime | None = None
 
 
-_JSON_FIELDS = {"competencies", "certifications"}
+_JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
 
 
 def _column_values(

@@ -163,6 +163,25 @@ OPERATIONS: dict[str, Operation] = {
         "Record a hire's 6- or 12-month follow-up",
         {ADM: ALL, INS: Grant(Access.OWN, "placements of their candidates")},
     ),
+    "vacancies_matches": Operation(
+        "matching:read",
+        "Rank candidates for a vacancy",
+        {
+            ADM: ALL,
+            INS: Grant(Access.ALL, "published vacancies; only their own candidates ranked"),
+            LAN: Grant(Access.OWN, "their vacancies; candidates in the reduced view"),
+        },
+    ),
+    "candidates_matches": Operation(
+        "matching:read",
+        "Rank open vacancies for a candidate",
+        {ADM: ALL, INS: _OWN_CANDIDATES},
+    ),
+    "matching_assign": Operation(
+        "matching:assign",
+        "Compute the best pairing in a territory (optionally as proposals)",
+        _ADMIN_ONLY,
+    ),
     "clients_list": Operation("clients:admin", "List API clients", _ADMIN_ONLY),
     "clients_get": Operation("clients:admin", "Get an API client", _ADMIN_ONLY),
     "clients_create": Operation("clients:admin", "Create an API client", _ADMIN_ONLY),

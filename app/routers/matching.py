@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from app.domain.enums import CandidateView, Role
+from app.domain.matching import SCORING_VERSION, weights_as_dict
+from app.models import Candidate, Vacancy
+from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
+from app.schemas.candidates import present
+from app.schemas.matching import (
+    AssignedPair,
+    AssignmentRequest,
+    AssignmentResult,
+    CandidateMatch,
+    CandidateMatches,
+    ExcludedCandidate,
+    ExcludedVacancy,
+    VacancyMatch,
+    VacancyMatches,
+)
+from app.schemas.problems import problem_responses
+from app.schemas.vacancies import Vacancy as VacancyRead
+from app.services import matching
+
+router = APIRouter(tags=["matching"], route_class=ApiRoute)
+
+
+class MatchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, le=200)
+    include_excluded: bool = False
+
+
+@router.get(
+    "/v1/vacancies/{vacancy_id}/matches",
+    name="vacancies_matches",
+    summary="Candidates ranked for a vacancy (a suggestion, never a decision)",
+    description="Eligible candidates by score (0-100) with each criterion's points, the "
+    "distance and an explanation. `include_excluded=true` adds who a hard filter removed. "
+    "Insertion staff see their own candidates only; landlords get the reduced view.",
+    responses=problem_responses(404, 422),
+)
+async def vacancy_matches(
+    vacancy_id: uuid.UUID,
+    query: Annotated[MatchQuery, Query()],
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+) -> VacancyMatches:
+    vacancy, ranking = await matching.vacancy_matches(
+        session, actor, settings, vacancy_id, query.limit, query.include_excluded
+    )
+    ids = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    rows = {c.id: c for c in await session.scalars(select(Candidate).where(Candidate.id.in_(ids)))}
+    view = CandidateView.REDUCED if actor.role is Role.LANDLORD else CandidateView.FULL
+    return VacancyMatches(
+        vacancy_id=vacancy.id,
+        scoring_version=SCORING_VERSION,
+        weights=weights_as_dict(matching.weights_from(settings)),
+        considered=ranking.considered,
+        items=[
+            CandidateMatch(
+                candidate=present(rows[r.id], view),
+                score=r.score,
+                distance_km=r.distance_km,
+                contributions=r.contributions,
+                explanation=r.explanation,
+            )
+            for r in ranking.items
+        ],
+        excluded=[
+            ExcludedCandidate(candidate=present(rows[e.id], view), failed=e.failed)
+            for e in ranking.excluded
+        ],
+    )
+
+
+@router.get(
+    "/v1/candidates/{candidate_id}/matches",
+    name="candidates_matches",
+    summary="Open vacancies ranked for a candidate (a suggestion, never a decision)",
+    responses=problem_responses(404, 422),
+)
+async def candidate_matches(
+    candidate_id: uuid.UUID,
+    query: Annotated[MatchQuery, Query()],
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+) -> CandidateMatches:
+    ranking = await matching.candidate_matches(
+        session, actor, settings, candidate_id, query.limit, query.include_excluded
+    )
+    ids = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    rows = {v.id: v for v in await session.scalars(select(Vacancy).where(Vacancy.id.in_(ids)))}
+    return CandidateMatches(
+        candidate_id=candidate_id,
+        scoring_version=SCORING_VERSION,
+        weights=weights_as_dict(matching.weights_from(settings)),
+        considered=ranking.considered,
+        items=[
+            VacancyMatch(
+                vacancy=VacancyRead.model_validate(rows[r.id]),
+                score=r.score,
+                distance_km=r.distance_km,
+                contributions=r.contributions,
+                explanation=r.explanation,
+            )
+            for r in ranking.items
+        ],
+        excluded=[
+            ExcludedVacancy(vacancy=VacancyRead.model_validate(rows[e.id]), failed=e.failed)
+            for e in ranking.excluded
+        ],
+    )
+
+
+@router.post(
+    "/v1/matching/assignments",
+    name="matching_assign",
+    summary="The pairing of candidates to open positions that maximises the total score",
+    description="Each candidate at most once, each vacancy up to its free positions, pairs "
+    "under `min_score` left apart; deterministic for the same data. With "
+    "`create_proposals`, the pairs become placements in `proposed` state in one transaction, "
+    "under every placement rule.",
+    responses=problem_responses(409, 413, 422),
+)
+async def assign(
+    body: AssignmentRequest, session: Session, actor: CurrentActor, settings: AppSettings
+) -> AssignmentResult:
+    scope = matching.AssignmentScope(
+        departement=body.scope.departement,
+        region=body.scope.region,
+        landlord_ids=tuple(body.scope.landlord_ids),
+        vacancy_ids=tuple(body.scope.vacancy_ids),
+    )
+    min_score = body.min_score if body.min_score is not None else settings.matching_min_score
+    result = await matching.assign(
+        session,
+        actor,
+        settings,
+        scope,
+        min_score=min_score,
+        create_proposals=body.create_proposals,
+    )
+    return AssignmentResult(
+        scoring_version=SCORING_VERSION,
+        total_score=round(sum(score for _, _, score in result.pairs), 2),
+        pairs=[AssignedPair(vacancy_id=v, candidate_id=c, score=s) for v, c, s in result.pairs],
+        unfilled_positions=result.unfilled_positions,
+        vacancies_considered=result.vacancies_considered,
+        candidates_considered=result.candidates_considered,
+        edges=result.edges,
+        proposals_created=result.proposals_created,
+    )

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.schemas.candidates import CandidateAny
+from app.schemas.common import Departement, FieldRuleError, InputModel
+from app.schemas.vacancies import Vacancy
+
+Criteria = Annotated[
+    dict[str, float],
+    Field(description="Points each criterion brought; they add up to the score."),
+]
+
+
+class MatchExplanation(BaseModel):
+    score: float = Field(ge=0, le=100)
+    distance_km: float | None = Field(description="Null when a side has no coordinates.")
+    contributions: Criteria
+    explanation: list[str]
+
+
+class CandidateMatch(MatchExplanation):
+    candidate: CandidateAny
+
+
+class ExcludedCandidate(BaseModel):
+    candidate: CandidateAny
+    failed: list[str] = Field(description="The hard filters this candidate did not pass.")
+
+
+class VacancyMatches(BaseModel):
+    """A suggestion for people to decide on: nothing is decided automatically."""
+
+    vacancy_id: uuid.UUID
+    scoring_version: str
+    weights: dict[str, float]
+    considered: int = Field(description="Candidates read near the vacancy.")
+    items: list[CandidateMatch]
+    excluded: list[ExcludedCandidate] = Field(
+        description="With include_excluded=true: who a hard filter removed, and why."
+    )
+
+
+class VacancyMatch(MatchExplanation):
+    vacancy: Vacancy
+
+
+class ExcludedVacancy(BaseModel):
+    vacancy: Vacancy
+    failed: list[str]
+
+
+class CandidateMatches(BaseModel):
+    candidate_id: uuid.UUID
+    scoring_version: str
+    weights: dict[str, float]
+    considered: int
+    items: list[VacancyMatch]
+    excluded: list[ExcludedVacancy]
+
+
+class AssignmentScope(InputModel):
+    """Give one of: a département, a region, landlords, or vacancies. Empty: national."""
+
+    departement: Departement | None = None
+    region: Annotated[str, Field(pattern=r"^[0-9]{2}$", examples=["28"])] | None = None
+    landlord_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    vacancy_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10000)
+
+    @model_validator(mode="after")
+    def _one(self) -> AssignmentScope:
+        given = [
+            name
+            for name in ("departement", "region", "landlord_ids", "vacancy_ids")
+            if getattr(self, name)
+        ]
+        if len(given) > 1:
+            raise FieldRuleError("give one scope: " + " or ".join(given), *given)
+        return self
+
+
+class AssignmentRequest(InputModel):
+    scope: AssignmentScope = Field(default_factory=AssignmentScope)
+    min_score: float | None = Field(
+        default=None, ge=0, le=100, description="Pairs below are left apart; default: setting."
+    )
+    create_proposals: bool = Field(
+        default=False,
+        description="Turn the pairs into placements in `proposed` state (one transaction).",
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"scope": {"departement": "76"}},
+                {"scope": {"region": "84"}, "min_score": 50, "create_proposals": True},
+            ]
+        }
+    )
+
+
+class AssignedPair(BaseModel):
+    vacancy_id: uuid.UUID
+    candidate_id: uuid.UUID
+    score: float
+
+
+class AssignmentResult(BaseModel):
+    scoring_version: str
+    total_score: float
+    pairs: list[AssignedPair]
+    unfilled_positions: int
+    vacancies_considered: int
+    candidates_considered: int
+    edges: int = Field(description="Candidate-position pairs the solver weighed.")
+    proposals_created: int

@@ -1,0 +1,751 @@
+"""Matching: rankings of candidates for a vacancy (and back), and optimal assignments.
+
+Every answer is computed from the database at request time: a bounding box on indexed
+coordinates (or the département, for rows without coordinates) narrows the rows, the
+columns are read with Core selects (no ORM objects on the hot path), and the rules of
+app.domain.matching score them as numpy arrays. Suggestions only: nothing here decides
+for a person; proposals are made only when an administrator asks for them.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.domain.competencies import COMPETENCY_CODES
+from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
+    POSITION_HOLDING_STATUSES,
+    ActivityOutcome,
+    ActivityType,
+    AuditAction,
+    CandidateView,
+    ContractType,
+    Phase,
+    PlacementStatus,
+    Role,
+    VacancyKind,
+    VacancyStatus,
+)
+from app.domain.geography import DEPARTEMENT_REGION, DEPARTEMENTS
+from app.domain.matching import (
+    CARETAKER_RNCPS,
+    KIND_CODES,
+    PHASE_CODES,
+    CandidateArrays,
+    PairScores,
+    VacancyArrays,
+    Weights,
+    failed_filters,
+    optimal_assignment,
+    score_pairs,
+)
+from app.errors import NotFound, ValidationFailed, field_error
+from app.models import Activity, Candidate, Placement, Vacancy
+from app.models.base import utcnow
+from app.schemas.placements import PlacementCreate
+from app.services import audit, placements, tenancy
+from app.services.auth import Actor
+
+DEPARTEMENT_CODES = {dep: i for i, dep in enumerate(sorted(DEPARTEMENTS))}
+CONTRACT_CODES = {contract: i for i, contract in enumerate(ContractType)}
+KM_PER_DEGREE = 111.32
+PHASES_FOR_KIND = {
+    VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
+    VacancyKind.JOB: (Phase.SECURING,),
+}
+
+CANDIDATE_COLUMNS = (
+    Candidate.id,
+    Candidate.latitude,
+    Candidate.longitude,
+    Candidate.departement,
+    Candidate.phase,
+    Candidate.available_from,
+    Candidate.max_commute_km,
+    Candidate.has_driving_licence,
+    Candidate.accepts_onsite_housing,
+    Candidate.consent_to_share,
+    Candidate.competencies,
+    Candidate.certifications,
+    Candidate.training_hours,
+    Candidate.positive_skills_assessments,
+    Candidate.created_at,
+    Candidate.preferred_contract_types,
+    Candidate.max_weekly_hours,
+)
+VACANCY_COLUMNS = (
+    Vacancy.id,
+    Vacancy.latitude,
+    Vacancy.longitude,
+    Vacancy.departement,
+    Vacancy.kind,
+    Vacancy.start_date,
+    Vacancy.onsite_housing,
+    Vacancy.driving_licence_required,
+    Vacancy.required_certification,
+    Vacancy.required_competencies,
+    Vacancy.contract_type,
+    Vacancy.weekly_hours,
+    Vacancy.landlord_id,
+    Vacancy.positions,
+    Vacancy.filled_positions,
+)
+
+
+def weights_from(settings: Settings) -> Weights:
+    return Weights(
+        distance=settings.matching_weight_distance,
+        competencies=settings.matching_weight_competencies,
+        certification=settings.matching_weight_certification,
+        landlord_history=settings.matching_weight_landlord_history,
+        training=settings.matching_weight_training,
+        waiting=settings.matching_weight_waiting,
+        preferences=settings.matching_weight_preferences,
+        training_hours_target=settings.pathway_min_training_hours,
+        waiting_days_target=settings.matching_waiting_days_target,
+    )
+
+
+# --- from rows to arrays ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CandidateTable:
+    ids: list[uuid.UUID]
+    arrays: CandidateArrays
+    index: dict[uuid.UUID, int]
+
+
+@dataclass(slots=True)
+class VacancyTable:
+    ids: list[uuid.UUID]
+    arrays: VacancyArrays
+    landlords: list[uuid.UUID]
+    free_positions: list[int]
+    index: dict[uuid.UUID, int]
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _rncp_index(candidate_rows: Sequence[Any], vacancy_rows: Sequence[Any]) -> dict[str, int]:
+    codes = set(CARETAKER_RNCPS)
+    for row in candidate_rows:
+        codes.update(entry["rncp_code"] for entry in row.certifications)
+    codes.update(row.required_certification for row in vacancy_rows if row.required_certification)
+    return {code: i for i, code in enumerate(sorted(codes))}
+
+
+def candidate_table(
+    rows: Sequence[Any], rncp: dict[str, int], busy: set[uuid.UUID], today: date
+) -> CandidateTable:
+    n = len(rows)
+    competencies = np.zeros((n, len(COMPETENCY_CODES)), dtype=np.float64)
+    certifications = np.zeros((n, len(rncp)), dtype=np.int64)
+    caretaker = np.zeros(n, dtype=np.int64)
+    caretaker_cols = [rncp[code] for code in CARETAKER_RNCPS]
+    preferences = np.zeros(n, dtype=np.int64)
+    for i, row in enumerate(rows):
+        levels = row.competencies
+        competencies[i] = [levels.get(code, 0) for code in COMPETENCY_CODES]
+        for entry in row.certifications:
+            status = 2 if entry["status"] == "held" else 1
+            col = rncp[entry["rncp_code"]]
+            certifications[i, col] = max(certifications[i, col], status)
+        caretaker[i] = certifications[i, caretaker_cols].max()
+        for contract in row.preferred_contract_types:
+            preferences[i] |= 1 << CONTRACT_CODES[ContractType(contract)]
+    today_ordinal = today.toordinal()
+    arrays = CandidateArrays(
+        lat=np.array([_nan(r.latitude) for r in rows], dtype=np.float64),
+        lon=np.array([_nan(r.longitude) for r in rows], dtype=np.float64),
+        departement=np.array([DEPARTEMENT_CODES[r.departement] for r in rows], dtype=np.int64),
+        phase=np.array([PHASE_CODES[Phase(r.phase)] for r in rows], dtype=np.int64),
+        available_from=np.array(
+            [r.available_from.toordinal() if r.available_from else 0 for r in rows],
+            dtype=np.int64,
+        ),
+        max_commute_km=np.array([r.max_commute_km for r in rows], dtype=np.float64),
+        licence=np.array([r.has_driving_licence for r in rows], dtype=np.bool_),
+        housing=np.array([r.accepts_onsite_housing for r in rows], dtype=np.bool_),
+        consent=np.array([r.consent_to_share for r in rows], dtype=np.bool_),
+        competencies=competencies,
+        certifications=certifications,
+        caretaker_certification=caretaker,
+        training_hours=np.array([r.training_hours for r in rows], dtype=np.float64),
+        positive_assessments=np.array(
+            [r.positive_skills_assessments for r in rows], dtype=np.float64
+        ),
+        days_in_path=np.array(
+            [today_ordinal - r.created_at.date().toordinal() for r in rows], dtype=np.float64
+        ),
+        contract_preferences=preferences,
+        max_weekly_hours=np.array([_nan(r.max_weekly_hours) for r in rows], dtype=np.float64),
+        busy=np.array([r.id in busy for r in rows], dtype=np.bool_),
+    )
+    ids = [r.id for r in rows]
+    return CandidateTable(ids, arrays, {id_: i for i, id_ in enumerate(ids)})
+
+
+def vacancy_table(rows: Sequence[Any], rncp: dict[str, int]) -> VacancyTable:
+    m = len(rows)
+    required = np.zeros((m, len(COMPETENCY_CODES)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        required[i] = [row.required_competencies.get(code, 0) for code in COMPETENCY_CODES]
+    landlords = sorted({r.landlord_id for r in rows})
+    landlord_code = {landlord: i for i, landlord in enumerate(landlords)}
+    arrays = VacancyArrays(
+        lat=np.array([_nan(r.latitude) for r in rows], dtype=np.float64),
+        lon=np.array([_nan(r.longitude) for r in rows], dtype=np.float64),
+        departement=np.array([DEPARTEMENT_CODES[r.departement] for r in rows], dtype=np.int64),
+        kind=np.array([KIND_CODES[VacancyKind(r.kind)] for r in rows], dtype=np.int64),
+        start=np.array([r.start_date.toordinal() for r in rows], dtype=np.int64),
+        housing=np.array([r.onsite_housing for r in rows], dtype=np.bool_),
+        licence=np.array([r.driving_licence_required for r in rows], dtype=np.bool_),
+        required_certification=np.array(
+            [rncp[r.required_certification] if r.required_certification else -1 for r in rows],
+            dtype=np.int64,
+        ),
+        required_competencies=required,
+        contract=np.array(
+            [CONTRACT_CODES[ContractType(r.contract_type)] for r in rows], dtype=np.int64
+        ),
+        weekly_hours=np.array([r.weekly_hours for r in rows], dtype=np.float64),
+        landlord=np.array([landlord_code[r.landlord_id] for r in rows], dtype=np.int64),
+    )
+    ids = [r.id for r in rows]
+    return VacancyTable(
+        ids,
+        arrays,
+        landlords,
+        [r.positions - r.filled_positions for r in rows],
+        {id_: i for i, id_ in enumerate(ids)},
+    )
+
+
+# --- what the database knows beyond the two rows ---------------------------------------
+
+
+async def _busy(session: AsyncSession) -> set[uuid.UUID]:
+    """Candidates holding an accepted or started job: not free for another one."""
+    rows = await session.scalars(
+        select(Placement.candidate_id).where(
+            Placement.vacancy_kind == VacancyKind.JOB,
+            Placement.status.in_(POSITION_HOLDING_STATUSES),
+        )
+    )
+    return set(rows)
+
+
+async def _open_pairs(
+    session: AsyncSession, vacancy_ids: Iterable[uuid.UUID]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    ids = list(vacancy_ids)
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(Placement.candidate_id, Placement.vacancy_id).where(
+            Placement.vacancy_id.in_(ids), Placement.status.in_(OPEN_PLACEMENT_STATUSES)
+        )
+    )
+    return {(c, v) for c, v in rows}
+
+
+async def _history(
+    session: AsyncSession, landlord_ids: Iterable[uuid.UUID]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """(candidate, landlord) pairs with a mission completed together."""
+    ids = list(landlord_ids)
+    if not ids:
+        return set()
+    completed = (
+        select(Placement.candidate_id, Vacancy.landlord_id)
+        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+        .where(
+            Vacancy.landlord_id.in_(ids),
+            Placement.status == PlacementStatus.COMPLETED,
+        )
+    )
+    missions = select(Activity.candidate_id, Activity.landlord_id).where(
+        Activity.type == ActivityType.WORK_MISSION,
+        Activity.outcome == ActivityOutcome.POSITIVE,
+        Activity.landlord_id.in_(ids),
+    )
+    rows: Any = await session.execute(union(completed, missions))
+    return {(c, landlord) for c, landlord in rows}
+
+
+def _pair_flags(
+    cands: CandidateTable,
+    vacs: VacancyTable,
+    ci: np.ndarray,
+    vi: np.ndarray,
+    history: set[tuple[uuid.UUID, uuid.UUID]],
+    open_pairs: set[tuple[uuid.UUID, uuid.UUID]],
+) -> tuple[np.ndarray, np.ndarray]:
+    if history:
+        by_candidate: dict[uuid.UUID, set[int]] = defaultdict(set)
+        landlord_code = {landlord: i for i, landlord in enumerate(vacs.landlords)}
+        for candidate, landlord in history:
+            if landlord in landlord_code:
+                by_candidate[candidate].add(landlord_code[landlord])
+        landlord_of = vacs.arrays.landlord
+        had = np.array(
+            [
+                landlord_of[v] in by_candidate.get(cands.ids[c], ())
+                for c, v in zip(ci, vi, strict=True)
+            ],
+            dtype=np.bool_,
+        )
+    else:
+        had = np.zeros(len(ci), dtype=np.bool_)
+    if open_pairs:
+        opened = np.array(
+            [(cands.ids[c], vacs.ids[v]) in open_pairs for c, v in zip(ci, vi, strict=True)],
+            dtype=np.bool_,
+        )
+    else:
+        opened = np.zeros(len(ci), dtype=np.bool_)
+    return had, opened
+
+
+# --- geography -------------------------------------------------------------------------
+
+
+def _box(lat: float, lon: float, radius_km: float) -> tuple[float, float, float, float]:
+    dlat = radius_km / KM_PER_DEGREE
+    dlon = radius_km / (KM_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+def _candidates_near(lat: float | None, lon: float | None, departement: str, radius: float) -> Any:
+    """Candidates a vacancy could reach: in the box around it, or in its département when
+    either side has no coordinates."""
+    same_departement = Candidate.departement == departement
+    if lat is None or lon is None:
+        return same_departement
+    south, north, west, east = _box(lat, lon, radius)
+    in_box = and_(Candidate.latitude.between(south, north), Candidate.longitude.between(west, east))
+    return or_(in_box, and_(Candidate.latitude.is_(None), same_departement))
+
+
+# --- rankings --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Ranked:
+    id: uuid.UUID
+    score: float
+    distance_km: float | None
+    contributions: dict[str, float]
+    explanation: list[str]
+
+
+@dataclass(slots=True)
+class Excluded:
+    id: uuid.UUID
+    failed: list[str]
+
+
+@dataclass(slots=True)
+class Ranking:
+    items: list[Ranked]
+    excluded: list[Excluded] = field(default_factory=list)
+    considered: int = 0
+
+
+def _explain(
+    scores: PairScores, p: int, weights: Weights, cands: CandidateTable, c: int
+) -> list[str]:
+    notes = []
+    if scores.same_departement_fallback[p]:
+        notes.append("no coordinates on one side: matched on the same département")
+    else:
+        notes.append(
+            f"{scores.distance_km[p]:.1f} km away, within a "
+            f"{cands.arrays.max_commute_km[c]:g} km commute"
+        )
+    criteria = scores.criteria[p]
+    if criteria[1] < 1:
+        notes.append("some required competencies are below the level asked")
+    if criteria[2] == 1:
+        notes.append("certification held")
+    elif criteria[2] == 0.5:
+        notes.append("certification in progress")
+    if criteria[3] == 1:
+        notes.append("completed a mission with this landlord")
+    return notes
+
+
+def _rank(
+    scores: PairScores,
+    weights: Weights,
+    cands: CandidateTable,
+    ci: np.ndarray,
+    other_ids: list[uuid.UUID],
+    limit: int,
+    include_excluded: bool,
+) -> Ranking:
+    w = weights.vector()
+    contributions = scores.criteria * w * (100.0 / w.sum())
+    eligible = np.flatnonzero(scores.mask == 0)
+    keys = [other_ids[p] for p in eligible]
+    order = sorted(range(len(eligible)), key=lambda k: (-scores.score[eligible[k]], keys[k]))
+    items = []
+    for k in order[:limit]:
+        p = int(eligible[k])
+        c = int(ci[p])
+        distance = scores.distance_km[p]
+        items.append(
+            Ranked(
+                id=keys[k],
+                score=float(scores.score[p]),
+                distance_km=None if math.isnan(distance) else round(float(distance), 2),
+                contributions={
+                    name: round(float(contributions[p, j]), 2)
+                    for j, name in enumerate(weights.criteria())
+                },
+                explanation=_explain(scores, p, weights, cands, c),
+            )
+        )
+    excluded = []
+    if include_excluded:
+        refused = np.flatnonzero(scores.mask != 0)
+        refused_sorted = sorted(refused, key=lambda p: other_ids[p])
+        excluded = [
+            Excluded(id=other_ids[p], failed=failed_filters(int(scores.mask[p])))
+            for p in refused_sorted[:limit]
+        ]
+    return Ranking(items=items, excluded=excluded, considered=len(scores.mask))
+
+
+async def _max_commute(session: AsyncSession) -> float:
+    found = await session.scalar(select(func.max(Candidate.max_commute_km)))
+    return float(found or 0)
+
+
+async def vacancy_matches(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    vacancy_id: uuid.UUID,
+    limit: int,
+    include_excluded: bool,
+) -> tuple[Vacancy, Ranking]:
+    vacancy = await session.scalar(
+        select(Vacancy).where(Vacancy.id == vacancy_id, tenancy.vacancies(actor))
+    )
+    if vacancy is None:
+        raise NotFound("No vacancy with this id.")
+    radius = await _max_commute(session)
+    where = [
+        _candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, radius),
+        _candidate_scope(actor),
+    ]
+    if not include_excluded:
+        # The cheap hard filters run in SQL too; the scorer checks them all again.
+        where += [
+            Candidate.consent_to_share.is_(True),
+            Candidate.phase.in_(PHASES_FOR_KIND[vacancy.kind]),
+            or_(
+                Candidate.available_from.is_(None),
+                Candidate.available_from <= vacancy.start_date,
+            ),
+        ]
+        if vacancy.driving_licence_required:
+            where.append(Candidate.has_driving_licence.is_(True))
+        if vacancy.onsite_housing:
+            where.append(Candidate.accepts_onsite_housing.is_(True))
+    candidate_rows = (await session.execute(select(*CANDIDATE_COLUMNS).where(*where))).all()
+    vacancy_rows = (
+        await session.execute(select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
+    ).all()
+    rncp = _rncp_index(candidate_rows, vacancy_rows)
+    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    vacs = vacancy_table(vacancy_rows, rncp)
+    ci = np.arange(len(cands.ids), dtype=np.int64)
+    vi = np.zeros(len(ci), dtype=np.int64)
+    had, opened = _pair_flags(
+        cands,
+        vacs,
+        ci,
+        vi,
+        await _history(session, [vacancy.landlord_id]),
+        await _open_pairs(session, [vacancy.id]),
+    )
+    weights = weights_from(settings)
+    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
+    ranking = _rank(scores, weights, cands, ci, cands.ids, limit, include_excluded)
+    listed = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    view = CandidateView.REDUCED if actor.role is Role.LANDLORD else CandidateView.FULL
+    await audit.record(session, actor, listed, AuditAction.LIST, view)
+    return vacancy, ranking
+
+
+def _candidate_scope(actor: Actor) -> ColumnElement[bool]:
+    """Who may appear in a ranking: an insertion structure's own candidates; anyone who
+    agreed to share, for landlords and admins (consent is a hard filter anyway)."""
+    if actor.role is Role.INSERTION:
+        return Candidate.structure_id == actor.structure_id
+    if actor.role in (Role.ADMIN, Role.LANDLORD):
+        return true()
+    return false()
+
+
+async def candidate_matches(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    candidate_id: uuid.UUID,
+    limit: int,
+    include_excluded: bool,
+) -> Ranking:
+    candidate = await session.scalar(
+        select(Candidate).where(Candidate.id == candidate_id, tenancy.candidates(actor))
+    )
+    if candidate is None:
+        raise NotFound("No candidate with this id.")
+    same_departement = Vacancy.departement == candidate.departement
+    if candidate.latitude is not None and candidate.longitude is not None:
+        south, north, west, east = _box(
+            candidate.latitude, candidate.longitude, candidate.max_commute_km
+        )
+        near = or_(
+            and_(Vacancy.latitude.between(south, north), Vacancy.longitude.between(west, east)),
+            and_(Vacancy.latitude.is_(None), same_departement),
+        )
+    else:
+        near = same_departement
+    where = [near, tenancy.vacancies(actor), Vacancy.status == VacancyStatus.OPEN]
+    if not include_excluded:
+        kinds = [kind for kind, phases in PHASES_FOR_KIND.items() if candidate.phase in phases]
+        where.append(Vacancy.kind.in_(kinds))
+    vacancy_rows = (await session.execute(select(*VACANCY_COLUMNS).where(*where))).all()
+    candidate_rows = (
+        await session.execute(select(*CANDIDATE_COLUMNS).where(Candidate.id == candidate.id))
+    ).all()
+    rncp = _rncp_index(candidate_rows, vacancy_rows)
+    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    vacs = vacancy_table(vacancy_rows, rncp)
+    vi = np.arange(len(vacs.ids), dtype=np.int64)
+    ci = np.zeros(len(vi), dtype=np.int64)
+    had, opened = _pair_flags(
+        cands,
+        vacs,
+        ci,
+        vi,
+        await _history(session, vacs.landlords),
+        await _open_pairs(session, vacs.ids),
+    )
+    weights = weights_from(settings)
+    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
+    ranking = _rank(scores, weights, cands, ci, vacs.ids, limit, include_excluded)
+    await audit.record(session, actor, [candidate.id], AuditAction.READ, CandidateView.FULL)
+    return ranking
+
+
+# --- assignment ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentScope:
+    departement: str | None = None
+    region: str | None = None
+    landlord_ids: tuple[uuid.UUID, ...] = ()
+    vacancy_ids: tuple[uuid.UUID, ...] = ()
+
+
+@dataclass(slots=True)
+class Assignment:
+    pairs: list[tuple[uuid.UUID, uuid.UUID, float]]  # vacancy, candidate, score
+    unfilled_positions: int
+    vacancies_considered: int
+    candidates_considered: int
+    edges: int
+    proposals_created: int = 0
+
+
+def _scope_condition(scope: AssignmentScope) -> ColumnElement[bool]:
+    conditions: list[ColumnElement[bool]] = []
+    if scope.departement:
+        conditions.append(Vacancy.departement == scope.departement)
+    if scope.region:
+        departements = [d for d, r in DEPARTEMENT_REGION.items() if r == scope.region]
+        conditions.append(Vacancy.departement.in_(departements))
+    if scope.landlord_ids:
+        conditions.append(Vacancy.landlord_id.in_(scope.landlord_ids))
+    if scope.vacancy_ids:
+        conditions.append(Vacancy.id.in_(scope.vacancy_ids))
+    return and_(*conditions) if conditions else true()
+
+
+def candidate_pairs(
+    cands: CandidateTable, vacs: VacancyTable, radius_km: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every (candidate, vacancy) pair close enough to be worth scoring: within the
+    largest commute of each other (a k-d tree on 3-D unit vectors), or in the same
+    département when either side has no coordinates."""
+    from scipy.spatial import cKDTree
+
+    ca, va = cands.arrays, vacs.arrays
+    c_located = ~np.isnan(ca.lat)
+    v_located = ~np.isnan(va.lat)
+    ci_parts: list[np.ndarray] = []
+    vi_parts: list[np.ndarray] = []
+    if c_located.any() and v_located.any():
+        c_idx = np.flatnonzero(c_located)
+        v_idx = np.flatnonzero(v_located)
+        tree = cKDTree(_unit(ca.lat[c_idx], ca.lon[c_idx]))
+        chord = 2 * math.sin(min(radius_km / 6371.0088, math.pi) / 2)
+        neighbours = tree.query_ball_point(_unit(va.lat[v_idx], va.lon[v_idx]), r=chord * 1.0001)
+        for k, found in enumerate(neighbours):
+            if found:
+                ci_parts.append(c_idx[np.asarray(found, dtype=np.int64)])
+                vi_parts.append(np.full(len(found), v_idx[k], dtype=np.int64))
+    # Département fallback: either side without coordinates.
+    by_departement: dict[int, list[int]] = defaultdict(list)
+    for c in np.flatnonzero(~c_located):
+        by_departement[int(ca.departement[c])].append(int(c))
+    located_by_departement: dict[int, list[int]] = defaultdict(list)
+    for c in np.flatnonzero(c_located):
+        located_by_departement[int(ca.departement[c])].append(int(c))
+    for v in range(len(vacs.ids)):
+        dep = int(va.departement[v])
+        pool = by_departement.get(dep, [])
+        if not v_located[v]:
+            pool = pool + located_by_departement.get(dep, [])
+        if pool:
+            ci_parts.append(np.asarray(pool, dtype=np.int64))
+            vi_parts.append(np.full(len(pool), v, dtype=np.int64))
+    if not ci_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(ci_parts), np.concatenate(vi_parts)
+
+
+def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    phi, lam = np.radians(lat), np.radians(lon)
+    return np.column_stack((np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)))
+
+
+async def assign(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    scope: AssignmentScope,
+    *,
+    min_score: float,
+    create_proposals: bool,
+) -> Assignment:
+    vacancy_rows = (
+        await session.execute(
+            select(*VACANCY_COLUMNS)
+            .where(
+                _scope_condition(scope),
+                tenancy.vacancies(actor),
+                Vacancy.status == VacancyStatus.OPEN,
+                Vacancy.filled_positions < Vacancy.positions,
+            )
+            .order_by(Vacancy.id)
+        )
+    ).all()
+    if scope.vacancy_ids:
+        missing = set(scope.vacancy_ids) - {r.id for r in vacancy_rows}
+        if missing:
+            raise ValidationFailed(
+                [
+                    field_error(
+                        ["body", "scope", "vacancy_ids"],
+                        f"{len(missing)} vacancies are unknown, not open or already full",
+                        "value_error",
+                    )
+                ]
+            )
+    if not vacancy_rows:
+        return Assignment([], 0, 0, 0, 0)
+    radius = await _max_commute(session)
+    departements = sorted({r.departement for r in vacancy_rows})
+    where = [
+        Candidate.consent_to_share.is_(True),
+        Candidate.phase.in_((Phase.RECRUITMENT, Phase.SUPPORT, Phase.SECURING)),
+        _candidate_scope(actor),
+    ]
+    located = [(r.latitude, r.longitude) for r in vacancy_rows if r.latitude is not None]
+    if scope != AssignmentScope() and located:
+        lats = [lat for lat, _ in located]
+        lons = [lon for _, lon in located]
+        south, _, west, _ = _box(min(lats), min(lons), radius)
+        _, north, _, east = _box(max(lats), max(lons), radius)
+        where.append(
+            or_(
+                and_(
+                    Candidate.latitude.between(south, north),
+                    Candidate.longitude.between(west, east),
+                ),
+                Candidate.departement.in_(departements),
+            )
+        )
+    elif scope != AssignmentScope():
+        where.append(Candidate.departement.in_(departements))
+    candidate_rows = (
+        await session.execute(select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
+    ).all()
+    rncp = _rncp_index(candidate_rows, vacancy_rows)
+    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    vacs = vacancy_table(vacancy_rows, rncp)
+    ci, vi = candidate_pairs(cands, vacs, radius)
+    had, opened = _pair_flags(
+        cands,
+        vacs,
+        ci,
+        vi,
+        await _history(session, vacs.landlords),
+        await _open_pairs(session, vacs.ids),
+    )
+    weights = weights_from(settings)
+    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
+    keep = np.flatnonzero((scores.mask == 0) & (scores.score >= min_score))
+    # A sparse graph: each vacancy keeps its best k candidates (more for more positions).
+    per_vacancy: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for p in keep:
+        per_vacancy[int(vi[p])].append((float(scores.score[p]), int(ci[p])))
+    slots: list[int] = []
+    edges: list[tuple[int, int, float]] = []
+    for v in range(len(vacs.ids)):
+        free = vacs.free_positions[v]
+        best = sorted(per_vacancy.get(v, []), key=lambda e: (-e[0], cands.ids[e[1]]))
+        best = best[: max(settings.matching_top_k, free * 3)]
+        for _ in range(free):
+            slot = len(slots)
+            slots.append(v)
+            edges.extend((slot, c, score) for score, c in best)
+    chosen = optimal_assignment(len(slots), len(cands.ids), edges)
+    pairs = sorted(
+        ((vacs.ids[slots[s]], cands.ids[c], score) for s, c, score in chosen),
+        key=lambda t: (t[0], t[1]),
+    )
+    result = Assignment(
+        pairs=pairs,
+        unfilled_positions=len(slots) - len(pairs),
+        vacancies_considered=len(vacs.ids),
+        candidates_considered=len(cands.ids),
+        edges=len(edges),
+    )
+    if create_proposals:
+        for vacancy_id, candidate_id, _ in pairs:
+            await placements.create(
+                session, actor, PlacementCreate(candidate_id=candidate_id, vacancy_id=vacancy_id)
+            )
+        result.proposals_created = len(pairs)
+    return result
