@@ -157,12 +157,22 @@ def _from_error(request: Request, exc: TremplinError) -> JSONResponse:
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Pydantic echoes the rejected input; it may be personal data, so it is dropped.
+    return pydantic_errors(exc.errors())
+
+
+def pydantic_errors(errors: Sequence[Any], prefix: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Field errors from pydantic's, naming the field to fix.
+
+    Pydantic echoes the rejected input; it may be personal data, so it is dropped. A rule
+    across fields (FieldRuleError) names its fields; a bad discriminator names itself.
+    """
     out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        cause = err.get("ctx", {}).get("error")
-        fields = getattr(cause, "fields", ())
+    for err in errors:
+        loc = [*prefix, *(str(p) for p in err.get("loc", ()))]
+        ctx = err.get("ctx") or {}
+        fields: Sequence[str] = getattr(ctx.get("error"), "fields", ())
+        if err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            fields = (str(ctx.get("discriminator", "")).strip("'"),)
         message = str(err.get("msg", ""))
         for field in fields or (None,):
             out.append(field_error([*loc, field] if field else loc, message, err["type"]))

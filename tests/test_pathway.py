@@ -185,8 +185,10 @@ BOUNDARIES = [
 def test_each_guard_at_its_threshold(
     field: str, failing: object, passing: object, pair: tuple[Phase, Phase], code: str
 ) -> None:
-    below = replace(FULL, **{field: failing})
-    at = replace(FULL, **{field: passing})
+    changes: dict[str, Any] = {field: failing}
+    below = replace(FULL, **changes)
+    changes[field] = passing
+    at = replace(FULL, **changes)
     unmet = unmet_for(*pair, below, DEFAULTS)
     assert unmet is not None
     assert [u.code for u in unmet] == [code]  # only this requirement fails
@@ -204,14 +206,16 @@ def test_thresholds_are_parameters_of_the_guards() -> None:
     rouen = Thresholds(min_training_hours=350)
     at_150 = replace(FULL, training_hours=150)
     unmet = unmet_for(SU, SE, at_150, rouen)
-    assert unmet is not None and [u.code for u in unmet] == ["training_hours"]
+    assert unmet is not None
+    assert [u.code for u in unmet] == ["training_hours"]
     assert "350" in unmet[0].requirement
     assert unmet_for(SU, SE, replace(FULL, training_hours=349.5), rouen) != []
     assert unmet_for(SU, SE, replace(FULL, training_hours=350), rouen) == []
 
     two_trials = Thresholds(min_positive_trials=2)
     one = unmet_for(R, SU, replace(FULL, positive_trials=1), two_trials)
-    assert one is not None and [u.code for u in one] == ["positive_trial"]
+    assert one is not None
+    assert [u.code for u in one] == ["positive_trial"]
     assert unmet_for(R, SU, replace(FULL, positive_trials=2), two_trials) == []
 
     more = Thresholds(min_positive_skills_assessments=2, min_completed_work_missions=3)
@@ -451,6 +455,25 @@ async def test_exits_steps_back_and_re_entry_need_a_fitting_reason(
         moved = await place.move(fresh, {"to": to.value, "reason": reason})
         assert moved.status_code == 200, (reason, moved.text)
         assert (await place.history(fresh))[-1]["reason"] == reason
+
+
+@pytest.mark.parametrize("forced", [False, True], ids=["plain", "forced"])
+async def test_clients_cannot_give_the_services_own_reason(
+    client: httpx.AsyncClient, forced: bool
+) -> None:
+    """`job_started` is written by the service when a job starts; a forward move that
+    takes no reason must not carry it into the history either."""
+    place = await make_place(client)
+    candidate = await place.candidate()
+    await place.meet_support_guard(candidate)
+    body: dict[str, Any] = {"to": "support", "reason": "job_started"}
+    if forced:
+        body |= {"force": True, "note": "forced, with the service's reason"}
+    refused = await place.move(candidate, body)
+    assert is_problem(refused, 422), refused.text
+    assert ["body", "reason"] in [e["loc"] for e in refused.json()["errors"]]
+    assert await place.phase(candidate) is R
+    assert await place.history(candidate) == []
 
 
 async def test_only_an_admin_may_force(

@@ -10,7 +10,14 @@ from pydantic import ConfigDict, Field, StringConstraints, create_model, model_v
 
 from app.domain.competencies import COMPETENCIES, MAX_LEVEL, MIN_LEVEL
 from app.domain.enums import ActivityOutcome, ActivityType, Phase, TrainingMode
-from app.schemas.common import EntityRead, InputModel, Page, RncpCode, UpdateModel, check_dates
+from app.schemas.common import (
+    EntityRead,
+    FieldRuleError,
+    InputModel,
+    Page,
+    RncpCode,
+    UpdateModel,
+)
 
 Notes = Annotated[
     str,
@@ -36,7 +43,9 @@ class _ActivityBase(InputModel):
 
     @model_validator(mode="after")
     def _dates(self) -> _ActivityBase:
-        check_dates(self.occurred_on, getattr(self, "end_on", None))
+        end_on = getattr(self, "end_on", None)
+        if end_on is not None and end_on < self.occurred_on:
+            raise FieldRuleError("end_on is before occurred_on", "end_on")
         return self
 
 

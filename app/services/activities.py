@@ -20,7 +20,7 @@ from app.domain.enums import (
     StructureKind,
 )
 from app.domain.pathway import ACTIVITY_PHASE, PHASE_RANK
-from app.errors import Conflict, NotFound, ValidationFailed, field_error
+from app.errors import Conflict, NotFound, ValidationFailed, field_error, pydantic_errors
 from app.models import Activity, Candidate
 from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
 from app.services import audit, events, structures, tenancy
@@ -181,12 +181,7 @@ async def update(
     try:
         validated = model.model_validate({**merged, "type": activity.type})
     except ValidationError as exc:
-        raise ValidationFailed(
-            [
-                field_error(["body", *map(str, err["loc"])], err["msg"], err["type"])
-                for err in exc.errors()
-            ]
-        ) from None
+        raise ValidationFailed(pydantic_errors(exc.errors(), ("body",))) from None
     values = _columns(validated)
     if "landlord_id" in changes and values.get("landlord_id") is not None:
         await structures.require_kind(

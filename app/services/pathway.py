@@ -175,6 +175,10 @@ async def transition(
             else f"No transition from {candidate.phase.value} to {data.to.value}."
         )
         raise TransitionNotAllowed(detail, current=candidate.phase.value, allowed=allowed)
+    if data.reason is not None and not rule.reasons:
+        raise ValidationFailed(
+            [field_error(["body", "reason"], "this transition takes no reason", "value_error")]
+        )
     if rule.reasons and data.reason not in rule.reasons:
         raise ValidationFailed(
             [

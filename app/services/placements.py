@@ -365,10 +365,25 @@ async def transition(
         raise ValidationFailed(
             [field_error(["body", "reason"], f"required to move to {data.to.value}", "missing")]
         )
+    if data.on is not None:
+        _check_move_date(placement, data.to, data.on)
     await _apply_move(
         session, actor, placement, data.to, reason=data.reason, note=data.note, on=data.on
     )
     return placement
+
+
+def _check_move_date(placement: Placement, target: PlacementStatus, on: date) -> None:
+    """A start or an end has happened: not in the future, and an end not before its start."""
+    problem = None
+    if on > utcnow().date():
+        problem = "is in the future"
+    elif target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED) and (
+        placement.started_on is not None and on < placement.started_on
+    ):
+        problem = f"is before the start ({placement.started_on.isoformat()})"
+    if problem:
+        raise ValidationFailed([field_error(["body", "on"], problem, "value_error")])
 
 
 async def history(
@@ -405,6 +420,10 @@ async def record_follow_up(
         )
     if getattr(placement, f"follow_up_{milestone}m_on") is not None:
         raise FollowUpRefused(f"The {milestone}-month follow-up is already recorded.")
+    if data.in_post and placement.ended_on is not None and placement.ended_on <= data.at:
+        raise FollowUpRefused(
+            f"The job ended on {placement.ended_on.isoformat()}: not in post on that day."
+        )
     setattr(placement, f"follow_up_{milestone}m_on", data.at)
     setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
     events.emit(
