@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
+
+.PHONY: bench-matching
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
@@ -68,6 +70,10 @@ lock:
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements-prod.lock
+
+# Matching at national scale on PostgreSQL (a database of its own, dropped after).
+bench-matching: venv
+	$(BIN)/python benchmarks/matching.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     matching_weight_waiting: float = Field(default=10, ge=0)
     matching_weight_preferences: float = Field(default=5, ge=0)
     matching_waiting_days_target: float = Field(default=365, gt=0)
-    matching_top_k: int = Field(default=25, ge=1, le=500)
+    matching_top_k: int = Field(default=10, ge=1, le=500)
+    # The assignment scores each vacancy against its nearest candidates only.
+    matching_nearest: int = Field(default=100, ge=1, le=5000)
     matching_min_score: float = Field(default=40, ge=0, le=100)
 
     idempotency_ttl_s: int = Field(default=86400, ge=60)

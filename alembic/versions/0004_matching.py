@@ -40,6 +40,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_candidates_latitude_longitude", ["latitude", "longitude"], unique=False
         )
+        batch_op.create_index("ix_candidates_max_commute_km", ["max_commute_km"], unique=False)
     # Existing candidates: their activities so far.
     op.execute(
         "UPDATE candidates SET "
@@ -68,6 +69,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_vacancies_latitude_longitude")
 
     with op.batch_alter_table("candidates", schema=None) as batch_op:
+        batch_op.drop_index("ix_candidates_max_commute_km")
         batch_op.drop_index("ix_candidates_latitude_longitude")
         batch_op.drop_column("positive_skills_assessments")
         batch_op.drop_column("training_hours")

@@ -7,6 +7,7 @@ reference, one pair at a time. Tests (and the benchmark) check that they agree.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any
@@ -147,11 +148,34 @@ class PairScores:
     same_departement_fallback: BoolArray
 
 
-def haversine_km(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> Any:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2) - np.radians(lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+def unit_vectors(lat: FloatArray, lon: FloatArray) -> FloatArray:
+    """Points on the unit sphere: (n, 3). The great-circle distance between two points is
+    2R asin(|u - v| / 2), the same number haversine gives, computed once per point."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    cos_phi = np.cos(phi)
+    return np.column_stack((cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)))
+
+
+def great_circle_km(chord: Any) -> Any:
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(chord * 0.5, 1.0))
+
+
+# min(level / need, 1) for need, level in 0..3, as one lookup: index need * 4 + level.
+COVERAGE = np.array(
+    [0.0 if need == 0 else min(level / need, 1.0) for need in range(4) for level in range(4)],
+    dtype=np.float64,
+)
+
+
+def _allowed_table() -> BoolArray:
+    table = np.zeros((2, len(PHASE_CODES)), dtype=np.bool_)
+    for kind, phases in ALLOWED_PHASES.items():
+        for phase in phases:
+            table[kind, phase] = True
+    return table
+
+
+ALLOWED_TABLE = _allowed_table()
 
 
 def score_pairs(
@@ -167,73 +191,75 @@ def score_pairs(
 
     `history[p]`: the candidate completed a mission with the vacancy's landlord;
     `open_on_vacancy[p]`: the candidate already has an open placement on this vacancy.
+    Per-vacancy quantities are computed once per vacancy, then gathered per pair.
     """
     n = len(ci)
-    mask = np.zeros(n, dtype=np.int64)
-    kind = vacs.kind[vi]
-    phase = cands.phase[ci]
-    phase_ok = np.where(
-        kind == 0,
-        np.isin(phase, list(ALLOWED_PHASES[0])),
-        np.isin(phase, list(ALLOWED_PHASES[1])),
-    )
-    mask |= np.where(phase_ok, 0, Filter.PHASE)
+    u8 = np.uint8
+    mask = (~ALLOWED_TABLE[vacs.kind[vi], cands.phase[ci]]).astype(u8) * u8(Filter.PHASE)
     available = cands.available_from[ci]
-    mask |= np.where((available != 0) & (available > vacs.start[vi]), Filter.AVAILABILITY, 0)
+    mask |= ((available != 0) & (available > vacs.start[vi])).astype(u8) * u8(Filter.AVAILABILITY)
 
-    clat, clon, vlat, vlon = cands.lat[ci], cands.lon[ci], vacs.lat[vi], vacs.lon[vi]
-    located = ~(np.isnan(clat) | np.isnan(vlat))
+    located = ~(np.isnan(cands.lat[ci]) | np.isnan(vacs.lat[vi]))
+    cu, vu = unit_vectors(cands.lat, cands.lon), unit_vectors(vacs.lat, vacs.lon)
+    dx = cu[:, 0][ci] - vu[:, 0][vi]
+    dy = cu[:, 1][ci] - vu[:, 1][vi]
+    dz = cu[:, 2][ci] - vu[:, 2][vi]
     with np.errstate(invalid="ignore"):
-        distance = np.where(located, haversine_km(clat, clon, vlat, vlon), np.nan)
+        distance = great_circle_km(np.sqrt(dx * dx + dy * dy + dz * dz))
     commute = cands.max_commute_km[ci]
     same_dep = cands.departement[ci] == vacs.departement[vi]
-    near = np.where(located, np.nan_to_num(distance, nan=np.inf) <= commute, same_dep)
-    mask |= np.where(near, 0, Filter.DISTANCE)
-
-    mask |= np.where(vacs.housing[vi] & ~cands.housing[ci], Filter.HOUSING, 0)
-    mask |= np.where(vacs.licence[vi] & ~cands.licence[ci], Filter.LICENCE, 0)
+    with np.errstate(invalid="ignore"):
+        near = np.where(located, distance <= commute, same_dep)
+    mask |= (~near).astype(u8) * u8(Filter.DISTANCE)
+    mask |= (vacs.housing[vi] & ~cands.housing[ci]).astype(u8) * u8(Filter.HOUSING)
+    mask |= (vacs.licence[vi] & ~cands.licence[ci]).astype(u8) * u8(Filter.LICENCE)
     required = vacs.required_certification[vi]
     has_required = required >= 0
-    cert_cols = cands.certifications.shape[1]
-    if cert_cols:
-        status = cands.certifications[ci, np.clip(required, 0, cert_cols - 1)]
-        required_status = np.where(has_required, status, 0)
+    if cands.certifications.shape[1]:
+        required_status = np.where(
+            has_required, cands.certifications[ci, np.maximum(required, 0)], 0
+        )
     else:
         required_status = np.zeros(n, dtype=np.int64)
-    mask |= np.where(has_required & (required_status == 0), Filter.CERTIFICATION, 0)
-    mask |= np.where(cands.consent[ci], 0, Filter.CONSENT)
-    mask |= np.where(open_on_vacancy | cands.busy[ci], Filter.PLACEMENT, 0)
+    mask |= (has_required & (required_status == 0)).astype(u8) * u8(Filter.CERTIFICATION)
+    mask |= (~cands.consent[ci]).astype(u8) * u8(Filter.CONSENT)
+    mask |= (open_on_vacancy | cands.busy[ci]).astype(u8) * u8(Filter.PLACEMENT)
 
-    criteria = np.zeros((n, len(CRITERIA)), dtype=np.float64)
+    # Column-major: each criterion is written as one contiguous column.
+    criteria = np.empty((n, len(CRITERIA)), dtype=np.float64, order="F")
     with np.errstate(invalid="ignore", divide="ignore"):
-        by_distance = np.where(commute > 0, 1.0 - np.nan_to_num(distance, nan=0.0) / commute, 1.0)
-    criteria[:, 0] = np.where(
-        located,
-        np.clip(by_distance, 0.0, 1.0),
-        np.where(same_dep, SAME_DEPARTEMENT_DISTANCE_SCORE, 0.0),
-    )
-    needed = vacs.required_competencies[vi]
-    levels = cands.competencies[ci]
-    need_any = (needed > 0).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(needed > 0, np.minimum(levels / np.where(needed > 0, needed, 1), 1.0), 0.0)
-    criteria[:, 1] = np.where(need_any > 0, ratio.sum(axis=1) / np.maximum(need_any, 1), 1.0)
+        by_distance = np.clip(1.0 - distance / commute, 0.0, 1.0)
+    by_distance = np.where(commute > 0, by_distance, 1.0)
+    criteria[:, 0] = np.where(located, by_distance, same_dep * SAME_DEPARTEMENT_DISTANCE_SCORE)
+    # min(level / need, 1) summed over the required competencies, by lookup. A vacancy
+    # asks for few competencies: only its k required columns are read per pair.
+    needed = vacs.required_competencies.astype(np.int64)
+    required_count = (needed > 0).sum(axis=1)
+    k = max(int(required_count.max(initial=0)), 1)
+    codes = np.argsort(-needed, axis=1, kind="stable")[:, :k]
+    need_k = np.take_along_axis(needed, codes, axis=1)
+    have = cands.competencies.astype(np.int64)[ci[:, None], codes[vi]]
+    covered = COVERAGE[need_k[vi] * 4 + have].sum(axis=1)
+    pair_count = required_count[vi]
+    criteria[:, 1] = np.where(pair_count > 0, covered / np.maximum(pair_count, 1), 1.0)
     best = np.where(has_required, required_status, cands.caretaker_certification[ci])
-    criteria[:, 2] = best / 2.0
-    criteria[:, 3] = history.astype(np.float64)
+    criteria[:, 2] = best * 0.5
+    criteria[:, 3] = history
     criteria[:, 4] = 0.7 * np.minimum(
-        cands.training_hours[ci] / weights.training_hours_target, 1.0
+        cands.training_hours[ci] * (1.0 / weights.training_hours_target), 1.0
     ) + 0.3 * np.minimum(cands.positive_assessments[ci], 1.0)
-    criteria[:, 5] = np.minimum(cands.days_in_path[ci] / weights.waiting_days_target, 1.0)
+    criteria[:, 5] = np.minimum(cands.days_in_path[ci] * (1.0 / weights.waiting_days_target), 1.0)
     prefs = cands.contract_preferences[ci]
-    contract_ok = (prefs == 0) | ((prefs >> vacs.contract[vi]) & 1).astype(bool)
+    contract_ok = (prefs == 0) | ((prefs >> vacs.contract[vi]) & 1).astype(np.bool_)
     max_hours = cands.max_weekly_hours[ci]
     hours_ok = np.isnan(max_hours) | (vacs.weekly_hours[vi] <= max_hours)
-    criteria[:, 6] = (contract_ok.astype(np.float64) + hours_ok.astype(np.float64)) / 2.0
+    criteria[:, 6] = (contract_ok.astype(np.float64) + hours_ok) * 0.5
 
     w = weights.vector()
-    score = np.round(criteria @ w * (100.0 / w.sum()), 2)
-    return PairScores(mask, criteria, score, distance, ~located)
+    score = np.round(criteria @ (w * (100.0 / w.sum())), 2)
+    return PairScores(
+        mask.astype(np.int64), criteria, score, np.where(located, distance, np.nan), ~located
+    )
 
 
 # --- the plain reference: one pair at a time, no numpy -------------------------------
@@ -275,6 +301,16 @@ class VacancyRecord:
     weekly_hours: float
 
 
+def _great_circle_scalar(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    def unit(lat: float, lon: float) -> tuple[float, float, float]:
+        phi, lam = math.radians(lat), math.radians(lon)
+        return (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
+
+    (x1, y1, z1), (x2, y2, z2) = unit(lat1, lon1), unit(lat2, lon2)
+    chord = math.sqrt((x1 - x2) ** 2 + (y1 - y2) ** 2 + (z1 - z2) ** 2)
+    return 2 * EARTH_RADIUS_KM * math.asin(min(chord / 2, 1.0))
+
+
 def _cert_status(record: CandidateRecord, rncp: str) -> int:
     return {"held": 2, "in_progress": 1}.get(record.certifications.get(rncp, ""), 0)
 
@@ -295,7 +331,7 @@ def score_pair_loop(
         mask |= Filter.AVAILABILITY
     distance = None
     if c.lat is not None and c.lon is not None and v.lat is not None and v.lon is not None:
-        distance = float(haversine_km(c.lat, c.lon, v.lat, v.lon))
+        distance = _great_circle_scalar(c.lat, c.lon, v.lat, v.lon)
         if distance > c.max_commute_km:
             mask |= Filter.DISTANCE
     elif c.departement != v.departement:
@@ -340,9 +376,10 @@ def score_pair_loop(
     criteria.append((float(contract_ok) + float(hours_ok)) / 2)
     total = sum(getattr(weights, name) for name in CRITERIA)
     score = round(
-        sum(getattr(weights, name) * s for name, s in zip(CRITERIA, criteria, strict=True))
-        * 100
-        / total,
+        sum(
+            getattr(weights, name) * 100 / total * s
+            for name, s in zip(CRITERIA, criteria, strict=True)
+        ),
         2,
     )
     return mask, criteria, score, distance
@@ -358,6 +395,19 @@ COMPETENCY_INDEX = {code: i for i, code in enumerate(COMPETENCY_CODES)}
 def optimal_assignment(
     n_slots: int, n_candidates: int, edges: list[tuple[int, int, float]]
 ) -> list[tuple[int, int, float]]:
+    """The (slot, candidate, score) triples that maximise the total score (see below)."""
+    if not edges:
+        return []
+    slot, cand, score = (np.array(column) for column in zip(*edges, strict=True))
+    rows, cols, scores = optimal_assignment_arrays(
+        n_slots, n_candidates, slot.astype(np.int64), cand.astype(np.int64), score.astype(float)
+    )
+    return sorted((int(s), int(c), float(v)) for s, c, v in zip(rows, cols, scores, strict=True))
+
+
+def optimal_assignment_arrays(
+    n_slots: int, n_candidates: int, slot: IntArray, cand: IntArray, score: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray]:
     """The (slot, candidate) pairs that maximise the total score, each used at most once.
 
     A slot is one free position of a vacancy. Every slot also gets a private "nobody"
@@ -369,21 +419,22 @@ def optimal_assignment(
     from scipy.sparse import csr_array
     from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
-    if n_slots == 0:
-        return []
-    edges = sorted(edges, key=lambda e: (e[0], e[1]))
-    rows = [s for s, _, _ in edges] + list(range(n_slots))
-    cols = [c for _, c, _ in edges] + [n_candidates + s for s in range(n_slots)]
-    costs = [101.0 - score for _, _, score in edges] + [101.0] * n_slots
+    empty = np.zeros(0, dtype=np.int64)
+    if n_slots == 0 or len(slot) == 0:
+        return empty, empty, np.zeros(0)
+    order = np.lexsort((cand, slot))
+    slot, cand, score = slot[order], cand[order], score[order]
+    nobody = np.arange(n_slots, dtype=np.int64)
     graph = csr_array(
-        (np.array(costs), (np.array(rows), np.array(cols))),
+        (
+            np.concatenate((101.0 - score, np.full(n_slots, 101.0))),
+            (np.concatenate((slot, nobody)), np.concatenate((cand, n_candidates + nobody))),
+        ),
         shape=(n_slots, n_candidates + n_slots),
     )
-    slot_index, column_index = min_weight_full_bipartite_matching(graph)
-    score_of = {(s, c): score for s, c, score in edges}
-    chosen = [
-        (int(s), int(c), score_of[(int(s), int(c))])
-        for s, c in zip(slot_index, column_index, strict=True)
-        if c < n_candidates
-    ]
-    return sorted(chosen)
+    rows, cols = min_weight_full_bipartite_matching(graph)
+    real = cols < n_candidates
+    rows, cols = rows[real].astype(np.int64), cols[real].astype(np.int64)
+    # The score of each chosen edge: its position in the sorted edge list.
+    found = np.searchsorted(slot * (n_candidates + 1) + cand, rows * (n_candidates + 1) + cols)
+    return rows, cols, score[found]

@@ -36,7 +36,8 @@ class Candidate(Entity):
         ForeignKey("structures.id", ondelete="RESTRICT"), index=True
     )
 
-    max_commute_km: Mapped[int] = mapped_column(default=30)
+    # Indexed: matching reads the largest commute to size its search box.
+    max_commute_km: Mapped[int] = mapped_column(default=30, index=True)
     has_driving_licence: Mapped[bool] = mapped_column(default=False)
     accepts_onsite_housing: Mapped[bool] = mapped_column(default=False)
     available_from: Mapped[date | None]

@@ -9,6 +9,7 @@ for a person; proposals are made only when an administrator asks for them.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -18,7 +19,19 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -40,6 +53,7 @@ from app.domain.enums import (
 from app.domain.geography import DEPARTEMENT_REGION, DEPARTEMENTS
 from app.domain.matching import (
     CARETAKER_RNCPS,
+    EARTH_RADIUS_KM,
     KIND_CODES,
     PHASE_CODES,
     CandidateArrays,
@@ -47,7 +61,7 @@ from app.domain.matching import (
     VacancyArrays,
     Weights,
     failed_filters,
-    optimal_assignment,
+    optimal_assignment_arrays,
     score_pairs,
 )
 from app.errors import NotFound, ValidationFailed, field_error
@@ -59,7 +73,9 @@ from app.services.auth import Actor
 
 DEPARTEMENT_CODES = {dep: i for i, dep in enumerate(sorted(DEPARTEMENTS))}
 CONTRACT_CODES = {contract: i for i, contract in enumerate(ContractType)}
-KM_PER_DEGREE = 111.32
+# The scorer's own sphere, and a hair of margin: the box must never cut off a candidate
+# the scorer would accept.
+KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180 / 1.001
 PHASES_FOR_KIND = {
     VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
     VacancyKind.JOB: (Phase.SECURING,),
@@ -76,12 +92,17 @@ CANDIDATE_COLUMNS = (
     Candidate.has_driving_licence,
     Candidate.accepts_onsite_housing,
     Candidate.consent_to_share,
-    Candidate.competencies,
-    Candidate.certifications,
+    # Levels read by the database, one column each: no JSON to decode per row here.
+    *(
+        Candidate.competencies[code].as_integer().label(f"level_{code}")
+        for code in COMPETENCY_CODES
+    ),
+    # As text: most are empty lists, and decoding "[]" a hundred thousand times costs.
+    cast(Candidate.certifications, String).label("certifications"),
     Candidate.training_hours,
     Candidate.positive_skills_assessments,
     Candidate.created_at,
-    Candidate.preferred_contract_types,
+    cast(Candidate.preferred_contract_types, String).label("preferred_contract_types"),
     Candidate.max_weekly_hours,
 )
 VACANCY_COLUMNS = (
@@ -143,7 +164,8 @@ def _nan(value: float | None) -> float:
 def _rncp_index(candidate_rows: Sequence[Any], vacancy_rows: Sequence[Any]) -> dict[str, int]:
     codes = set(CARETAKER_RNCPS)
     for row in candidate_rows:
-        codes.update(entry["rncp_code"] for entry in row.certifications)
+        if row.certifications != "[]":
+            codes.update(entry["rncp_code"] for entry in json.loads(row.certifications))
     codes.update(row.required_certification for row in vacancy_rows if row.required_certification)
     return {code: i for i, code in enumerate(sorted(codes))}
 
@@ -157,16 +179,22 @@ def candidate_table(
     caretaker = np.zeros(n, dtype=np.int64)
     caretaker_cols = [rncp[code] for code in CARETAKER_RNCPS]
     preferences = np.zeros(n, dtype=np.int64)
+    level_columns = [f"level_{code}" for code in COMPETENCY_CODES]
+    if n:
+        competencies[:] = np.array(
+            [[getattr(row, c) or 0 for c in level_columns] for row in rows], dtype=np.float64
+        )
     for i, row in enumerate(rows):
-        levels = row.competencies
-        competencies[i] = [levels.get(code, 0) for code in COMPETENCY_CODES]
-        for entry in row.certifications:
+        if row.certifications == "[]" and row.preferred_contract_types == "[]":
+            continue
+        for entry in json.loads(row.certifications):
             status = 2 if entry["status"] == "held" else 1
             col = rncp[entry["rncp_code"]]
             certifications[i, col] = max(certifications[i, col], status)
-        caretaker[i] = certifications[i, caretaker_cols].max()
-        for contract in row.preferred_contract_types:
+        for contract in json.loads(row.preferred_contract_types):
             preferences[i] |= 1 << CONTRACT_CODES[ContractType(contract)]
+    if n:
+        caretaker = certifications[:, caretaker_cols].max(axis=1)
     today_ordinal = today.toordinal()
     arrays = CandidateArrays(
         lat=np.array([_nan(r.latitude) for r in rows], dtype=np.float64),
@@ -499,7 +527,10 @@ def _candidate_scope(actor: Actor) -> ColumnElement[bool]:
     agreed to share, for landlords and admins (consent is a hard filter anyway)."""
     if actor.role is Role.INSERTION:
         return Candidate.structure_id == actor.structure_id
-    if actor.role in (Role.ADMIN, Role.LANDLORD):
+    if actor.role is Role.LANDLORD:
+        # Not even in the excluded list: a landlord never sees who did not consent.
+        return Candidate.consent_to_share.is_(True)
+    if actor.role is Role.ADMIN:
         return true()
     return false()
 
@@ -577,6 +608,9 @@ class Assignment:
     proposals_created: int = 0
 
 
+_open_placement = Placement.status.in_(OPEN_PLACEMENT_STATUSES)
+
+
 def _scope_condition(scope: AssignmentScope) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = []
     if scope.departement:
@@ -592,43 +626,55 @@ def _scope_condition(scope: AssignmentScope) -> ColumnElement[bool]:
 
 
 def candidate_pairs(
-    cands: CandidateTable, vacs: VacancyTable, radius_km: float
+    cands: CandidateTable, vacs: VacancyTable, radius_km: float, nearest: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every (candidate, vacancy) pair close enough to be worth scoring: within the
-    largest commute of each other (a k-d tree on 3-D unit vectors), or in the same
-    département when either side has no coordinates."""
+    """The (candidate, vacancy) pairs worth scoring for an assignment.
+
+    Per vacancy: its `nearest` candidates of a fitting phase within the largest commute
+    (a k-d tree on 3-D unit vectors), plus, when either side has no coordinates, the
+    fitting candidates of the same département. The scorer then applies every filter.
+    """
     from scipy.spatial import cKDTree
 
     ca, va = cands.arrays, vacs.arrays
     c_located = ~np.isnan(ca.lat)
     v_located = ~np.isnan(va.lat)
+    securing = ca.phase == PHASE_CODES[Phase.SECURING]
+    early = np.isin(ca.phase, [PHASE_CODES[Phase.RECRUITMENT], PHASE_CODES[Phase.SUPPORT]])
+    groups = (
+        (va.kind == KIND_CODES[VacancyKind.JOB], securing),
+        (va.kind == KIND_CODES[VacancyKind.MISSION], early),
+    )
+    chord = 2 * math.sin(min(radius_km / EARTH_RADIUS_KM, math.pi) / 2) * 1.0001
     ci_parts: list[np.ndarray] = []
     vi_parts: list[np.ndarray] = []
-    if c_located.any() and v_located.any():
-        c_idx = np.flatnonzero(c_located)
-        v_idx = np.flatnonzero(v_located)
-        tree = cKDTree(_unit(ca.lat[c_idx], ca.lon[c_idx]))
-        chord = 2 * math.sin(min(radius_km / 6371.0088, math.pi) / 2)
-        neighbours = tree.query_ball_point(_unit(va.lat[v_idx], va.lon[v_idx]), r=chord * 1.0001)
-        for k, found in enumerate(neighbours):
-            if found:
-                ci_parts.append(c_idx[np.asarray(found, dtype=np.int64)])
-                vi_parts.append(np.full(len(found), v_idx[k], dtype=np.int64))
-    # Département fallback: either side without coordinates.
-    by_departement: dict[int, list[int]] = defaultdict(list)
-    for c in np.flatnonzero(~c_located):
-        by_departement[int(ca.departement[c])].append(int(c))
-    located_by_departement: dict[int, list[int]] = defaultdict(list)
-    for c in np.flatnonzero(c_located):
-        located_by_departement[int(ca.departement[c])].append(int(c))
-    for v in range(len(vacs.ids)):
-        dep = int(va.departement[v])
-        pool = by_departement.get(dep, [])
-        if not v_located[v]:
-            pool = pool + located_by_departement.get(dep, [])
-        if pool:
-            ci_parts.append(np.asarray(pool, dtype=np.int64))
-            vi_parts.append(np.full(len(pool), v, dtype=np.int64))
+    for v_mask, c_mask in groups:
+        c_idx = np.flatnonzero(c_located & c_mask)
+        v_idx = np.flatnonzero(v_located & v_mask)
+        if len(c_idx) and len(v_idx):
+            k = min(nearest, len(c_idx))
+            tree = cKDTree(_unit(ca.lat[c_idx], ca.lon[c_idx]))
+            _, found = tree.query(
+                _unit(va.lat[v_idx], va.lon[v_idx]), k=k, distance_upper_bound=chord, workers=-1
+            )
+            found = found.reshape(len(v_idx), k)
+            valid = found < len(c_idx)
+            ci_parts.append(c_idx[found[valid]])
+            vi_parts.append(np.repeat(v_idx, k).reshape(len(v_idx), k)[valid])
+        # Département fallback: either side without coordinates.
+        pool_unlocated: dict[int, list[int]] = defaultdict(list)
+        pool_located: dict[int, list[int]] = defaultdict(list)
+        for c in np.flatnonzero(c_mask):
+            target = pool_located if c_located[c] else pool_unlocated
+            target[int(ca.departement[c])].append(int(c))
+        for v in np.flatnonzero(v_mask):
+            dep = int(va.departement[v])
+            pool = pool_unlocated.get(dep, [])
+            if not v_located[v]:
+                pool = pool + pool_located.get(dep, [])
+            if pool:
+                ci_parts.append(np.asarray(pool, dtype=np.int64))
+                vi_parts.append(np.full(len(pool), v, dtype=np.int64))
     if not ci_parts:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(ci_parts), np.concatenate(vi_parts)
@@ -698,13 +744,16 @@ async def assign(
         )
     elif scope != AssignmentScope():
         where.append(Candidate.departement.in_(departements))
+    # Someone with a proposal under way is not paired again: a person is proposed for
+    # one opening at a time by the assignment (staff may still propose more by hand).
+    where.append(~exists().where(Placement.candidate_id == Candidate.id, _open_placement))
     candidate_rows = (
         await session.execute(select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
     ).all()
     rncp = _rncp_index(candidate_rows, vacancy_rows)
     cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
     vacs = vacancy_table(vacancy_rows, rncp)
-    ci, vi = candidate_pairs(cands, vacs, radius)
+    ci, vi = candidate_pairs(cands, vacs, radius, settings.matching_nearest)
     had, opened = _pair_flags(
         cands,
         vacs,
@@ -716,31 +765,37 @@ async def assign(
     weights = weights_from(settings)
     scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
     keep = np.flatnonzero((scores.mask == 0) & (scores.score >= min_score))
+    kv, kc, ks = vi[keep], ci[keep], scores.score[keep]
     # A sparse graph: each vacancy keeps its best k candidates (more for more positions).
-    per_vacancy: dict[int, list[tuple[float, int]]] = defaultdict(list)
-    for p in keep:
-        per_vacancy[int(vi[p])].append((float(scores.score[p]), int(ci[p])))
-    slots: list[int] = []
-    edges: list[tuple[int, int, float]] = []
-    for v in range(len(vacs.ids)):
-        free = vacs.free_positions[v]
-        best = sorted(per_vacancy.get(v, []), key=lambda e: (-e[0], cands.ids[e[1]]))
-        best = best[: max(settings.matching_top_k, free * 3)]
-        for _ in range(free):
-            slot = len(slots)
-            slots.append(v)
-            edges.extend((slot, c, score) for score, c in best)
-    chosen = optimal_assignment(len(slots), len(cands.ids), edges)
+    # Candidate indices follow their ids, so ties break by id.
+    order = np.lexsort((kc, -ks, kv))
+    kv, kc, ks = kv[order], kc[order], ks[order]
+    free = np.array(vacs.free_positions, dtype=np.int64)
+    if len(kv):
+        starts = np.flatnonzero(np.r_[True, np.diff(kv) != 0])
+        sizes = np.diff(np.r_[starts, len(kv)])
+        rank = np.arange(len(kv)) - np.repeat(starts, sizes)
+        best = rank < np.maximum(settings.matching_top_k, free * 3)[kv]
+        kv, kc, ks = kv[best], kc[best], ks[best]
+    # One slot per free position; every kept edge is repeated for each slot of its vacancy.
+    slot_base = np.cumsum(free) - free
+    copies = free[kv]
+    first = np.repeat(np.cumsum(copies) - copies, copies)
+    edge_slot = np.repeat(slot_base[kv], copies) + (np.arange(copies.sum()) - first)
+    slot_vacancy = np.repeat(np.arange(len(free)), free)
+    rows, cols, chosen_scores = optimal_assignment_arrays(
+        int(free.sum()), len(cands.ids), edge_slot, np.repeat(kc, copies), np.repeat(ks, copies)
+    )
     pairs = sorted(
-        ((vacs.ids[slots[s]], cands.ids[c], score) for s, c, score in chosen),
-        key=lambda t: (t[0], t[1]),
+        (vacs.ids[slot_vacancy[s]], cands.ids[c], float(v))
+        for s, c, v in zip(rows, cols, chosen_scores, strict=True)
     )
     result = Assignment(
         pairs=pairs,
-        unfilled_positions=len(slots) - len(pairs),
+        unfilled_positions=int(free.sum()) - len(pairs),
         vacancies_considered=len(vacs.ids),
         candidates_considered=len(cands.ids),
-        edges=len(edges),
+        edges=len(edge_slot),
     )
     if create_proposals:
         for vacancy_id, candidate_id, _ in pairs:
