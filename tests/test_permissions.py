@@ -300,6 +300,20 @@ async def _placements_follow_up(w: World, side: str, role: Role) -> Call:
 FOLLOW_UP = {"at": date.today().isoformat(), "in_post": True}
 
 
+async def _vacancies_matches(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/vacancies/{w.ids[f'vac_{side}']}/matches")
+
+
+async def _candidates_matches(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/matches")
+
+
+async def _matching_assign(w: World, side: str, role: Role) -> Call:
+    return Call(
+        "POST", "/v1/matching/assignments", {"scope": {"vacancy_ids": [w.ids[f"vac_{side}"]]}}
+    )
+
+
 async def _clients_list(w: World, side: str, role: Role) -> Call:
     return Call("GET", "/v1/clients?limit=200", target=await w.api_client())
 
@@ -338,7 +352,7 @@ SUCCESS = {"GET": 200, "PATCH": 200, "DELETE": 204}
 # Lists under a parent resource: a foreign parent is not found.
 NESTED_LISTS = {"activities_list"}
 # POSTs that act on an existing resource answer 200; the others create (201).
-ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up"}
+ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up", "_assign"}
 # Creating under a parent outside one's tenancy: refused as a role rule (403) when the
 # caller names the parent outright, or as an unknown reference (422) when it names an
 # object it cannot see.

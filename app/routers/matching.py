@@ -27,7 +27,8 @@ from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy as VacancyRead
 from app.services import matching
 
-router = APIRouter(tags=["matching"], route_class=ApiRoute)
+# Rankings sit under their resource in generated clients, and under matching in the docs.
+router = APIRouter(route_class=ApiRoute)
 
 
 class MatchQuery(BaseModel):
@@ -40,6 +41,7 @@ class MatchQuery(BaseModel):
 @router.get(
     "/v1/vacancies/{vacancy_id}/matches",
     name="vacancies_matches",
+    tags=["vacancies", "matching"],
     summary="Candidates ranked for a vacancy (a suggestion, never a decision)",
     description="Eligible candidates by score (0-100) with each criterion's points, the "
     "distance and an explanation. `include_excluded=true` adds who a hard filter removed. "
@@ -84,6 +86,7 @@ async def vacancy_matches(
 @router.get(
     "/v1/candidates/{candidate_id}/matches",
     name="candidates_matches",
+    tags=["candidates", "matching"],
     summary="Open vacancies ranked for a candidate (a suggestion, never a decision)",
     responses=problem_responses(404, 422),
 )
@@ -124,6 +127,7 @@ async def candidate_matches(
 @router.post(
     "/v1/matching/assignments",
     name="matching_assign",
+    tags=["matching"],
     summary="The pairing of candidates to open positions that maximises the total score",
     description="Each candidate at most once, each vacancy up to its free positions, pairs "
     "under `min_score` left apart; deterministic for the same data. With "
