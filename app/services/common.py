@@ -39,6 +39,12 @@ async def get_or_404(session: AsyncSession, model: type[E], id_: uuid.UUID) -> E
     return obj
 
 
+def for_update(stmt: Select[B]) -> Select[B]:
+    """The rows locked for this transaction (PostgreSQL; SQLite serialises writers at
+    BEGIN IMMEDIATE), and read afresh even if the session already holds them."""
+    return stmt.with_for_update().execution_options(populate_existing=True)
+
+
 async def flush(session: AsyncSession, conflicts: Mapping[str, Conflict] | None = None) -> None:
     """Flush, turning a constraint violation into the domain conflict named for it."""
     try:

@@ -13,7 +13,7 @@ import json
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -369,6 +369,44 @@ def _candidates_near(lat: float | None, lon: float | None, departement: str, rad
     return or_(in_box, and_(Candidate.latitude.is_(None), same_departement))
 
 
+Pairing = Callable[[CandidateTable, VacancyTable], tuple[np.ndarray, np.ndarray]]
+
+
+def _every_candidate(cands: CandidateTable, vacs: VacancyTable) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate with the one vacancy."""
+    return np.arange(len(cands.ids), dtype=np.int64), np.zeros(len(cands.ids), dtype=np.int64)
+
+
+def _every_vacancy(cands: CandidateTable, vacs: VacancyTable) -> tuple[np.ndarray, np.ndarray]:
+    """The one candidate with each vacancy."""
+    return np.zeros(len(vacs.ids), dtype=np.int64), np.arange(len(vacs.ids), dtype=np.int64)
+
+
+async def _score(
+    session: AsyncSession,
+    settings: Settings,
+    candidate_rows: Sequence[Any],
+    vacancy_rows: Sequence[Any],
+    pairing: Pairing,
+) -> tuple[CandidateTable, VacancyTable, np.ndarray, np.ndarray, PairScores, Weights]:
+    """Rows to arrays, the database's knowledge of the pairs, then the scorer."""
+    rncp = _rncp_index(candidate_rows, vacancy_rows)
+    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    vacs = vacancy_table(vacancy_rows, rncp)
+    ci, vi = pairing(cands, vacs)
+    had, opened = _pair_flags(
+        cands,
+        vacs,
+        ci,
+        vi,
+        await _history(session, vacs.landlords),
+        await _open_pairs(session, vacs.ids),
+    )
+    weights = weights_from(settings)
+    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
+    return cands, vacs, ci, vi, scores, weights
+
+
 # --- rankings --------------------------------------------------------------------------
 
 
@@ -500,21 +538,9 @@ async def vacancy_matches(
     vacancy_rows = (
         await session.execute(select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
     ).all()
-    rncp = _rncp_index(candidate_rows, vacancy_rows)
-    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
-    vacs = vacancy_table(vacancy_rows, rncp)
-    ci = np.arange(len(cands.ids), dtype=np.int64)
-    vi = np.zeros(len(ci), dtype=np.int64)
-    had, opened = _pair_flags(
-        cands,
-        vacs,
-        ci,
-        vi,
-        await _history(session, [vacancy.landlord_id]),
-        await _open_pairs(session, [vacancy.id]),
+    cands, _, ci, _, scores, weights = await _score(
+        session, settings, candidate_rows, vacancy_rows, _every_candidate
     )
-    weights = weights_from(settings)
-    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
     ranking = _rank(scores, weights, cands, ci, cands.ids, limit, include_excluded)
     listed = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
     view = CandidateView.REDUCED if actor.role is Role.LANDLORD else CandidateView.FULL
@@ -567,21 +593,9 @@ async def candidate_matches(
     candidate_rows = (
         await session.execute(select(*CANDIDATE_COLUMNS).where(Candidate.id == candidate.id))
     ).all()
-    rncp = _rncp_index(candidate_rows, vacancy_rows)
-    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
-    vacs = vacancy_table(vacancy_rows, rncp)
-    vi = np.arange(len(vacs.ids), dtype=np.int64)
-    ci = np.zeros(len(vi), dtype=np.int64)
-    had, opened = _pair_flags(
-        cands,
-        vacs,
-        ci,
-        vi,
-        await _history(session, vacs.landlords),
-        await _open_pairs(session, vacs.ids),
+    cands, vacs, ci, _, scores, weights = await _score(
+        session, settings, candidate_rows, vacancy_rows, _every_vacancy
     )
-    weights = weights_from(settings)
-    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
     ranking = _rank(scores, weights, cands, ci, vacs.ids, limit, include_excluded)
     await audit.record(session, actor, [candidate.id], AuditAction.READ, CandidateView.FULL)
     return ranking
@@ -750,20 +764,13 @@ async def assign(
     candidate_rows = (
         await session.execute(select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
     ).all()
-    rncp = _rncp_index(candidate_rows, vacancy_rows)
-    cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
-    vacs = vacancy_table(vacancy_rows, rncp)
-    ci, vi = candidate_pairs(cands, vacs, radius, settings.matching_nearest)
-    had, opened = _pair_flags(
-        cands,
-        vacs,
-        ci,
-        vi,
-        await _history(session, vacs.landlords),
-        await _open_pairs(session, vacs.ids),
+    cands, vacs, ci, vi, scores, _ = await _score(
+        session,
+        settings,
+        candidate_rows,
+        vacancy_rows,
+        lambda c, v: candidate_pairs(c, v, radius, settings.matching_nearest),
     )
-    weights = weights_from(settings)
-    scores = score_pairs(cands.arrays, vacs.arrays, ci, vi, weights, had, opened)
     keep = np.flatnonzero((scores.mask == 0) & (scores.score >= min_score))
     kv, kc, ks = vi[keep], ci[keep], scores.score[keep]
     # A sparse graph: each vacancy keeps its best k candidates (more for more positions).

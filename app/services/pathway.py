@@ -34,7 +34,7 @@ from app.models.base import utcnow
 from app.schemas.pathway import TransitionRequest
 from app.services import audit, events, tenancy
 from app.services.auth import Actor
-from app.services.common import PageRequest, check_version, flush, paginate
+from app.services.common import PageRequest, check_version, flush, for_update, paginate
 
 
 class TransitionNotAllowed(Conflict):
@@ -97,10 +97,7 @@ async def lock_candidate(session: AsyncSession, actor: Actor, candidate_id: uuid
     """The candidate row, locked for this transaction (PostgreSQL; SQLite's writers are
     already serialised by BEGIN IMMEDIATE), if the caller may see it."""
     candidate = await session.scalar(
-        select(Candidate)
-        .where(Candidate.id == candidate_id, tenancy.candidates(actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(select(Candidate).where(Candidate.id == candidate_id, tenancy.candidates(actor)))
     )
     if candidate is None:
         raise NotFound("No candidate with this id.")

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,8 +47,11 @@ from app.services.common import (
     check_version,
     cross_field,
     flush,
+    for_update,
     paginate,
 )
+
+L = TypeVar("L", Vacancy, Candidate)
 
 # A landlord sees a person's full profile once one of these is reached.
 ACCEPTED_STATUSES = (
@@ -140,10 +144,7 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
     )
     # Locked: the vacancy cannot close or fill while this proposal is being made.
     vacancy = await session.scalar(
-        select(Vacancy)
-        .where(Vacancy.id == data.vacancy_id, tenancy.vacancies(actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(select(Vacancy).where(Vacancy.id == data.vacancy_id, tenancy.vacancies(actor)))
     )
     missing = []
     if candidate is None:
@@ -192,10 +193,7 @@ async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> P
 
 async def _lock(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
     placement = await session.scalar(
-        select(Placement)
-        .where(Placement.id == placement_id, visible_to(actor))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+        for_update(select(Placement).where(Placement.id == placement_id, visible_to(actor)))
     )
     if placement is None:
         raise NotFound("No placement with this id.")
@@ -236,26 +234,10 @@ async def update(
     return placement
 
 
-async def _lock_vacancy(session: AsyncSession, vacancy_id: uuid.UUID) -> Vacancy:
-    vacancy = await session.scalar(
-        select(Vacancy)
-        .where(Vacancy.id == vacancy_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert vacancy is not None  # a foreign key keeps a placement's vacancy alive
-    return vacancy
-
-
-async def _lock_candidate(session: AsyncSession, candidate_id: uuid.UUID) -> Candidate:
-    candidate = await session.scalar(
-        select(Candidate)
-        .where(Candidate.id == candidate_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert candidate is not None  # a foreign key keeps a placement's candidate alive
-    return candidate
+async def _locked(session: AsyncSession, model: type[L], id_: uuid.UUID) -> L:
+    row = await session.scalar(for_update(select(model).where(model.id == id_)))
+    assert row is not None  # foreign keys keep a placement's vacancy and candidate alive
+    return row
 
 
 async def _apply_move(
@@ -275,7 +257,7 @@ async def _apply_move(
     origin = placement.status
     held_before = origin in POSITION_HOLDING_STATUSES
     held_after = target in POSITION_HOLDING_STATUSES
-    vacancy = await _lock_vacancy(session, placement.vacancy_id)
+    vacancy = await _locked(session, Vacancy, placement.vacancy_id)
     if held_after and not held_before:
         if vacancy.status is VacancyStatus.FILLED:
             raise VacancyFull("Every position of this vacancy is accepted or started.")
@@ -288,7 +270,7 @@ async def _apply_move(
 
     today = on or utcnow().date()
     if target is PlacementStatus.STARTED:
-        candidate = await _lock_candidate(session, placement.candidate_id)
+        candidate = await _locked(session, Candidate, placement.candidate_id)
         check_phase_fits(candidate, placement.vacancy_kind)
         placement.started_on = today
         if placement.vacancy_kind is VacancyKind.JOB:

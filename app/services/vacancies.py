@@ -21,6 +21,7 @@ from app.services.common import (
     check_version,
     cross_field,
     flush,
+    for_update,
     paginate,
     territory,
 )
@@ -74,7 +75,7 @@ async def _find(
     stmt = select(Vacancy).where(Vacancy.id == vacancy_id, condition)
     if lock:
         # Placements change filled_positions under this same lock.
-        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+        stmt = for_update(stmt)
     vacancy = await session.scalar(stmt)
     if vacancy is None:
         raise NotFound("No vacancy with this id.")
