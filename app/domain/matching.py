@@ -405,6 +405,37 @@ def optimal_assignment(
     return sorted((int(s), int(c), float(v)) for s, c, v in zip(rows, cols, scores, strict=True))
 
 
+def _solve_by_component(graph: Any, n_slots: int) -> tuple[IntArray, IntArray]:
+    """Solve each connected part of the graph on its own: territories far apart share no
+    candidate, and the solver's cost grows faster than the size of what it solves."""
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite_matching
+
+    n_cols = graph.shape[1]
+    # The bipartite graph as one square graph: slots first, then the columns.
+    coo = graph.tocoo()
+    square = csr_array(
+        (np.ones(len(coo.data)), (coo.row, n_slots + coo.col)), shape=(n_slots + n_cols,) * 2
+    )
+    count, labels = connected_components(square, directed=False)
+    slot_labels, col_labels = labels[:n_slots], labels[n_slots:]
+    order_s = np.argsort(slot_labels, kind="stable")
+    order_c = np.argsort(col_labels, kind="stable")
+    bounds_s = np.searchsorted(slot_labels[order_s], np.arange(count + 1))
+    bounds_c = np.searchsorted(col_labels[order_c], np.arange(count + 1))
+    rows_out, cols_out = [], []
+    for part in range(count):
+        part_rows = order_s[bounds_s[part] : bounds_s[part + 1]]
+        if not len(part_rows):
+            continue
+        part_cols = order_c[bounds_c[part] : bounds_c[part + 1]]
+        sub = graph[part_rows][:, part_cols]
+        r, c = min_weight_full_bipartite_matching(csr_array(sub))
+        rows_out.append(part_rows[r])
+        cols_out.append(part_cols[c])
+    return np.concatenate(rows_out), np.concatenate(cols_out)
+
+
 def optimal_assignment_arrays(
     n_slots: int, n_candidates: int, slot: IntArray, cand: IntArray, score: FloatArray
 ) -> tuple[IntArray, IntArray, FloatArray]:
@@ -417,7 +448,6 @@ def optimal_assignment_arrays(
     Ties are broken the same way for the same input: edges are sorted first.
     """
     from scipy.sparse import csr_array
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
     empty = np.zeros(0, dtype=np.int64)
     if n_slots == 0 or len(slot) == 0:
@@ -432,7 +462,7 @@ def optimal_assignment_arrays(
         ),
         shape=(n_slots, n_candidates + n_slots),
     )
-    rows, cols = min_weight_full_bipartite_matching(graph)
+    rows, cols = _solve_by_component(graph, n_slots)
     real = cols < n_candidates
     rows, cols = rows[real].astype(np.int64), cols[real].astype(np.int64)
     # The score of each chosen edge: its position in the sorted edge list.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -157,15 +158,27 @@ class VacancyTable:
     index: dict[uuid.UUID, int]
 
 
+async def _rows(session: AsyncSession, stmt: Any) -> Any:
+    """Run a column select on the session's connection: Core rows, no ORM loading."""
+    connection = await session.connection()
+    return await connection.execute(stmt)
+
+
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
+_RNCP_IN_TEXT = re.compile(r"RNCP[0-9]+")
+
+
 def _rncp_index(candidate_rows: Sequence[Any], vacancy_rows: Sequence[Any]) -> dict[str, int]:
     codes = set(CARETAKER_RNCPS)
-    for row in candidate_rows:
-        if row.certifications != "[]":
-            codes.update(entry["rncp_code"] for entry in json.loads(row.certifications))
+    # The codes, read off the JSON text (decoded once, later, by candidate_table).
+    codes.update(
+        _RNCP_IN_TEXT.findall(
+            " ".join(r.certifications for r in candidate_rows if r.certifications != "[]")
+        )
+    )
     codes.update(row.required_certification for row in vacancy_rows if row.required_certification)
     return {code: i for i, code in enumerate(sorted(codes))}
 
@@ -173,57 +186,61 @@ def _rncp_index(candidate_rows: Sequence[Any], vacancy_rows: Sequence[Any]) -> d
 def candidate_table(
     rows: Sequence[Any], rncp: dict[str, int], busy: set[uuid.UUID], today: date
 ) -> CandidateTable:
+    """Rows to arrays, column by column (numpy reads a column's None as NaN)."""
     n = len(rows)
-    competencies = np.zeros((n, len(COMPETENCY_CODES)), dtype=np.float64)
+    names = [c.key for c in CANDIDATE_COLUMNS] if not n else list(rows[0]._fields)
+    col = dict(zip(names, zip(*rows, strict=True), strict=True)) if n else dict.fromkeys(names, ())
+
+    def floats(name: str) -> np.ndarray:
+        return np.array(col[name], dtype=np.float64).reshape(n)
+
     certifications = np.zeros((n, len(rncp)), dtype=np.int64)
-    caretaker = np.zeros(n, dtype=np.int64)
-    caretaker_cols = [rncp[code] for code in CARETAKER_RNCPS]
     preferences = np.zeros(n, dtype=np.int64)
-    level_columns = [f"level_{code}" for code in COMPETENCY_CODES]
-    if n:
-        competencies[:] = np.array(
-            [[getattr(row, c) or 0 for c in level_columns] for row in rows], dtype=np.float64
-        )
-    for i, row in enumerate(rows):
-        if row.certifications == "[]" and row.preferred_contract_types == "[]":
-            continue
-        for entry in json.loads(row.certifications):
-            status = 2 if entry["status"] == "held" else 1
-            col = rncp[entry["rncp_code"]]
-            certifications[i, col] = max(certifications[i, col], status)
-        for contract in json.loads(row.preferred_contract_types):
-            preferences[i] |= 1 << CONTRACT_CODES[ContractType(contract)]
-    if n:
-        caretaker = certifications[:, caretaker_cols].max(axis=1)
+    for i, (certs, prefs) in enumerate(
+        zip(col["certifications"], col["preferred_contract_types"], strict=True)
+    ):
+        if certs != "[]":
+            for entry in json.loads(certs):
+                status = 2 if entry["status"] == "held" else 1
+                column = rncp[entry["rncp_code"]]
+                certifications[i, column] = max(certifications[i, column], status)
+        if prefs != "[]":
+            for contract in json.loads(prefs):
+                preferences[i] |= 1 << CONTRACT_CODES[ContractType(contract)]
+    caretaker_cols = [rncp[code] for code in CARETAKER_RNCPS]
+    levels = (
+        np.column_stack([floats(f"level_{code}") for code in COMPETENCY_CODES])
+        if n
+        else (np.zeros((0, len(COMPETENCY_CODES))))
+    )
     today_ordinal = today.toordinal()
+    ids: list[uuid.UUID] = list(col["id"])
     arrays = CandidateArrays(
-        lat=np.array([_nan(r.latitude) for r in rows], dtype=np.float64),
-        lon=np.array([_nan(r.longitude) for r in rows], dtype=np.float64),
-        departement=np.array([DEPARTEMENT_CODES[r.departement] for r in rows], dtype=np.int64),
-        phase=np.array([PHASE_CODES[Phase(r.phase)] for r in rows], dtype=np.int64),
+        lat=floats("latitude"),
+        lon=floats("longitude"),
+        departement=np.array([DEPARTEMENT_CODES[d] for d in col["departement"]], dtype=np.int64),
+        phase=np.array([PHASE_CODES[Phase(p)] for p in col["phase"]], dtype=np.int64),
         available_from=np.array(
-            [r.available_from.toordinal() if r.available_from else 0 for r in rows],
-            dtype=np.int64,
+            [d.toordinal() if d else 0 for d in col["available_from"]], dtype=np.int64
         ),
-        max_commute_km=np.array([r.max_commute_km for r in rows], dtype=np.float64),
-        licence=np.array([r.has_driving_licence for r in rows], dtype=np.bool_),
-        housing=np.array([r.accepts_onsite_housing for r in rows], dtype=np.bool_),
-        consent=np.array([r.consent_to_share for r in rows], dtype=np.bool_),
-        competencies=competencies,
+        max_commute_km=floats("max_commute_km"),
+        licence=np.array(col["has_driving_licence"], dtype=np.bool_),
+        housing=np.array(col["accepts_onsite_housing"], dtype=np.bool_),
+        consent=np.array(col["consent_to_share"], dtype=np.bool_),
+        competencies=np.nan_to_num(levels, nan=0.0),
         certifications=certifications,
-        caretaker_certification=caretaker,
-        training_hours=np.array([r.training_hours for r in rows], dtype=np.float64),
-        positive_assessments=np.array(
-            [r.positive_skills_assessments for r in rows], dtype=np.float64
+        caretaker_certification=(
+            certifications[:, caretaker_cols].max(axis=1) if n else np.zeros(0, dtype=np.int64)
         ),
+        training_hours=floats("training_hours"),
+        positive_assessments=floats("positive_skills_assessments"),
         days_in_path=np.array(
-            [today_ordinal - r.created_at.date().toordinal() for r in rows], dtype=np.float64
+            [today_ordinal - t.date().toordinal() for t in col["created_at"]], dtype=np.float64
         ),
         contract_preferences=preferences,
-        max_weekly_hours=np.array([_nan(r.max_weekly_hours) for r in rows], dtype=np.float64),
-        busy=np.array([r.id in busy for r in rows], dtype=np.bool_),
+        max_weekly_hours=floats("max_weekly_hours"),
+        busy=np.array([i in busy for i in ids], dtype=np.bool_),
     )
-    ids = [r.id for r in rows]
     return CandidateTable(ids, arrays, {id_: i for i, id_ in enumerate(ids)})
 
 
@@ -534,9 +551,9 @@ async def vacancy_matches(
             where.append(Candidate.has_driving_licence.is_(True))
         if vacancy.onsite_housing:
             where.append(Candidate.accepts_onsite_housing.is_(True))
-    candidate_rows = (await session.execute(select(*CANDIDATE_COLUMNS).where(*where))).all()
+    candidate_rows = (await _rows(session, select(*CANDIDATE_COLUMNS).where(*where))).all()
     vacancy_rows = (
-        await session.execute(select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
+        await _rows(session, select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
     ).all()
     cands, _, ci, _, scores, weights = await _score(
         session, settings, candidate_rows, vacancy_rows, _every_candidate
@@ -589,9 +606,9 @@ async def candidate_matches(
     if not include_excluded:
         kinds = [kind for kind, phases in PHASES_FOR_KIND.items() if candidate.phase in phases]
         where.append(Vacancy.kind.in_(kinds))
-    vacancy_rows = (await session.execute(select(*VACANCY_COLUMNS).where(*where))).all()
+    vacancy_rows = (await _rows(session, select(*VACANCY_COLUMNS).where(*where))).all()
     candidate_rows = (
-        await session.execute(select(*CANDIDATE_COLUMNS).where(Candidate.id == candidate.id))
+        await _rows(session, select(*CANDIDATE_COLUMNS).where(Candidate.id == candidate.id))
     ).all()
     cands, vacs, ci, _, scores, weights = await _score(
         session, settings, candidate_rows, vacancy_rows, _every_vacancy
@@ -709,7 +726,8 @@ async def assign(
     create_proposals: bool,
 ) -> Assignment:
     vacancy_rows = (
-        await session.execute(
+        await _rows(
+            session,
             select(*VACANCY_COLUMNS)
             .where(
                 _scope_condition(scope),
@@ -717,7 +735,7 @@ async def assign(
                 Vacancy.status == VacancyStatus.OPEN,
                 Vacancy.filled_positions < Vacancy.positions,
             )
-            .order_by(Vacancy.id)
+            .order_by(Vacancy.id),
         )
     ).all()
     if scope.vacancy_ids:
@@ -762,7 +780,7 @@ async def assign(
     # one opening at a time by the assignment (staff may still propose more by hand).
     where.append(~exists().where(Placement.candidate_id == Candidate.id, _open_placement))
     candidate_rows = (
-        await session.execute(select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
+        await _rows(session, select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
     ).all()
     cands, vacs, ci, vi, scores, _ = await _score(
         session,
@@ -793,10 +811,18 @@ async def assign(
     rows, cols, chosen_scores = optimal_assignment_arrays(
         int(free.sum()), len(cands.ids), edge_slot, np.repeat(kc, copies), np.repeat(ks, copies)
     )
-    pairs = sorted(
-        (vacs.ids[slot_vacancy[s]], cands.ids[c], float(v))
-        for s, c, v in zip(rows, cols, chosen_scores, strict=True)
-    )
+    # Rows came ordered by id on both sides: index order is id order.
+    chosen_vacancy = slot_vacancy[rows]
+    order = np.lexsort((cols, chosen_vacancy))
+    pairs = [
+        (vacs.ids[v], cands.ids[c], float(score))
+        for v, c, score in zip(
+            chosen_vacancy[order].tolist(),
+            cols[order].tolist(),
+            chosen_scores[order].tolist(),
+            strict=True,
+        )
+    ]
     result = Assignment(
         pairs=pairs,
         unfilled_positions=int(free.sum()) - len(pairs),
