@@ -360,7 +360,8 @@ async def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-        await drop_database(url)
+        if not os.environ.get("BENCH_KEEP"):
+            await drop_database(url)
     bench_scorer_ratio()
 
 
