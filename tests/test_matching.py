@@ -762,3 +762,28 @@ async def test_rankings_are_journaled(
     await openings(client, ranked)
     reads = await journal(client, action="read", candidate_id=ranked)
     assert [(e["actor_id"], e["field_class"]) for e in reads] == [(admin_id, "full")]
+
+
+async def test_assignments_follow_writes_after_the_store_is_filled(
+    client: httpx.AsyncClient,
+) -> None:
+    """The in-memory candidate store never answers from stale data."""
+    n = await greedy_trap(client)
+    v1, v2, c1, c2 = (n[k] for k in ("V1", "V2", "c1", "c2"))
+    scope = {"vacancy_ids": [v1, v2]}
+    first = await assign(client, scope=scope)  # fills the store
+    assert (v2, c1) in pair_set(first)
+
+    # A withdrawn consent takes c1 out at once.
+    patched = await client.patch(f"/v1/candidates/{c1}", json={"consent_to_share": False})
+    assert patched.status_code == 200, patched.text
+    without = await assign(client, scope=scope)
+    assert c1 not in {p["candidate_id"] for p in without["pairs"]}
+
+    # A new candidate is weighed; once erased, no longer.
+    structure = (await client.get(f"/v1/candidates/{c2}")).json()["structure_id"]
+    considered = without["candidates_considered"]
+    newcomer = await person(client, structure)
+    assert (await assign(client, scope=scope))["candidates_considered"] == considered + 1
+    assert (await client.delete(f"/v1/candidates/{newcomer}")).status_code == 204
+    assert (await assign(client, scope=scope))["candidates_considered"] == considered

@@ -9,13 +9,16 @@ for a person; proposals are made only when an administrator asks for them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import date
 from typing import Any
 
@@ -25,7 +28,6 @@ from sqlalchemy import (
     String,
     and_,
     cast,
-    exists,
     false,
     func,
     or_,
@@ -65,7 +67,7 @@ from app.domain.matching import (
     optimal_assignment_arrays,
     score_pairs,
 )
-from app.errors import NotFound, ValidationFailed, field_error
+from app.errors import Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Activity, Candidate, Placement, Vacancy
 from app.models.base import utcnow
 from app.schemas.placements import PlacementCreate
@@ -280,6 +282,106 @@ def vacancy_table(rows: Sequence[Any], rncp: dict[str, int]) -> VacancyTable:
     )
 
 
+# --- every candidate's features, kept in memory in step with the database --------------
+
+
+def _fingerprint_columns() -> tuple[Any, ...]:
+    """What changes whenever a candidate is added, deleted or updated (each update bumps
+    its version): the store is reused only while these are unchanged."""
+    return (func.count(Candidate.id), func.sum(Candidate.version), func.max(Candidate.created_at))
+
+
+def _normalised(count: Any, versions: Any, newest: Any) -> tuple[Any, ...]:
+    return (int(count or 0), int(versions or 0), newest)
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    fingerprint: tuple[Any, ...]
+    day: date
+    table: CandidateTable
+    rncp: dict[str, int]
+
+
+class CandidateStore:
+    """All candidates' matching features as arrays, for assignments at national scale.
+
+    Each use first asks the database for the fingerprint (one aggregate query); the
+    arrays are rebuilt when it changed, so an answer always equals a fresh computation.
+    The rows and their fingerprint are read in one statement, hence one snapshot.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: _Snapshot | None = None
+        self._lock = asyncio.Lock()
+
+    async def table(self, session: AsyncSession) -> tuple[CandidateTable, dict[str, int]]:
+        fingerprint = _normalised(*(await _rows(session, select(*_fingerprint_columns()))).one())
+        today = utcnow().date()
+        async with self._lock:
+            snap = self._snapshot
+            if snap is None or snap.fingerprint != fingerprint or snap.day != today:
+                snap = await self._load(session, today)
+                if snap.fingerprint == fingerprint:
+                    self._snapshot = snap
+            return snap.table, snap.rncp
+
+    @staticmethod
+    async def _load(session: AsyncSession, today: date) -> _Snapshot:
+        count, versions, newest = _fingerprint_columns()
+        rows = (
+            await _rows(
+                session,
+                select(
+                    *CANDIDATE_COLUMNS,
+                    count.over().label("store_count"),
+                    versions.over().label("store_versions"),
+                    newest.over().label("store_newest"),
+                ).order_by(Candidate.id),
+            )
+        ).all()
+        fingerprint = (
+            _normalised(rows[0].store_count, rows[0].store_versions, rows[0].store_newest)
+            if rows
+            else _normalised(0, 0, None)
+        )
+        rncp = _rncp_index(rows, [])
+        return _Snapshot(fingerprint, today, candidate_table(rows, rncp, set(), today), rncp)
+
+
+_STORES: weakref.WeakKeyDictionary[Any, CandidateStore] = weakref.WeakKeyDictionary()
+
+
+def candidate_store(session: AsyncSession) -> CandidateStore:
+    """One store per engine (per database), made on first use."""
+    engine = session.get_bind()
+    store = _STORES.get(engine)
+    if store is None:
+        store = _STORES[engine] = CandidateStore()
+    return store
+
+
+def take(table: CandidateTable, index: np.ndarray) -> CandidateTable:
+    """The rows `index` of a table, as a table of its own."""
+    arrays = CandidateArrays(
+        **{f.name: getattr(table.arrays, f.name)[index] for f in dataclass_fields(CandidateArrays)}
+    )
+    ids = [table.ids[i] for i in index.tolist()]
+    return CandidateTable(ids, arrays, {id_: i for i, id_ in enumerate(ids)})
+
+
+def with_codes(table: CandidateTable, rncp: dict[str, int], codes: Iterable[str]) -> dict[str, int]:
+    """Columns for certifications a vacancy asks for that no candidate holds (all zero)."""
+    missing = sorted(set(codes) - set(rncp))
+    if not missing:
+        return rncp
+    extended = dict(rncp)
+    for code in missing:
+        extended[code] = len(extended)
+    table.arrays.certifications = np.pad(table.arrays.certifications, ((0, 0), (0, len(missing))))
+    return extended
+
+
 # --- what the database knows beyond the two rows ---------------------------------------
 
 
@@ -410,6 +512,16 @@ async def _score(
     rncp = _rncp_index(candidate_rows, vacancy_rows)
     cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
     vacs = vacancy_table(vacancy_rows, rncp)
+    return await _score_tables(session, settings, cands, vacs, pairing)
+
+
+async def _score_tables(
+    session: AsyncSession,
+    settings: Settings,
+    cands: CandidateTable,
+    vacs: VacancyTable,
+    pairing: Pairing,
+) -> tuple[CandidateTable, VacancyTable, np.ndarray, np.ndarray, PairScores, Weights]:
     ci, vi = pairing(cands, vacs)
     had, opened = _pair_flags(
         cands,
@@ -642,6 +754,39 @@ class Assignment:
 _open_placement = Placement.status.in_(OPEN_PLACEMENT_STATUSES)
 
 
+def _mask(table: CandidateTable, ids: Iterable[uuid.UUID]) -> np.ndarray:
+    mask = np.zeros(len(table.ids), dtype=np.bool_)
+    positions = [table.index[i] for i in ids if i in table.index]
+    mask[positions] = True
+    return mask
+
+
+async def _with_open_placement(session: AsyncSession) -> set[uuid.UUID]:
+    rows = await session.scalars(select(Placement.candidate_id).where(_open_placement).distinct())
+    return set(rows)
+
+
+def _near_any(table: CandidateTable, vacancy_rows: Sequence[Any], radius: float) -> np.ndarray:
+    """Candidates within the box around the scope's vacancies, or in their départements."""
+    arrays = table.arrays
+    codes = [DEPARTEMENT_CODES[r.departement] for r in vacancy_rows]
+    near = np.isin(arrays.departement, codes)
+    located = [(r.latitude, r.longitude) for r in vacancy_rows if r.latitude is not None]
+    if located:
+        lats = [lat for lat, _ in located]
+        lons = [lon for _, lon in located]
+        south, _, west, _ = _box(min(lats), min(lons), radius)
+        _, north, _, east = _box(max(lats), max(lons), radius)
+        with np.errstate(invalid="ignore"):
+            near |= (
+                (arrays.lat >= south)
+                & (arrays.lat <= north)
+                & (arrays.lon >= west)
+                & (arrays.lon <= east)
+            )
+    return near
+
+
 def _scope_condition(scope: AssignmentScope) -> ColumnElement[bool]:
     conditions: list[ColumnElement[bool]] = []
     if scope.departement:
@@ -725,6 +870,9 @@ async def assign(
     min_score: float,
     create_proposals: bool,
 ) -> Assignment:
+    if actor.role is not Role.ADMIN:
+        # Pairing draws on every candidate in a territory: national administrators only.
+        raise Forbidden("Only a national administrator computes assignments.")
     vacancy_rows = (
         await _rows(
             session,
@@ -753,40 +901,28 @@ async def assign(
     if not vacancy_rows:
         return Assignment([], 0, 0, 0, 0)
     radius = await _max_commute(session)
-    departements = sorted({r.departement for r in vacancy_rows})
-    where = [
-        Candidate.consent_to_share.is_(True),
-        Candidate.phase.in_((Phase.RECRUITMENT, Phase.SUPPORT, Phase.SECURING)),
-        _candidate_scope(actor),
-    ]
-    located = [(r.latitude, r.longitude) for r in vacancy_rows if r.latitude is not None]
-    if scope != AssignmentScope() and located:
-        lats = [lat for lat, _ in located]
-        lons = [lon for _, lon in located]
-        south, _, west, _ = _box(min(lats), min(lons), radius)
-        _, north, _, east = _box(max(lats), max(lons), radius)
-        where.append(
-            or_(
-                and_(
-                    Candidate.latitude.between(south, north),
-                    Candidate.longitude.between(west, east),
-                ),
-                Candidate.departement.in_(departements),
-            )
-        )
-    elif scope != AssignmentScope():
-        where.append(Candidate.departement.in_(departements))
+    everyone, rncp = await candidate_store(session).table(session)
+    # A copy of what the store holds, narrowed to who may be paired now.
+    arrays = everyone.arrays
+    eligible = arrays.consent & np.isin(
+        arrays.phase, [PHASE_CODES[p] for p in (Phase.RECRUITMENT, Phase.SUPPORT, Phase.SECURING)]
+    )
     # Someone with a proposal under way is not paired again: a person is proposed for
     # one opening at a time by the assignment (staff may still propose more by hand).
-    where.append(~exists().where(Placement.candidate_id == Candidate.id, _open_placement))
-    candidate_rows = (
-        await _rows(session, select(*CANDIDATE_COLUMNS).where(*where).order_by(Candidate.id))
-    ).all()
-    cands, vacs, ci, vi, scores, _ = await _score(
+    eligible &= ~_mask(everyone, await _with_open_placement(session))
+    if scope != AssignmentScope():
+        eligible &= _near_any(everyone, vacancy_rows, radius)
+    cands = take(everyone, np.flatnonzero(eligible))
+    cands.arrays.busy = _mask(cands, await _busy(session))
+    rncp = with_codes(
+        cands, rncp, (r.required_certification for r in vacancy_rows if r.required_certification)
+    )
+    vacs = vacancy_table(vacancy_rows, rncp)
+    cands, vacs, ci, vi, scores, _ = await _score_tables(
         session,
         settings,
-        candidate_rows,
-        vacancy_rows,
+        cands,
+        vacs,
         lambda c, v: candidate_pairs(c, v, radius, settings.matching_nearest),
     )
     keep = np.flatnonzero((scores.mask == 0) & (scores.score >= min_score))
