@@ -41,6 +41,8 @@ from app.routers import (
     structures,
     vacancies,
 )
+from app.routers.idempotency import IdempotencyInProgress, ResponseNotReplayable
+from app.schemas.problems import conflict_description
 from app.services.auth import Authenticator
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
@@ -309,13 +311,18 @@ def _document_idempotency(operation: dict[str, Any]) -> None:
         }
     )
     responses = operation.setdefault("responses", {})
-    responses.setdefault(
-        "409",
-        {
-            "description": "A request with this Idempotency-Key is still running",
+    retries = [IdempotencyInProgress, ResponseNotReplayable]
+    conflict = responses.get("409")
+    if conflict is None:
+        responses["409"] = {
+            "description": conflict_description(retries),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        },
-    )
+        }
+    else:
+        extra = conflict_description(retries).split("\n", 1)[1]
+        if not conflict["description"].startswith("Conflict with the current state. `type`"):
+            conflict["description"] = conflict_description([])
+        conflict["description"] += "\n" + extra
 
 
 def _security(schema: dict[str, Any]) -> None:

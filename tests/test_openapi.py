@@ -206,3 +206,27 @@ def test_request_body_examples_are_valid(served: dict[str, Any]) -> None:
         model = schema_model(ref.rsplit("/", 1)[1])
         for example in resolve(served, content["schema"]).get("examples", []):
             model.model_validate(example)
+
+
+def _subclasses(cls: type) -> set[type]:
+    found = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= _subclasses(sub)
+    return found
+
+
+def test_every_conflict_is_documented_with_its_problem_type(served: dict[str, Any]) -> None:
+    """Each 409 names the problem types it may carry, and each type the code can raise as
+    a 409 is named on some operation."""
+    from app import errors
+
+    documented = ""
+    for path, method, operation in operations(served):
+        conflict = operation["responses"].get("409")
+        if conflict is None:
+            continue
+        assert "urn:tremplin:problem:" in conflict["description"], f"{method} {path}"
+        documented += conflict["description"]
+    raised = {errors.problem_type(c.slug) for c in _subclasses(errors.Conflict) | {errors.Conflict}}
+    missing = {t for t in raised if f"`{t}`" not in documented}
+    assert not missing, f"409 problem types documented nowhere: {sorted(missing)}"

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 
+from app import errors
 from app.domain.enums import ActivityType
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import PageQuery
@@ -62,7 +63,16 @@ class ActivityListQuery(PageQuery):
     description="Each type has its own fields. An activity of a phase the candidate has not "
     "reached answers 409 (`phase-not-reached`). A skills assessment updates the candidate's "
     "competencies; a certification exam updates their certifications.",
-    responses=problem_responses(404, 409, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        413,
+        422,
+        conflicts=(
+            service.PhaseNotReached,
+            errors.WrongReferenceKind,
+        ),
+    ),
 )
 async def create(
     candidate_id: uuid.UUID,
@@ -115,7 +125,17 @@ async def get(
     "/{activity_id}",
     name="activities_update",
     summary="Correct an activity (fields of its own type only)",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            errors.WrongReferenceKind,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def update(
     candidate_id: uuid.UUID,

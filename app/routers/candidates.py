@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app import errors
 from app.domain.enums import Phase, Role
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery, PageQuery
@@ -45,7 +46,7 @@ class CandidateListQuery(ListQuery):
     name="candidates_create",
     summary="Register a candidate (or refer one, as a prescriber); the path starts in recruitment",
     description=_VIEWS,
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
 )
 async def create(
     body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
@@ -95,7 +96,17 @@ async def get(
     "/{candidate_id}",
     name="candidates_update",
     summary="Change some fields of a candidate (never the phase)",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            errors.WrongReferenceKind,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def update(
     candidate_id: uuid.UUID,
@@ -115,7 +126,16 @@ async def update(
     status_code=status.HTTP_204_NO_CONTENT,
     name="candidates_delete",
     summary="Erase a candidate who has no placement",
-    responses=problem_responses(404, 409, 412, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        422,
+        conflicts=(
+            errors.ResourceInUse,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def delete(
     candidate_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch
@@ -131,7 +151,18 @@ async def delete(
     "(`transition-refused`) with the unmet requirements (`unmet`) and the targets allowed "
     "now (`allowed`); a transition absent from the machine answers 409 "
     "(`transition-not-allowed`). See GET /v1/pathway for the machine.",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            pathway.TransitionNotAllowed,
+            pathway.TransitionRefused,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def transition(
     candidate_id: uuid.UUID,

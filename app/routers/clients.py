@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app import errors
 from app.routers.deps import ApiRoute, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
 from app.schemas.access import (
@@ -35,7 +36,7 @@ def _credentials(client: object, secret: str) -> ApiClientCredentials:
     status_code=status.HTTP_201_CREATED,
     name="clients_create",
     summary="Create an API client; its secret is shown once, in this answer",
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
 )
 async def create(
     body: ApiClientCreate, session: Session, response: Response
@@ -101,7 +102,7 @@ async def revoke(client_id: uuid.UUID, session: Session, response: Response) -> 
     "/{client_id}/rotate-secret",
     name="clients_rotate_secret",
     summary="Give a client a new secret; the old secret and its tokens stop working",
-    responses=problem_responses(404, 409, 422),
+    responses=problem_responses(404, 409, 422, conflicts=(service.ClientRevoked,)),
 )
 async def rotate_secret(
     client_id: uuid.UUID, session: Session, response: Response

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from app import errors
 from app.domain.enums import CandidateView, Role
 from app.domain.matching import SCORING_VERSION, weights_as_dict
 from app.models import Candidate, Vacancy
@@ -26,6 +27,7 @@ from app.schemas.matching import (
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy as VacancyRead
 from app.services import matching
+from app.services.placements import ConsentMissing, PhaseMismatch, VacancyNotOpen
 
 # Rankings sit under their resource in generated clients, and under matching in the docs.
 router = APIRouter(route_class=ApiRoute)
@@ -133,7 +135,17 @@ async def candidate_matches(
     "under `min_score` left apart; deterministic for the same data. With "
     "`create_proposals`, the pairs become placements in `proposed` state in one transaction, "
     "under every placement rule.",
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(
+        409,
+        413,
+        422,
+        conflicts=(
+            errors.DuplicateResource,
+            VacancyNotOpen,
+            ConsentMissing,
+            PhaseMismatch,
+        ),
+    ),
 )
 async def assign(
     body: AssignmentRequest, session: Session, actor: CurrentActor, settings: AppSettings

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app import errors
 from app.domain.enums import PlacementStatus
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery, PageQuery
@@ -36,7 +37,17 @@ class PlacementListQuery(ListQuery):
     status_code=status.HTTP_201_CREATED,
     name="placements_create",
     summary="Propose a candidate for an open vacancy",
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(
+        409,
+        413,
+        422,
+        conflicts=(
+            errors.DuplicateResource,
+            service.VacancyNotOpen,
+            service.ConsentMissing,
+            service.PhaseMismatch,
+        ),
+    ),
 )
 async def create(
     body: PlacementCreate, session: Session, actor: CurrentActor, response: Response
@@ -84,7 +95,7 @@ async def get(
     "/{placement_id}",
     name="placements_update",
     summary="Change the dates or notes of a placement",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(404, 409, 412, 413, 422, conflicts=(errors.ConcurrentUpdate,)),
 )
 async def update(
     placement_id: uuid.UUID,
@@ -107,7 +118,21 @@ async def update(
     "withdraws, records the start and the end. Accepting takes one of the vacancy's "
     "positions (409 `vacancy-full` when none is left); starting a job moves the candidate "
     "to `employed` in the same transaction.",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            service.PlacementTransitionNotAllowed,
+            service.VacancyFull,
+            service.VacancyNotOpen,
+            service.PhaseMismatch,
+            errors.Conflict,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def transition(
     placement_id: uuid.UUID,
@@ -145,7 +170,7 @@ async def history(
     "/{placement_id}/follow-ups",
     name="placements_follow_up",
     summary="Record whether a hire is still in post, 6 or 12 months after it started",
-    responses=problem_responses(404, 409, 413, 422),
+    responses=problem_responses(404, 409, 413, 422, conflicts=(service.FollowUpRefused,)),
 )
 async def follow_up(
     placement_id: uuid.UUID,

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app import errors
 from app.domain.enums import StructureKind
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
@@ -26,7 +27,7 @@ class StructureListQuery(ListQuery):
     status_code=status.HTTP_201_CREATED,
     name="structures_create",
     summary="Register a structure",
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, conflicts=(errors.DuplicateResource,)),
 )
 async def create(body: StructureCreate, session: Session, response: Response) -> Structure:
     structure = await service.create(session, body)
@@ -67,7 +68,17 @@ async def get(structure_id: uuid.UUID, session: Session, response: Response) -> 
     "/{structure_id}",
     name="structures_update",
     summary="Change some fields of a structure",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            errors.DuplicateResource,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def update(
     structure_id: uuid.UUID,
@@ -87,7 +98,16 @@ async def update(
     status_code=status.HTTP_204_NO_CONTENT,
     name="structures_delete",
     summary="Delete a structure nothing refers to",
-    responses=problem_responses(404, 409, 412, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        422,
+        conflicts=(
+            errors.ResourceInUse,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def delete(structure_id: uuid.UUID, session: Session, if_match: IfMatch) -> None:
     await service.delete(session, structure_id, if_match)

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app import errors
 from app.domain.enums import VacancyKind, VacancyStatus
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
@@ -28,7 +29,7 @@ class VacancyListQuery(ListQuery):
     status_code=status.HTTP_201_CREATED,
     name="vacancies_create",
     summary="Post a job or a mission",
-    responses=problem_responses(409, 413, 422),
+    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
 )
 async def create(
     body: VacancyCreate, session: Session, actor: CurrentActor, response: Response
@@ -72,7 +73,18 @@ async def get(
     "/{vacancy_id}",
     name="vacancies_update",
     summary="Change some fields of a vacancy",
-    responses=problem_responses(404, 409, 412, 413, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        413,
+        422,
+        conflicts=(
+            service.VacancyStatusNotAllowed,
+            service.PositionsTaken,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def update(
     vacancy_id: uuid.UUID,
@@ -92,7 +104,16 @@ async def update(
     status_code=status.HTTP_204_NO_CONTENT,
     name="vacancies_delete",
     summary="Delete a vacancy nobody was proposed for (otherwise close or cancel it)",
-    responses=problem_responses(404, 409, 412, 422),
+    responses=problem_responses(
+        404,
+        409,
+        412,
+        422,
+        conflicts=(
+            errors.ResourceInUse,
+            errors.ConcurrentUpdate,
+        ),
+    ),
 )
 async def delete(
     vacancy_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch

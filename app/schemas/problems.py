@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from app.errors import PROBLEM_TYPE_PREFIX
 
 
 class FieldError(BaseModel):
@@ -25,12 +28,39 @@ class ValidationProblem(Problem):
     errors: list[FieldError]
 
 
+class UnmetRequirement(BaseModel):
+    code: str
+    requirement: str
+    have: float | None = Field(default=None, description="Where the candidate stands.")
+
+
 class ConflictProblem(Problem):
     constraint: str | None = Field(default=None, description="The database rule that refused.")
+    current: str | None = Field(default=None, description="The current phase or status.")
+    allowed: list[str] | None = Field(
+        default=None, description="The moves allowed now (refused transitions)."
+    )
+    unmet: list[UnmetRequirement] | None = Field(
+        default=None, description="What a refused path transition still needs."
+    )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the given error statuses."""
+def conflict_description(conflicts: Sequence[Any]) -> str:
+    """The 409 description naming each problem type the operation may answer."""
+    lines = [
+        f"- `{PROBLEM_TYPE_PREFIX}{c.slug}`: {c.title}"
+        for c in dict.fromkeys(conflicts)  # in order, once each
+    ]
+    return "Conflict with the current state. `type` is one of:\n" + "\n".join(lines)
+
+
+def problem_responses(
+    *statuses: int, conflicts: Sequence[Any] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error statuses.
+
+    `conflicts`: the error classes (with `slug` and `title`) a 409 may carry.
+    """
     descriptions = {
         400: "Malformed request",
         401: "Missing, invalid or expired access token",
@@ -51,5 +81,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         elif status == 409:
             model = ConflictProblem
         # Served as application/problem+json: app.main relabels the media type.
-        out[status] = {"model": model, "description": descriptions[status]}
+        description = descriptions[status]
+        if status == 409 and conflicts:
+            description = conflict_description(conflicts)
+        out[status] = {"model": model, "description": description}
     return out
