@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -771,3 +773,59 @@ async def test_cors(client: httpx.AsyncClient, app: FastAPI, app_with: Callable[
             "/v1/candidates", headers={"Origin": allowed, **preflight}
         )
         assert "access-control-allow-origin" not in default.headers
+
+
+@pytest.fixture
+def jwks_server(identity_provider: IdentityProvider) -> Iterator[str]:
+    """The identity provider's key set served over HTTP on the loopback, as a real
+    provider publishes it."""
+    body = identity_provider.jwks_file.read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/protocol/openid-connect/certs"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_oidc_keys_fetched_from_a_url(
+    client: httpx.AsyncClient,
+    backend: Backend,
+    jwks_server: str,
+    identity_provider: IdentityProvider,
+) -> None:
+    world = await build_world(client)
+    own = await create_candidate(client, world.insertion_id)
+    application = create_app(
+        make_settings(
+            backend.url,
+            oidc_issuer=OIDC_ISSUER,
+            oidc_audience=OIDC_AUDIENCE,
+            oidc_jwks_url=jwks_server,
+        )
+    )
+    oidc = Oidc(application, identity_provider.key, identity_provider.other_key)
+    async with application.router.lifespan_context(application):
+        async with http_client(
+            application, oidc.token(tremplin_structure_id=world.insertion_id)
+        ) as http:
+            listing = await http.get("/v1/candidates")
+            assert listing.status_code == 200, listing.text
+            assert [c["id"] for c in listing.json()["items"]] == [own["id"]]
+        forged = oidc.token(key=oidc.other_key, tremplin_structure_id=world.insertion_id)
+        async with http_client(application, forged) as http:
+            assert_invalid_token(await http.get("/v1/candidates"))
