@@ -8,9 +8,11 @@ made up (valid checksums, assigned to nobody we know of).
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,11 +21,13 @@ from app.db import create_engine, create_sessionmaker, session_scope
 from app.domain.competencies import AFPOLS_CARETAKER_RNCP, COMPETENCY_CODES
 from app.domain.identifiers import luhn_valid
 from app.models import Structure
+from app.schemas.activities import ActivityCreate
 from app.schemas.candidates import CandidateCreate
-from app.schemas.placements import PlacementCreate
+from app.schemas.pathway import TransitionRequest
+from app.schemas.placements import PlacementCreate, PlacementTransitionRequest
 from app.schemas.structures import StructureCreate
 from app.schemas.vacancies import VacancyCreate
-from app.services import candidates, placements, structures, vacancies
+from app.services import activities, candidates, pathway, placements, structures, vacancies
 from app.services.auth import SYSTEM_ACTOR
 
 DEMO_SIREN_PREFIX = "99999"  # every demo SIRET starts with it: easy to spot, easy to purge
@@ -89,6 +93,7 @@ async def _structure(
 
 async def _programme(
     session: AsyncSession,
+    settings: Settings,
     rng: random.Random,
     *,
     offset: int,
@@ -178,12 +183,62 @@ async def _programme(
             PlacementCreate(candidate_id=person.id, vacancy_id=vacancy.id, notes="Demo proposal."),
         )
         proposals += 1
+    # One person walks the whole path to a hire, so that every phase, history and
+    # event has an example.
+    jobs = [v for v in vacancy_rows if v.kind.value == "job"]
+    hired = willing[-1]
+    if jobs and hired not in willing[: len(missions)]:
+        await _walk_to_hire(session, settings, hired.id, landlord_rows[0].id, jobs[0].id)
+        proposals += 1
     return {
         "structures": 1 + len(landlord_rows) + len(partner_rows),
         "candidates": len(people_rows),
         "vacancies": len(vacancy_rows),
         "placements": proposals,
     }
+
+
+async def _walk_to_hire(
+    session: AsyncSession,
+    settings: Settings,
+    candidate_id: uuid.UUID,
+    landlord_id: uuid.UUID,
+    job_id: uuid.UUID,
+) -> None:
+    """recruitment -> support -> securing -> employed, through the services' own rules."""
+    today = date.today()
+
+    async def record(**activity: Any) -> None:
+        data = TypeAdapter(ActivityCreate).validate_python(activity)
+        await activities.create(session, SYSTEM_ACTOR, candidate_id, data)
+
+    async def move(phase: str) -> None:
+        await pathway.transition(
+            session, SYSTEM_ACTOR, settings, candidate_id, TransitionRequest(to=phase), None
+        )
+
+    def ago(days: int) -> str:
+        return (today - timedelta(days=days)).isoformat()
+
+    await record(type="work_trial", occurred_on=ago(300), outcome="positive")
+    await record(type="project_evaluation", occurred_on=ago(290), outcome="positive")
+    await move("support")
+    await record(type="training", occurred_on=ago(250), hours=175, training_mode="external",
+                 certifying=True, rncp_code=AFPOLS_CARETAKER_RNCP)  # fmt: skip
+    await record(type="work_mission", occurred_on=ago(200), landlord_id=landlord_id,
+                 outcome="positive")  # fmt: skip
+    await record(type="skills_assessment", occurred_on=ago(150), outcome="positive",
+                 competency_levels={"cleaning_hygiene": 3, "tenant_welcome": 2})  # fmt: skip
+    await move("securing")
+    await record(type="certification_exam", occurred_on=ago(100), rncp_code=AFPOLS_CARETAKER_RNCP,
+                 outcome="positive")  # fmt: skip
+    placement = await placements.create(
+        session, SYSTEM_ACTOR, PlacementCreate(candidate_id=candidate_id, vacancy_id=job_id)
+    )
+    for step in ("accepted", "started"):
+        await placements.transition(
+            session, SYSTEM_ACTOR, placement.id, PlacementTransitionRequest(to=step), None
+        )
 
 
 async def load_demo(settings: Settings) -> str:
@@ -201,6 +256,7 @@ async def load_demo(settings: Settings) -> str:
             rng = random.Random(2016)  # noqa: S311 - demo data, not security
             rouen = await _programme(
                 session,
+                settings,
                 rng,
                 offset=100,
                 area=ROUEN_AREA,
@@ -221,6 +277,7 @@ async def load_demo(settings: Settings) -> str:
             )
             lyon = await _programme(
                 session,
+                settings,
                 rng,
                 offset=200,
                 area=LYON_AREA,
