@@ -126,8 +126,17 @@ async def run_idempotent(
             ]
         )
     body = await request.body()
+    # What makes two requests the same: method, path, query, precondition and body.
     fingerprint = hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+        b"\n".join(
+            (
+                request.method.encode(),
+                request.url.path.encode(),
+                request.url.query.encode(),
+                request.headers.get("if-match", "").encode(),
+                body,
+            )
+        )
     ).hexdigest()
     if session.get_bind().dialect.name == "postgresql":
         locked = await session.scalar(

@@ -45,24 +45,62 @@ def _check_phase(candidate: Candidate, activity_type: ActivityType) -> Phase:
     return phase
 
 
-def _apply_to_candidate(candidate: Candidate, activity: Activity) -> None:
-    """Assessments set competency levels; exams set the certification's status."""
+def _apply_levels(candidate: Candidate, activity: Activity) -> None:
+    """A skills assessment sets the levels it assessed (the latest assessment speaks)."""
     if activity.type is ActivityType.SKILLS_ASSESSMENT and activity.competency_levels:
         # JSON columns change by reassignment, so the ORM sees the update.
         candidate.competencies = {**candidate.competencies, **activity.competency_levels}
-    if activity.type is ActivityType.CERTIFICATION_EXAM and activity.rncp_code:
-        entries = [dict(e) for e in candidate.certifications]
-        entry = next((e for e in entries if e.get("rncp_code") == activity.rncp_code), None)
-        if entry is None:
-            entry = {"rncp_code": activity.rncp_code, "status": None, "date": None}
-            entries.append(entry)
-        if activity.outcome is ActivityOutcome.POSITIVE:
-            entry.update(
-                status=CertificationStatus.HELD.value, date=activity.occurred_on.isoformat()
+
+
+async def _refresh_certifications(
+    session: AsyncSession, candidate: Candidate, codes: set[str]
+) -> None:
+    """Each certification an exam touched, recomputed from all the person's exams for it.
+
+    Held once any exam for it was passed; in progress while exams exist but none passed.
+    Entries typed by hand (no `source`) are never downgraded or removed: only what exams
+    set is taken back when an exam is corrected.
+    """
+    if not codes:
+        return
+    rows = (
+        await session.execute(
+            select(Activity.rncp_code, Activity.outcome, Activity.occurred_on).where(
+                Activity.candidate_id == candidate.id,
+                Activity.type == ActivityType.CERTIFICATION_EXAM,
+                Activity.rncp_code.in_(codes),
             )
-        elif entry["status"] != CertificationStatus.HELD.value:
-            entry["status"] = CertificationStatus.IN_PROGRESS.value
-        candidate.certifications = entries
+        )
+    ).all()
+    entries = [dict(e) for e in candidate.certifications]
+    for code in sorted(codes):
+        exams = [r for r in rows if r.rncp_code == code]
+        passed = [r.occurred_on for r in exams if r.outcome is ActivityOutcome.POSITIVE]
+        entry = next((e for e in entries if e.get("rncp_code") == code), None)
+        by_hand = entry is not None and entry.get("source") != "exam"
+        if by_hand and entry is not None and entry["status"] == CertificationStatus.HELD.value:
+            continue
+        if passed:
+            status, day = CertificationStatus.HELD.value, max(passed).isoformat()
+        elif exams:
+            status, day = CertificationStatus.IN_PROGRESS.value, None
+        else:
+            if entry is not None and not by_hand:
+                entries.remove(entry)
+            continue
+        fresh = {"rncp_code": code, "status": status, "date": day, "source": "exam"}
+        if entry is None:
+            entries.append(fresh)
+        else:
+            entry.clear()
+            entry.update(fresh)
+    candidate.certifications = entries
+
+
+def _exam_codes(activity: Activity) -> set[str]:
+    if activity.type is ActivityType.CERTIFICATION_EXAM and activity.rncp_code is not None:
+        return {activity.rncp_code}
+    return set()
 
 
 async def _refresh_totals(session: AsyncSession, candidate: Candidate) -> None:
@@ -96,8 +134,9 @@ async def create(
         candidate_id=candidate.id, type=data.type, phase=phase, recorded_by=actor.id, **values
     )
     session.add(activity)
-    _apply_to_candidate(candidate, activity)
+    _apply_levels(candidate, activity)
     await flush(session)
+    await _refresh_certifications(session, candidate, _exam_codes(activity))
     await _refresh_totals(session, candidate)
     events.emit(
         session,
@@ -187,10 +226,12 @@ async def update(
         await structures.require_kind(
             session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
         )
+    touched = _exam_codes(activity)  # a corrected code frees the old one too
     for name, value in values.items():
         setattr(activity, name, value)
-    _apply_to_candidate(candidate, activity)
+    _apply_levels(candidate, activity)
     await flush(session)
+    await _refresh_certifications(session, candidate, touched | _exam_codes(activity))
     await _refresh_totals(session, candidate)
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
     return activity

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from app.domain.enums import (
     ActivityType,
     AuditAction,
     CandidateView,
+    MissionType,
     Phase,
     PlacementStatus,
     Role,
@@ -29,7 +31,7 @@ from app.domain.pathway import (
     unmet_for,
 )
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
-from app.models import Activity, Candidate, CandidateTransition, Placement
+from app.models import Activity, Candidate, CandidateTransition, Placement, Vacancy
 from app.models.base import utcnow
 from app.schemas.pathway import TransitionRequest
 from app.services import audit, events, tenancy
@@ -74,6 +76,21 @@ async def snapshot(session: AsyncSession, candidate_id: uuid.UUID) -> PathSnapsh
             ).where(Activity.candidate_id == candidate_id)
         )
     ).one()
+    # Missions done as placements count like the activities that record them.
+    missions: dict[Any, int] = dict(
+        (
+            await session.execute(
+                select(Vacancy.mission_type, func.count())
+                .select_from(Placement)
+                .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+                .where(
+                    Placement.candidate_id == candidate_id,
+                    Placement.status == PlacementStatus.COMPLETED,
+                )
+                .group_by(Vacancy.mission_type)
+            )
+        ).all()
+    )
     started_job = await session.scalar(
         select(
             exists().where(
@@ -84,11 +101,13 @@ async def snapshot(session: AsyncSession, candidate_id: uuid.UUID) -> PathSnapsh
         )
     )
     return PathSnapshot(
-        positive_trials=int(row[0]),
+        positive_trials=int(row[0])
+        + missions.get(MissionType.TEST_MISSION, 0)
+        + missions.get(MissionType.REPLACEMENT, 0),
         project_validated=int(row[1]) > 0,
         training_hours=float(row[2]),
         positive_skills_assessments=int(row[3]),
-        completed_work_missions=int(row[4]),
+        completed_work_missions=int(row[4]) + missions.get(MissionType.WORK_MISSION, 0),
         started_job_placement=bool(started_job),
     )
 

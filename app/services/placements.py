@@ -139,12 +139,15 @@ def check_phase_fits(candidate: Candidate, kind: VacancyKind) -> None:
 
 
 async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> Placement:
-    candidate = await session.scalar(
-        select(Candidate).where(Candidate.id == data.candidate_id, tenancy.candidates(actor))
-    )
-    # Locked: the vacancy cannot close or fill while this proposal is being made.
+    # Locked, vacancy then candidate (the order moves use): neither can close, fill,
+    # exit or withdraw consent while this proposal is being made.
     vacancy = await session.scalar(
         for_update(select(Vacancy).where(Vacancy.id == data.vacancy_id, tenancy.vacancies(actor)))
+    )
+    candidate = await session.scalar(
+        for_update(
+            select(Candidate).where(Candidate.id == data.candidate_id, tenancy.candidates(actor))
+        )
     )
     missing = []
     if candidate is None:
@@ -263,6 +266,11 @@ async def _apply_move(
             raise VacancyFull("Every position of this vacancy is accepted or started.")
         if vacancy.status is not VacancyStatus.OPEN:
             raise VacancyNotOpen(f"The vacancy is {vacancy.status.value}.")
+        # The person may have exited or withdrawn consent since the proposal.
+        candidate = await _locked(session, Candidate, placement.candidate_id)
+        if not candidate.consent_to_share:
+            raise ConsentMissing("The person no longer agrees to share their profile.")
+        check_phase_fits(candidate, placement.vacancy_kind)
         vacancy.filled_positions += 1
     elif held_before and not held_after:
         vacancy.filled_positions -= 1
@@ -431,6 +439,12 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
             .with_for_update(skip_locked=True)
         )
     ).all()
+    # Vacancies locked in id order, as proposals lock them: no deadlock with those.
+    vacancy_ids = sorted({p.vacancy_id for p in stale})
+    if vacancy_ids:
+        await session.execute(
+            for_update(select(Vacancy).where(Vacancy.id.in_(vacancy_ids)).order_by(Vacancy.id))
+        )
     for placement in stale:
         await _apply_move(
             session, SYSTEM_ACTOR, placement, PlacementStatus.EXPIRED, note="no answer in time"

@@ -40,7 +40,10 @@ def candidates(actor: Actor) -> ColumnElement[bool]:
             return Candidate.referrer_id == actor.structure_id
         case Role.LANDLORD:
             assert actor.structure_id is not None
-            return proposed_to_landlord(Candidate.id, actor.structure_id)
+            # Consent governs all sharing with landlords: withdrawn, the profile is hidden.
+            return Candidate.consent_to_share.is_(True) & proposed_to_landlord(
+                Candidate.id, actor.structure_id
+            )
         case _:
             return false()
 
