@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -268,3 +269,115 @@ async def test_database_errors_do_not_log_personal_data(
     assert response.status_code == 503, response.text
     assert "hidden.person@example.org" not in caplog.text
     assert "hidden.person@example.org" not in response.text
+
+
+# --- second review: what changed between a proposal and its acceptance -----------------
+
+
+async def _proposal(client: httpx.AsyncClient) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    world = await build_world(client)
+    candidate = await create_candidate(client, world.insertion_id)
+    placement = await propose(client, candidate["id"], world.vacancy_id)
+    return world, candidate, placement
+
+
+async def test_acceptance_after_consent_is_withdrawn_is_refused(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: Maker
+) -> None:
+    world, candidate, placement = await _proposal(client)
+    path = f"/v1/candidates/{candidate['id']}"
+    assert (await client.patch(path, json={"consent_to_share": False})).status_code == 200
+    async with await client_as(app, sessionmaker, "landlord", world.landlord_id) as landlord:
+        assert is_problem(await landlord.get(path), 404)  # no longer shared
+        refused = await landlord.post(
+            f"/v1/placements/{placement['id']}/transitions", json={"to": "accepted"}
+        )
+    assert is_problem(refused, 409)
+    assert refused.json()["type"] == "urn:tremplin:problem:consent-missing"
+    vacancy = (await client.get(f"/v1/vacancies/{world.vacancy_id}")).json()
+    assert vacancy["filled_positions"] == 0
+
+
+async def test_acceptance_after_the_person_exited_is_refused(client: httpx.AsyncClient) -> None:
+    _, candidate, placement = await _proposal(client)
+    exited = await client.post(
+        f"/v1/candidates/{candidate['id']}/transitions",
+        json={"to": "exited", "reason": "other_job"},
+    )
+    assert exited.status_code == 200, exited.text
+    refused = await client.post(
+        f"/v1/placements/{placement['id']}/transitions", json={"to": "accepted"}
+    )
+    assert is_problem(refused, 409)
+    assert refused.json()["type"] == "urn:tremplin:problem:phase-mismatch"
+
+
+async def test_a_completed_work_mission_placement_counts_toward_securing(
+    client: httpx.AsyncClient,
+) -> None:
+    world = await build_world(client)
+    candidate = (await create_candidate(client, world.insertion_id))["id"]
+    moved = await client.post(
+        f"/v1/candidates/{candidate}/transitions",
+        json={"to": "support", "force": True, "note": "Set up for the test."},
+    )
+    assert moved.status_code == 200, moved.text
+    for activity in (
+        {"type": "training", "occurred_on": "2026-09-01", "hours": 160,
+         "training_mode": "external"},
+        {"type": "skills_assessment", "occurred_on": "2026-10-01", "outcome": "positive",
+         "competency_levels": {"cleaning_hygiene": 2}},
+    ):  # fmt: skip
+        recorded = await client.post(f"/v1/candidates/{candidate}/activities", json=activity)
+        assert recorded.status_code == 201, recorded.text
+    refused = await client.post(f"/v1/candidates/{candidate}/transitions", json={"to": "securing"})
+    assert [u["code"] for u in refused.json()["unmet"]] == ["work_mission"]
+
+    work = await create_vacancy(client, world.landlord_id, mission_type="work_mission")
+    placement = await propose(client, candidate, work["id"])
+    for step in ("accepted", "started", "completed"):
+        done = await client.post(f"/v1/placements/{placement['id']}/transitions", json={"to": step})
+        assert done.status_code == 200, done.text
+    moved = await client.post(f"/v1/candidates/{candidate}/transitions", json={"to": "securing"})
+    assert moved.status_code == 200, moved.text
+
+
+async def test_a_corrected_exam_takes_back_the_certification(client: httpx.AsyncClient) -> None:
+    world = await build_world(client)
+    candidate = (await create_candidate(client, world.insertion_id))["id"]
+    for phase in ("support", "securing"):
+        await client.post(
+            f"/v1/candidates/{candidate}/transitions",
+            json={"to": phase, "force": True, "note": "Set up for the test."},
+        )
+    exam = await client.post(
+        f"/v1/candidates/{candidate}/activities",
+        json={"type": "certification_exam", "occurred_on": "2026-10-15",
+              "rncp_code": "RNCP40892", "outcome": "positive"},
+    )  # fmt: skip
+    assert exam.status_code == 201, exam.text
+
+    async def status() -> dict[str, str | None]:
+        certs = (await client.get(f"/v1/candidates/{candidate}")).json()["certifications"]
+        return {c["rncp_code"]: c["status"] for c in certs}
+
+    assert await status() == {"RNCP40892": "held"}
+    path = f"/v1/candidates/{candidate}/activities/{exam.json()['id']}"
+    assert (await client.patch(path, json={"outcome": "negative"})).status_code == 200
+    assert await status() == {"RNCP40892": "in_progress"}
+    assert (await client.patch(path, json={"rncp_code": "RNCP40262"})).status_code == 200
+    assert await status() == {"RNCP40262": "in_progress"}
+
+
+async def test_an_idempotency_key_with_another_precondition_is_another_request(
+    client: httpx.AsyncClient,
+) -> None:
+    world = await build_world(client)
+    candidate = (await create_candidate(client, world.insertion_id))["id"]
+    path = f"/v1/candidates/{candidate}/transitions"
+    body = {"to": "exited", "reason": "moved_away"}
+    first = await client.post(path, json=body, headers={"Idempotency-Key": "k", "If-Match": '"1"'})
+    assert first.status_code == 200, first.text
+    other = await client.post(path, json=body, headers={"Idempotency-Key": "k", "If-Match": '"9"'})
+    assert is_problem(other, 422)
+    assert other.json()["type"] == "urn:tremplin:problem:idempotency-key-reused"
