@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.main import create_app
 from tests.access_helpers import build_world, is_problem, propose
 from tests.conftest import Backend, client_as, http_client, make_settings
-from tests.factories import candidate_payload, create_candidate, create_vacancy
+from tests.factories import JOB, candidate_payload, create_candidate, create_vacancy
 
 Maker = async_sessionmaker[AsyncSession]
 
@@ -381,3 +381,44 @@ async def test_an_idempotency_key_with_another_precondition_is_another_request(
     other = await client.post(path, json=body, headers={"Idempotency-Key": "k", "If-Match": '"9"'})
     assert is_problem(other, 422)
     assert other.json()["type"] == "urn:tremplin:problem:idempotency-key-reused"
+
+
+async def test_a_job_that_ends_brings_the_person_back_to_securing(
+    client: httpx.AsyncClient,
+) -> None:
+    world = await build_world(client)
+    candidate = (await create_candidate(client, world.insertion_id))["id"]
+    for phase in ("support", "securing"):
+        moved = await client.post(
+            f"/v1/candidates/{candidate}/transitions",
+            json={"to": phase, "force": True, "note": "Set up for the test."},
+        )
+        assert moved.status_code == 200, moved.text
+    job = await create_vacancy(client, world.landlord_id, **JOB)
+    placement = await propose(client, candidate, job["id"])
+    for move in ({"to": "accepted"}, {"to": "started"}):
+        done = await client.post(f"/v1/placements/{placement['id']}/transitions", json=move)
+        assert done.status_code == 200, done.text
+    assert (await client.get(f"/v1/candidates/{candidate}")).json()["phase"] == "employed"
+    # Not by hand: the move follows the placement.
+    by_hand = await client.post(f"/v1/candidates/{candidate}/transitions", json={"to": "securing"})
+    assert is_problem(by_hand, 409)
+
+    ended = await client.post(
+        f"/v1/placements/{placement['id']}/transitions", json={"to": "ended", "reason": "resigned"}
+    )
+    assert ended.status_code == 200, ended.text
+    assert (await client.get(f"/v1/candidates/{candidate}")).json()["phase"] == "securing"
+    history = (await client.get(f"/v1/candidates/{candidate}/history")).json()["items"]
+    assert (history[-1]["from_phase"], history[-1]["to_phase"], history[-1]["reason"]) == (
+        "employed",
+        "securing",
+        "job_ended",
+    )
+    vacancy = (await client.get(f"/v1/vacancies/{job['id']}")).json()
+    assert (vacancy["status"], vacancy["filled_positions"]) == ("open", 0)
+    # From securing, the usual ways out again.
+    exited = await client.post(
+        f"/v1/candidates/{candidate}/transitions", json={"to": "exited", "reason": "moved_away"}
+    )
+    assert exited.status_code == 200, exited.text

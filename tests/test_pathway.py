@@ -61,12 +61,15 @@ EXIT_REASONS = frozenset(
 STEP_BACK_REASONS = frozenset({"failed_exam", "mission_broke_down", "other"})
 RE_ENTRY_REASONS = frozenset({"re_entry", "other"})
 # A reason valid for each kind of move, and one that belongs to another kind.
+JOB_ENDED = frozenset({"job_ended"})
 GOOD_REASON = {
+    JOB_ENDED: "job_ended",
     EXIT_REASONS: "moved_away",
     STEP_BACK_REASONS: "failed_exam",
     RE_ENTRY_REASONS: "re_entry",
 }
 WRONG_REASON = {
+    JOB_ENDED: "moved_away",
     EXIT_REASONS: "failed_exam",
     STEP_BACK_REASONS: "moved_away",
     RE_ENTRY_REASONS: "dropped_out",
@@ -94,6 +97,8 @@ TABLE: dict[tuple[Phase, Phase], Rule] = {
     (SE, SU): Rule(reasons=STEP_BACK_REASONS),
     (SE, EX): Rule(reasons=EXIT_REASONS),
     (EX, R): Rule(reasons=RE_ENTRY_REASONS),
+    # A started job that ends brings the person back to securing, with the placement.
+    (EM, SE): Rule(reasons=JOB_ENDED, placement_only=True),
 }
 PAIRS = list(itertools.product(Phase, Phase))
 
@@ -421,7 +426,8 @@ async def test_every_transition_through_the_api(
     assert await phase_events(sessionmaker, candidate) == events_before
 
 
-REASONED = [pair for pair, rule in TABLE.items() if rule.reasons]
+# Moves that follow a placement are refused (409) before any reason is looked at.
+REASONED = [pair for pair, rule in TABLE.items() if rule.reasons and not rule.placement_only]
 
 
 @pytest.mark.parametrize("pair", REASONED, ids=[pair_id(p) for p in REASONED])
@@ -621,7 +627,7 @@ async def test_if_match_on_transitions(client: httpx.AsyncClient) -> None:
 def _check_pathway(body: dict[str, Any], min_hours: float) -> None:
     assert body["phases"] == [p.value for p in Phase]
     assert body["initial"] == "recruitment"
-    assert body["terminal"] == ["employed"]
+    assert body["terminal"] == ["employed", "exited"]
     listed = {(Phase(t["from_phase"]), Phase(t["to_phase"])): t for t in body["transitions"]}
     assert len(listed) == len(body["transitions"])  # each transition once
     assert set(listed) == set(TABLE)

@@ -205,6 +205,8 @@ class TransitionReason(StrEnum):
     RE_ENTRY = "re_entry"
     # set by the service when a job placement starts (securing -> employed)
     JOB_STARTED = "job_started"
+    # set by the service when a started job ends (employed -> securing)
+    JOB_ENDED = "job_ended"
     OTHER = "other"
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from app.domain.enums import ActivityType, Phase, TransitionReason
 
 ACTIVE_PHASES = (Phase.RECRUITMENT, Phase.SUPPORT, Phase.SECURING)
+# DOMAIN.md's "terminal and side states": left only by a placement's end or a re-entry.
+END_STATES = (Phase.EMPLOYED, Phase.EXITED)
 
 # The phase each kind of activity belongs to.
 ACTIVITY_PHASE: dict[ActivityType, Phase] = {
@@ -175,7 +177,15 @@ MACHINE: dict[Phase, dict[Phase, Transition]] = {
         Phase.SUPPORT: Transition("back to support", reasons=STEP_BACK_REASONS),
         Phase.EXITED: _EXIT,
     },
-    Phase.EMPLOYED: {},
+    Phase.EMPLOYED: {
+        # A job that ends brings the person back to securing, with the placement's end:
+        # the phase and the placements never disagree.
+        Phase.SECURING: Transition(
+            "the job ended: back to securing",
+            reasons=frozenset({TransitionReason.JOB_ENDED}),
+            via_placement_only=True,
+        ),
+    },
     Phase.EXITED: {
         Phase.RECRUITMENT: Transition("re-enters the path", reasons=RE_ENTRY_REASONS),
     },

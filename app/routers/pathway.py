@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.domain.enums import Phase
-from app.domain.pathway import ACTIVITY_PHASE, MACHINE, requirements
+from app.domain.pathway import ACTIVITY_PHASE, END_STATES, MACHINE, requirements
 from app.routers.deps import ApiRoute, AppSettings
 from app.schemas.pathway import (
     GuardDescription,
@@ -41,7 +41,7 @@ async def get(settings: AppSettings) -> Pathway:
     return Pathway(
         phases=list(Phase),
         initial=Phase.RECRUITMENT,
-        terminal=[phase for phase, targets in MACHINE.items() if not targets],
+        terminal=list(END_STATES),
         transitions=transitions,
         thresholds=PathwayThresholds(
             min_training_hours=limits.min_training_hours,

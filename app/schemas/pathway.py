@@ -89,7 +89,9 @@ class Pathway(BaseModel):
 
     phases: list[Phase]
     initial: Phase
-    terminal: list[Phase]
+    terminal: list[Phase] = Field(
+        description="Terminal and side states: left only by a job's end or a re-entry."
+    )
     transitions: list[PathwayTransition]
     thresholds: PathwayThresholds
     activity_phases: dict[str, Phase] = Field(

@@ -186,7 +186,7 @@ async def transition(
     rule = MACHINE[candidate.phase].get(data.to)
     if rule is None or rule.via_placement_only:
         detail = (
-            "A candidate becomes employed when a job placement starts."
+            "This move follows a job placement (its start or its end), never a request."
             if rule is not None
             else f"No transition from {candidate.phase.value} to {data.to.value}."
         )

@@ -294,6 +294,19 @@ async def _apply_move(
             )
     if target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED):
         placement.ended_on = today
+    if target is PlacementStatus.ENDED and placement.vacancy_kind is VacancyKind.JOB:
+        candidate = await _locked(session, Candidate, placement.candidate_id)
+        if candidate.phase is Phase.EMPLOYED:
+            # The hire is over: the person is looking again, from securing.
+            await pathway.set_phase(
+                session,
+                candidate,
+                Phase.SECURING,
+                actor,
+                reason=TransitionReason.JOB_ENDED,
+                note=None,
+                forced=False,
+            )
     if reason is not None:
         placement.closing_reason = reason  # type: ignore[assignment]
     now = utcnow()
