@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from app.domain.competencies import COMPETENCY_CODES
 from app.domain.enums import Phase, VacancyKind
+from app.domain.placement_machine import PHASES_FOR_KIND
 
 SCORING_VERSION = "2026-11.1"
 EARTH_RADIUS_KM = 6371.0088
@@ -27,11 +27,6 @@ SAME_DEPARTEMENT_DISTANCE_SCORE = 0.5
 
 PHASE_CODES = {phase: code for code, phase in enumerate(Phase)}
 KIND_CODES = {VacancyKind.JOB: 0, VacancyKind.MISSION: 1}
-# Which phases a kind of vacancy takes (the placement rules of DOMAIN.md).
-ALLOWED_PHASES = {
-    0: frozenset({PHASE_CODES[Phase.SECURING]}),
-    1: frozenset({PHASE_CODES[Phase.RECRUITMENT], PHASE_CODES[Phase.SUPPORT]}),
-}
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -169,9 +164,9 @@ COVERAGE = np.array(
 
 def _allowed_table() -> BoolArray:
     table = np.zeros((2, len(PHASE_CODES)), dtype=np.bool_)
-    for kind, phases in ALLOWED_PHASES.items():
+    for kind, phases in PHASES_FOR_KIND.items():
         for phase in phases:
-            table[kind, phase] = True
+            table[KIND_CODES[kind], PHASE_CODES[phase]] = True
     return table
 
 
@@ -324,8 +319,7 @@ def score_pair_loop(
 ) -> tuple[int, list[float], float, float | None]:
     """(mask, criteria, score, distance_km) of one pair, the slow and obvious way."""
     mask = 0
-    allowed = (Phase.SECURING,) if v.kind is VacancyKind.JOB else (Phase.RECRUITMENT, Phase.SUPPORT)
-    if c.phase not in allowed:
+    if c.phase not in PHASES_FOR_KIND[v.kind]:
         mask |= Filter.PHASE
     if c.available_from is not None and c.available_from > v.start:
         mask |= Filter.AVAILABILITY
@@ -387,9 +381,6 @@ def score_pair_loop(
 
 def weights_as_dict(weights: Weights) -> dict[str, float]:
     return {f.name: getattr(weights, f.name) for f in fields(weights)}
-
-
-COMPETENCY_INDEX = {code: i for i, code in enumerate(COMPETENCY_CODES)}
 
 
 def optimal_assignment(

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.domain.enums import PlacementStatus, Role, VacancyKind
+from app.domain.enums import Phase, PlacementStatus, Role, VacancyKind
+
+# Which phases may take which kind of vacancy (DOMAIN.md): the proposal, acceptance and
+# start rules, and matching's phase filter, all read this.
+PHASES_FOR_KIND: dict[VacancyKind, tuple[Phase, ...]] = {
+    VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
+    VacancyKind.JOB: (Phase.SECURING,),
+}
 
 P = PlacementStatus
 LANDLORD_SIDE = frozenset({Role.ADMIN, Role.LANDLORD})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import uuid
@@ -308,8 +307,3 @@ def _usable(client: ApiClient) -> bool:
     if client.revoked_at is not None:
         return False
     return client.expires_at is None or client.expires_at > utcnow()
-
-
-def describe(actor: Actor) -> str:
-    """A log-safe description of the caller (ids only)."""
-    return json.dumps({"kind": actor.kind.value, "id": actor.id, "role": actor.role.value})

@@ -67,6 +67,8 @@ from app.domain.matching import (
     optimal_assignment_arrays,
     score_pairs,
 )
+from app.domain.pathway import ACTIVE_PHASES
+from app.domain.placement_machine import PHASES_FOR_KIND
 from app.errors import Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Activity, Candidate, Placement, Vacancy
 from app.models.base import utcnow
@@ -79,10 +81,6 @@ CONTRACT_CODES = {contract: i for i, contract in enumerate(ContractType)}
 # The scorer's own sphere, and a hair of margin: the box must never cut off a candidate
 # the scorer would accept.
 KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180 / 1.001
-PHASES_FOR_KIND = {
-    VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
-    VacancyKind.JOB: (Phase.SECURING,),
-}
 
 CANDIDATE_COLUMNS = (
     Candidate.id,
@@ -904,9 +902,7 @@ async def assign(
     everyone, rncp = await candidate_store(session).table(session)
     # A copy of what the store holds, narrowed to who may be paired now.
     arrays = everyone.arrays
-    eligible = arrays.consent & np.isin(
-        arrays.phase, [PHASE_CODES[p] for p in (Phase.RECRUITMENT, Phase.SUPPORT, Phase.SECURING)]
-    )
+    eligible = arrays.consent & np.isin(arrays.phase, [PHASE_CODES[p] for p in ACTIVE_PHASES])
     # Someone with a proposal under way is not paired again: a person is proposed for
     # one opening at a time by the assignment (staff may still propose more by hand).
     eligible &= ~_mask(everyone, await _with_open_placement(session))

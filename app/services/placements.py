@@ -20,7 +20,7 @@ from app.domain.enums import (
     VacancyKind,
     VacancyStatus,
 )
-from app.domain.placement_machine import EXPIRABLE, allowed_moves, move
+from app.domain.placement_machine import EXPIRABLE, PHASES_FOR_KIND, allowed_moves, move
 from app.errors import (
     Conflict,
     DuplicateResource,
@@ -60,12 +60,6 @@ ACCEPTED_STATUSES = (
     PlacementStatus.COMPLETED,
     PlacementStatus.ENDED,
 )
-# Which phases may take which kind of vacancy (DOMAIN.md).
-PHASES_FOR_KIND = {
-    VacancyKind.MISSION: (Phase.RECRUITMENT, Phase.SUPPORT),
-    VacancyKind.JOB: (Phase.SECURING,),
-}
-
 _ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
 _ONE_JOB = Conflict("This candidate already holds a started job.")
 _CONFLICTS: dict[str, Conflict] = {
