@@ -72,14 +72,22 @@ def cmd_alembic_check(_args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.logs import configure_logging
+    from app.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
+    configure_logging(settings.log_level)
+    prepare_multiprocess_dir()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port or settings.port,
         proxy_headers=True,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
+        log_config=None,
+        access_log=False,
     )
     return 0
 
