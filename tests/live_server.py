@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,7 +141,7 @@ def live_server(backend: str, workdir: Path, **env: str) -> Iterator[LiveServer]
             **env,
         }
         with log_file.open("wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            process = subprocess.Popen(
                 [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
                 cwd=PROJECT_ROOT,
                 env=server_env,
@@ -175,7 +175,5 @@ if __name__ == "__main__":  # a server to explore by hand: python -m tests.live_
     with tempfile.TemporaryDirectory() as tmp, live_server(sys.argv[1], Path(tmp)) as server:
         print(server, flush=True)
         print(f"export ADMIN={server.admin_token}\nexport STAFF={server.insertion_token}")
-        try:
+        with suppress(KeyboardInterrupt):
             time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 3600)
-        except KeyboardInterrupt:
-            pass

@@ -39,6 +39,8 @@ Siret = Annotated[
     Field(pattern=r"^[0-9]{14}$", examples=["44306184100047"]),
     AfterValidator(_check_siret),
 ]
+
+
 def _known_sub_kind(value: str) -> str:
     if value not in ALL_SUB_KINDS:
         raise ValueError("not a known sub_kind")
