@@ -7,7 +7,7 @@ Details never contain personal data: they name fields and ids, never values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -266,12 +266,21 @@ def allowed_methods(request: Request) -> str:
     if root and path.startswith(root):
         path = path[len(root) :]
     methods: set[str] = set()
-    for route in request.app.routes:
+    for route in _routes(request.app.routes):
         regex = getattr(route, "path_regex", None)
         route_methods = getattr(route, "methods", None)
         if regex is not None and route_methods and regex.match(path):
             methods |= set(route_methods)
     return ", ".join(sorted(methods))
+
+
+def _routes(routes: Sequence[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        if included is not None:
+            yield from _routes(included.routes)
+        else:
+            yield route
 
 
 def constraint_name(exc: IntegrityError) -> str | None:
