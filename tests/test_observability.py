@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from app.main import create_app
 from app.metrics import register_event_backlog
 from tests.conftest import Backend, client_as, http_client, make_settings
 from tests.factories import candidate_payload, create_structure
+from tests.live_server import live_server
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -303,3 +305,22 @@ async def test_insertion_staff_log_lines_carry_their_role(
     (line,) = access_lines(capsys.readouterr().err)
     assert line["caller_role"] == "insertion"
     assert line["route"] == "/v1/candidates"
+
+
+# --- several processes -------------------------------------------------------------------
+
+
+def test_multiprocess_mode_adds_up_what_workers_write(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, figures go through the folder (what several uvicorn
+    workers share) and /metrics reads them back from there."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_stale.db").write_bytes(b"left by an earlier run")
+    with live_server("sqlite", tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder)) as server:
+        for _ in range(3):
+            assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    assert sample(text, "tremplin_http_requests_total", route="/healthz", status="200") == 3
+    assert "python_gc_objects_collected_total" not in text  # the per-process collectors are off
+    assert not (folder / "counter_stale.db").exists()
+    assert any(folder.glob("counter_*.db"))
