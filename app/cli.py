@@ -72,14 +72,22 @@ def cmd_alembic_check(_args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.logs import configure_logging
+    from app.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
+    configure_logging(settings.log_level)
+    prepare_multiprocess_dir()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
         host=args.host,
         port=args.port or settings.port,
         proxy_headers=True,
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -236,10 +244,98 @@ def cmd_demo(_args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+class CommandError(Exception):
+    """A failure the user can fix: printed as one line, exit status 1."""
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A readable reason for a known failure, without values that could be personal data."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import (
+        ArgumentError,
+        DBAPIError,
+        NoSuchModuleError,
+        OperationalError,
+        SQLAlchemyError,
+    )
+
+    from app.errors import TremplinError
+
+    if isinstance(exc, CommandError):
+        return str(exc)
+    if type(exc).__module__.startswith("alembic"):
+        return f"migration: {exc}"
+    if isinstance(exc, TremplinError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['message']}"
+            for e in exc.extensions.get("errors", [])
+        ]
+        return "; ".join(problems) if problems else exc.detail
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors()})
+        return f"invalid {', '.join(fields)}"
+    if isinstance(exc, ArgumentError | NoSuchModuleError):
+        return f"DATABASE_URL: {exc}"
+    orig = type(getattr(exc, "orig", exc)).__name__
+    if "no such table" in str(exc) or orig == "UndefinedTableError":
+        return "the database has no schema: run `python -m app migrate` first"
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return f"the database does not answer ({orig})"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    if isinstance(exc, DBAPIError | SQLAlchemyError):
+        return f"database error ({type(getattr(exc, 'orig', exc)).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# Failures a user can cause and fix; anything else is a bug and keeps its traceback.
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from alembic.util.exc import CommandError as MigrationError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.errors import TremplinError
+
+    return (
+        CommandError,
+        MigrationError,
+        TremplinError,
+        ValidationError,
+        SQLAlchemyError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one command; a known failure becomes one line on stderr and exit status 1."""
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _known_errors() as exc:
+        print(f"{args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    return status
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     client = sub.add_parser("create-client", help="create an API client and print its secret")
     client.add_argument("--name", required=True)
     client.add_argument("--role", required=True, choices=[r.value for r in Role])
-    client.add_argument("--structure-id", type=uuid.UUID, default=None)
+    client.add_argument("--structure-id", type=_uuid, default=None)
     client.add_argument("--scope", action="append", help="repeat; default: all of the role's")
     client.set_defaults(func=cmd_create_client)
 
@@ -295,5 +391,5 @@ def main(argv: list[str] | None = None) -> None:
     perms.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     perms.set_defaults(func=cmd_permissions_doc)
 
-    args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    args = parser.parse_args(argv)  # argparse prints its own one-line usage errors (exit 2)
+    sys.exit(run(args))

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # (measured on the benchmark's data: 50 gave a higher total than 100 or 200).
     matching_nearest: int = Field(default=50, ge=1, le=5000)
     matching_min_score: float = Field(default=40, ge=0, le=100)
+
+    # JSON log lines on stderr, one per request plus what the code logs (app/logs.py).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /metrics (Prometheus): unauthenticated; off, or only for these addresses/networks.
+    metrics_enabled: bool = True
+    metrics_allow_from: list[IPvAnyNetwork] = []
 
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)

@@ -21,6 +21,7 @@ from app.db import create_engine, create_sessionmaker, session_scope
 from app.domain.competencies import AFPOLS_CARETAKER_RNCP, COMPETENCY_CODES
 from app.domain.identifiers import luhn_valid
 from app.models import Structure
+from app.progress import Progress
 from app.schemas.activities import ActivityCreate
 from app.schemas.candidates import CandidateCreate
 from app.schemas.pathway import TransitionRequest
@@ -30,7 +31,9 @@ from app.schemas.vacancies import VacancyCreate
 from app.services import activities, candidates, pathway, placements, structures, vacancies
 from app.services.auth import SYSTEM_ACTOR
 
-DEMO_SIREN_PREFIX = "99999"  # every demo SIRET starts with it: easy to spot, easy to purge
+DEMO_SIREN_PREFIX = "99999"
+ROUEN_PEOPLE = 14  # a year of Interm'Aide Emploi's programme
+LYON_PEOPLE = 12  # every demo SIRET starts with it: easy to spot, easy to purge
 
 # (postcode, INSEE code, commune name, latitude, longitude)
 ROUEN_AREA = [
@@ -102,6 +105,7 @@ async def _programme(
     landlords: list[tuple[str, str]],
     partners: list[tuple[str, str]],
     people: int,
+    progress: Progress,
 ) -> dict[str, int]:
     siae_row = await _structure(session, offset, "insertion", siae[0], siae[1], _place(area, 0))
     landlord_rows = [
@@ -147,6 +151,7 @@ async def _programme(
                 )
             )[0]
         )
+        progress.advance()
     vacancy_rows = []
     for i, landlord in enumerate(landlord_rows):
         is_mission = i % 2 == 1
@@ -172,6 +177,7 @@ async def _programme(
         vacancy_rows.append(
             await vacancies.create(session, SYSTEM_ACTOR, VacancyCreate.model_validate(payload))
         )
+        progress.advance()
     # Missions are for people in recruitment or support who agreed to share their profile.
     missions = [v for v in vacancy_rows if v.kind.value == "mission"]
     willing = [p for p in people_rows if p.consent_to_share]
@@ -254,6 +260,8 @@ async def load_demo(settings: Settings) -> str:
             if existing:
                 return f"demo dataset already loaded ({existing} demo structures)"
             rng = random.Random(2016)  # noqa: S311 - demo data, not security
+            # One step per candidate and per vacancy (one per landlord) of both programmes.
+            progress = Progress("demo", total=ROUEN_PEOPLE + LYON_PEOPLE + 7 + 4)
             rouen = await _programme(
                 session,
                 settings,
@@ -273,7 +281,8 @@ async def load_demo(settings: Settings) -> str:
                     ("training_body", "Institut de formation des métiers du logement"),
                     ("hlm_association", "Association régionale Hlm de Normandie"),
                 ],
-                people=14,
+                people=ROUEN_PEOPLE,
+                progress=progress,
             )
             lyon = await _programme(
                 session,
@@ -290,8 +299,10 @@ async def load_demo(settings: Settings) -> str:
                     ("france_travail", "Agence France Travail Lyon 8"),
                     ("mission_locale", "Mission locale de l'Est lyonnais"),
                 ],
-                people=12,
+                people=LYON_PEOPLE,
+                progress=progress,
             )
+            progress.close()
     finally:
         await engine.dispose()
     totals = {k: rouen[k] + lyon[k] for k in rouen}

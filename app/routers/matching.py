@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import select
 
 from app import errors
@@ -13,6 +13,7 @@ from app.domain.matching import SCORING_VERSION, weights_as_dict
 from app.models import Candidate, Vacancy
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
 from app.schemas.candidates import present
+from app.schemas.common import QueryModel
 from app.schemas.matching import (
     AssignedPair,
     AssignmentRequest,
@@ -33,9 +34,7 @@ from app.services.placements import ConsentMissing, PhaseMismatch, VacancyNotOpe
 router = APIRouter(route_class=ApiRoute)
 
 
-class MatchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MatchQuery(QueryModel):
     limit: int = Field(default=50, ge=1, le=200)
     include_excluded: bool = False
 

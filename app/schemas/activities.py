@@ -31,9 +31,7 @@ _ASSESSED: dict[str, Any] = {
     c.code: (int | None, Field(default=None, ge=MIN_LEVEL, le=MAX_LEVEL, description=c.label))
     for c in COMPETENCIES
 }
-CompetencyAssessment: Any = create_model(
-    "CompetencyAssessment", __config__=ConfigDict(extra="forbid"), **_ASSESSED
-)
+CompetencyAssessment: Any = create_model("CompetencyAssessment", __base__=InputModel, **_ASSESSED)
 
 
 class _ActivityBase(InputModel):

@@ -82,7 +82,11 @@ def _unique_contracts(values: list[ContractType]) -> list[ContractType]:
 
 ContractPreferences = Annotated[
     list[ContractType],
-    Field(max_length=len(ContractType), description="Contract types wanted; empty: any."),
+    Field(
+        max_length=len(ContractType),
+        description="Contract types wanted; empty: any.",
+        json_schema_extra={"uniqueItems": True},
+    ),
     AfterValidator(_unique_contracts),
 ]
 MaxWeeklyHours = Annotated[float, Field(gt=0, le=60, description="Most hours a week wanted.")]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -63,20 +63,23 @@ class CandidateMatches(BaseModel):
 
 
 class AssignmentScope(InputModel):
-    """Give one of: a département, a region, landlords, or vacancies. Empty: national."""
+    """At most one of: a département, a region, landlords, or vacancies. Empty: national."""
+
+    non_nullable: ClassVar[frozenset[str]] = frozenset(
+        {"departement", "region", "landlord_ids", "vacancy_ids"}
+    )
 
     departement: Departement | None = None
     region: Annotated[str, Field(pattern=r"^[0-9]{2}$", examples=["28"])] | None = None
-    landlord_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    vacancy_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10000)
+    landlord_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=1000)
+    vacancy_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=10000)
+
+    # The one-scope rule in terms generated clients and validators understand.
+    model_config = ConfigDict(json_schema_extra={"maxProperties": 1})
 
     @model_validator(mode="after")
     def _one(self) -> AssignmentScope:
-        given = [
-            name
-            for name in ("departement", "region", "landlord_ids", "vacancy_ids")
-            if getattr(self, name)
-        ]
+        given = sorted(self.model_fields_set)
         if len(given) > 1:
             raise FieldRuleError("give one scope: " + " or ".join(given), *given)
         return self

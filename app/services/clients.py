@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -18,6 +19,9 @@ from app.services import structures
 from app.services.auth import hash_secret, new_secret
 from app.services.common import PageRequest, check_version, flush, get_or_404, paginate
 from app.services.permissions import default_scopes
+
+# Credentials' life is worth a log line: ids and roles only (app/logs.py).
+logger = logging.getLogger("tremplin.services.clients")
 
 
 class ClientRevoked(Conflict):
@@ -66,6 +70,7 @@ async def create(session: AsyncSession, data: ApiClientCreate) -> tuple[ApiClien
     )
     session.add(client)
     await flush(session)
+    logger.info("client created", extra={"client_id": str(client.id), "role": client.role})
     return client, secret
 
 
@@ -102,6 +107,7 @@ async def revoke(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
     if client.revoked_at is None:
         client.revoked_at = utcnow()
         await flush(session)
+        logger.info("client revoked", extra={"client_id": str(client.id), "role": client.role})
     return client
 
 
@@ -114,4 +120,5 @@ async def rotate_secret(session: AsyncSession, client_id: uuid.UUID) -> tuple[Ap
     client.secret_hash = hash_secret(secret)
     client.credential_version += 1
     await flush(session)
+    logger.info("client secret rotated", extra={"client_id": str(client.id)})
     return client, secret
