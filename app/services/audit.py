@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +26,7 @@ async def record(
 ) -> None:
     """Append one row per candidate, in the transaction of the access itself."""
     at = utcnow()
+    operation = actor.operation
     rows = [
         {
             "at": at,
@@ -36,6 +37,7 @@ async def record(
             "candidate_id": candidate_id,
             "action": action,
             "field_class": view,
+            "operation": operation,
             "request_id": actor.request_id,
         }
         for candidate_id in candidate_ids
@@ -44,11 +46,23 @@ async def record(
         await session.execute(insert(AuditEvent), rows)
 
 
+async def record_views(
+    session: AsyncSession,
+    actor: Actor,
+    action: AuditAction,
+    views: Mapping[uuid.UUID, CandidateView],
+) -> None:
+    """One row per person, each with the view the caller had of them."""
+    for view in sorted(set(views.values())):
+        await record(session, actor, [c for c, v in views.items() if v is view], action, view)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilters:
     candidate_id: uuid.UUID | None = None
     actor_id: str | None = None
     action: AuditAction | None = None
+    operation: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -63,6 +77,8 @@ async def list_(
         stmt = stmt.where(AuditEvent.actor_id == filters.actor_id)
     if filters.action is not None:
         stmt = stmt.where(AuditEvent.action == filters.action)
+    if filters.operation is not None:
+        stmt = stmt.where(AuditEvent.operation == filters.operation)
     if filters.since is not None:
         stmt = stmt.where(AuditEvent.at >= filters.since)
     if filters.until is not None:
