@@ -22,6 +22,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
     SQLColumnExpression,
@@ -45,7 +46,7 @@ from app.domain.enums import (
     VacancyStatus,
 )
 from app.domain.matching import CRITERIA, Filter, point_distance_km
-from app.errors import Conflict, ValidationFailed, field_error
+from app.errors import Conflict, Forbidden, ValidationFailed, field_error
 from app.models import Candidate, Vacancy
 from app.models.base import utcnow
 from app.schemas.candidates import VIEW_STAMPS, shown_fields, view_content
@@ -151,6 +152,13 @@ class _Before:
         return getattr(self._target, name)
 
 
+def _content(candidate: object, view: CandidateView) -> dict[str, Any] | None:
+    try:
+        return view_content(candidate, view)
+    except ValidationError:  # a row no view can render (never written by this API)
+        return None
+
+
 @event.listens_for(Candidate, "before_update")
 def _bump_view_versions(_mapper: Mapper[Candidate], _connection: Any, target: Candidate) -> None:
     """Every write path (PATCH, activities, transitions, placements) goes through the
@@ -158,7 +166,7 @@ def _bump_view_versions(_mapper: Mapper[Candidate], _connection: Any, target: Ca
     before = _Before(target)
     now = utcnow()
     for view in _PARTIAL_VIEWS:
-        if view_content(before, view) != view_content(target, view):
+        if _content(before, view) != _content(target, view):
             version, stamp = VIEW_STAMPS[view]
             setattr(target, version, getattr(target, version) + 1)
             setattr(target, stamp, now)
@@ -316,7 +324,7 @@ def vacancy_ranking(actor: Actor, vacancy: Vacancy, *, include_excluded: bool) -
         )
     base = base_view(actor)
     if base is None:
-        raise ValidationFailed([], "This role ranks no one.")
+        raise Forbidden(f"The {actor.role.value} role ranks no one.")
     criteria = disclosure(base).criteria
     everyone_in_full = base is CandidateView.FULL
     _check_include_excluded(include_excluded, everyone_in_full, actor)
