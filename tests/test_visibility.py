@@ -689,3 +689,51 @@ async def test_a_landlord_counts_the_people_it_may_not_name(
         "count_step": 5,
     }
     assert not any(someone in got.text for someone in [*strong[1:], *weak])
+
+
+async def test_the_counts_of_others_do_not_move_within_a_cell(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Eligibility of the people a landlord may not name is decided from their grid
+    cells: five people crossing their commute's edge within a cell change no count."""
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    # Their cell is 49.40-49.45 N, 1.05-1.10 E; its centre 49.425, 1.075. The vacancy is
+    # 10.5 km north of the centre: beyond a 10 km commute from the cell, within it from
+    # the cell's northern edge (8.7 km), not from its southern edge (13 km).
+    north, south = {"latitude": 49.4431, "longitude": 1.0993}, {"latitude": 49.4012}
+    people = [
+        str(
+            (
+                await create(
+                    client,
+                    "/v1/candidates",
+                    candidate_payload(siae, **{**ROUEN, **north}, max_commute_km=10),
+                )
+            )["id"]
+        )
+        for _ in range(5)
+    ]
+    async with await client_as(app, sessionmaker, "landlord", landlord) as staff:
+        vacancy = (
+            await create(
+                staff, "/v1/vacancies", mission_at(landlord, 49.425 + 10.5 / KM_PER_DEGREE, 1.075)
+            )
+        )["id"]
+
+        async def others() -> dict[str, Any]:
+            got = await staff.get(f"/v1/vacancies/{vacancy}/matches")
+            assert got.status_code == 200, got.text
+            body: dict[str, Any] = got.json()["others"]
+            return body
+
+        at_north = await others()
+        assert at_north["eligible"] == 0
+        for someone in people:
+            assert (await client.patch(f"/v1/candidates/{someone}", json=south)).status_code == 200
+        assert await others() == at_north
+        # In the next cell north (centre 4.9 km away) all five count.
+        for someone in people:
+            moved = await client.patch(f"/v1/candidates/{someone}", json={"latitude": 49.46})
+            assert moved.status_code == 200
+        assert (await others())["eligible"] == 5

@@ -506,10 +506,17 @@ async def _score(
     candidate_rows: Sequence[Any],
     vacancy_rows: Sequence[Any],
     pairing: Pairing,
+    *,
+    coarse: bool = False,
 ) -> tuple[CandidateTable, VacancyTable, np.ndarray, np.ndarray, PairScores, Weights]:
-    """Rows to arrays, the database's knowledge of the pairs, then the scorer."""
+    """Rows to arrays, the database's knowledge of the pairs, then the scorer. With
+    `coarse`, people are placed at their grid cell (see visibility), not their home."""
     rncp = _rncp_index(candidate_rows, vacancy_rows)
     cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    if coarse:
+        cands.arrays.lat, cands.arrays.lon = visibility.coarse_locations(
+            cands.arrays.lat, cands.arrays.lon
+        )
     vacs = vacancy_table(vacancy_rows, rncp)
     return await _score_tables(session, settings, cands, vacs, pairing)
 
@@ -734,33 +741,27 @@ async def vacancy_matches(
         raise NotFound("No vacancy with this id.")
     rules = visibility.vacancy_ranking(actor, vacancy, include_excluded=include_excluded)
     radius = await _max_commute(session)
-    near = _candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, radius)
-    if rules.proposed_only:
-        # The people proposed to the vacancy, whatever the filters say (why one fails
-        # would tell a hidden field), and the eligible others, to be counted.
-        named = (await _rows(session, select(*CANDIDATE_COLUMNS).where(rules.named))).all()
-        named_ids = {row.id for row in named}
-        others = await _rows(session, select(*CANDIDATE_COLUMNS).where(near, *_prefilter(vacancy)))
-        candidate_rows = named + [row for row in others.all() if row.id not in named_ids]
-    else:
-        where = [near, rules.named] + ([] if include_excluded else _prefilter(vacancy))
-        candidate_rows = (await _rows(session, select(*CANDIDATE_COLUMNS).where(*where))).all()
-        named_ids = {row.id for row in candidate_rows}
     vacancy_rows = (
         await _rows(session, select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
     ).all()
+    if rules.proposed_only:
+        # The people proposed to the vacancy, whatever the filters say (why one fails
+        # would tell a hidden field).
+        where = [rules.named]
+    else:
+        near = _candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, radius)
+        where = [near, rules.named] + ([] if include_excluded else _prefilter(vacancy))
+    candidate_rows = (await _rows(session, select(*CANDIDATE_COLUMNS).where(*where))).all()
     cands, vacs, ci, vi, scores, weights = await _score(
         session, settings, candidate_rows, vacancy_rows, _every_candidate
     )
-    is_named = np.array([cands.ids[c] in named_ids for c in ci.tolist()], dtype=np.bool_)
-    views = await visibility.candidate_views(session, actor, named_ids)
+    views = await visibility.candidate_views(session, actor, cands.ids)
     shown = {view: visibility.disclosure(view) for view in set(views.values())}
 
     def disclosure(p: int) -> visibility.Disclosure:
         return shown[views[cands.ids[int(ci[p])]]]
 
-    eligible = scores.mask == 0
-    listed = is_named if rules.proposed_only else eligible
+    listed = np.ones(len(ci), dtype=np.bool_) if rules.proposed_only else scores.mask == 0
     ranking = _rank(
         scores,
         weights,
@@ -776,15 +777,42 @@ async def vacancy_matches(
         listed,
     )
     if rules.counts_of_others:
-        ranking.others = _others(scores, weights, rules.criteria, eligible & ~is_named)
+        ranking.others = await _others_near(
+            session, settings, vacancy, vacancy_rows, radius, rules, set(cands.ids)
+        )
         ranking.considered = None
-    named_now = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
-    ranking.views = {c: views[c] for c in named_now}
+    named = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    ranking.views = {c: views[c] for c in named}
     ranking.rows = {
-        c.id: c for c in await session.scalars(select(Candidate).where(Candidate.id.in_(named_now)))
+        c.id: c for c in await session.scalars(select(Candidate).where(Candidate.id.in_(named)))
     }
     await audit.record_views(session, actor, AuditAction.LIST, ranking.views)
     return vacancy, ranking
+
+
+async def _others_near(
+    session: AsyncSession,
+    settings: Settings,
+    vacancy: Vacancy,
+    vacancy_rows: Sequence[Any],
+    radius: float,
+    rules: visibility.RankingRules,
+    named: set[uuid.UUID],
+) -> Others:
+    """The eligible people not named, counted by score band. Who is eligible is decided
+    from their grid cells (the box widened to hold every cell it reaches), so the counts
+    do not change as someone moves within a cell: they cannot locate anyone."""
+    near = _candidates_near(
+        vacancy.latitude, vacancy.longitude, vacancy.departement, radius + visibility.CELL_REACH_KM
+    )
+    rows = (
+        await _rows(session, select(*CANDIDATE_COLUMNS).where(near, *_prefilter(vacancy)))
+    ).all()
+    rows = [row for row in rows if row.id not in named]
+    *_, scores, weights = await _score(
+        session, settings, rows, vacancy_rows, _every_candidate, coarse=True
+    )
+    return _others(scores, weights, rules.criteria, scores.mask == 0)
 
 
 async def candidate_matches(

@@ -22,6 +22,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import ValidationError
 from sqlalchemy import (
     ColumnElement,
@@ -244,6 +246,8 @@ _LOCATION = frozenset({"latitude", "longitude"})
 # grid (degrees; about 5.5 km north-south, 3.5 km east-west in mainland France): a band
 # computed from it tells no more than the cell, however the vacancy is moved about.
 LOCATION_GRID_DEG = 0.05
+# How far a person may be from the centre of their cell, at most (half its diagonal).
+CELL_REACH_KM = 4.0
 DISTANCE_BANDS: tuple[tuple[float, DistanceBand], ...] = (
     (5.0, DistanceBand.UNDER_5_KM),
     (15.0, DistanceBand.FROM_5_TO_15_KM),
@@ -353,6 +357,14 @@ def coarse_location(lat: float, lon: float) -> tuple[float, float]:
         (math.floor(lat / step) + 0.5) * step,
         (math.floor(lon / step) + 0.5) * step,
     )
+
+
+def coarse_locations(
+    lat: npt.NDArray[np.float64], lon: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """coarse_location for arrays of points (NaN stays NaN)."""
+    step = LOCATION_GRID_DEG
+    return (np.floor(lat / step) + 0.5) * step, (np.floor(lon / step) + 0.5) * step
 
 
 def distance_band(km: float) -> DistanceBand:
