@@ -737,3 +737,59 @@ async def test_the_counts_of_others_do_not_move_within_a_cell(
             moved = await client.patch(f"/v1/candidates/{someone}", json={"latitude": 49.46})
             assert moved.status_code == 200
         assert (await others())["eligible"] == 5
+
+
+async def test_a_landlord_reads_the_moves_not_the_other_sides_notes(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    vacancy = str((await create(client, "/v1/vacancies", mission_at(landlord, 49.45, 1.1)))["id"])
+    person = str((await create(client, "/v1/candidates", candidate_payload(siae)))["id"])
+    async with (
+        await client_as(app, sessionmaker, "insertion", siae) as structure,
+        await client_as(app, sessionmaker, "landlord", landlord) as staff,
+    ):
+        placement = await create(
+            structure,
+            "/v1/placements",
+            {"candidate_id": person, "vacancy_id": vacancy, "notes": "Structure's own notes."},
+        )
+        interview = await staff.post(
+            f"/v1/placements/{placement['id']}/transitions",
+            json={"to": "interview", "note": "Interview on Monday at the site office."},
+        )
+        assert interview.status_code == 200, interview.text
+        assert interview.json()["notes"] is None
+        withdrawn = await structure.post(
+            f"/v1/placements/{placement['id']}/transitions",
+            json={"to": "withdrawn", "reason": "candidate_declined",
+                  "note": "Told us privately why she declined."},
+        )  # fmt: skip
+        assert withdrawn.status_code == 200, withdrawn.text
+
+        seen_by_landlord = (await staff.get(f"/v1/placements/{placement['id']}/history")).json()
+        seen_by_structure = (
+            await structure.get(f"/v1/placements/{placement['id']}/history")
+        ).json()
+        staff_id, structure_id = subject_of(staff), subject_of(structure)
+    own, other = seen_by_landlord["items"]
+    assert (own["to_status"], own["note"], own["actor_id"]) == (
+        "interview",
+        "Interview on Monday at the site office.",
+        staff_id,
+    )
+    # The other side's move: what, when and why, not its words nor its client.
+    assert (other["to_status"], other["reason"], other["actor_role"]) == (
+        "withdrawn",
+        "candidate_declined",
+        "insertion",
+    )
+    assert other["note"] is None
+    assert other["actor_id"] is None
+    assert other["at"]
+    # The structure reads everything, the landlord's words included.
+    assert [(m["note"], m["actor_id"]) for m in seen_by_structure["items"]] == [
+        ("Interview on Monday at the site office.", staff_id),
+        ("Told us privately why she declined.", structure_id),
+    ]
