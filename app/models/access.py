@@ -47,6 +47,9 @@ class AuditEvent(Base):
     actor_structure_id: Mapped[uuid.UUID | None]
     candidate_id: Mapped[uuid.UUID] = mapped_column(index=True)
     action: Mapped[AuditAction] = mapped_column(enum_column_type(AuditAction, "audit_action"))
+    # The API operation (permission table name) that read or wrote; empty for commands
+    # run on the server and for rows written before this column existed.
+    operation: Mapped[str | None] = mapped_column(String(64))
     field_class: Mapped[CandidateView] = mapped_column(
         enum_column_type(CandidateView, "audit_field_class")
     )

@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
-from app.models.base import Entity, JSONType, enum_column_type, utcnow
+from app.models.base import Entity, JSONType, enum_column_type, same_as_created, utcnow
 
 
 class Candidate(Entity):
@@ -63,6 +63,19 @@ class Candidate(Entity):
         enum_column_type(Phase, "candidate_phase"), default=Phase.RECRUITMENT, index=True
     )
     phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    # The partial views (reduced for landlords, referral for prescribers) have their own
+    # version and stamp, moved only when a field of that view changes (the rule is in
+    # app.services.visibility): a change to a field a view hides shows in neither.
+    # (Placed after created_at, whose value their default copies.)
+    reduced_version: Mapped[int] = mapped_column(default=1, sort_order=101)
+    reduced_updated_at: Mapped[datetime] = mapped_column(
+        default=same_as_created, index=True, sort_order=101
+    )
+    referral_version: Mapped[int] = mapped_column(default=1, sort_order=101)
+    referral_updated_at: Mapped[datetime] = mapped_column(
+        default=same_as_created, index=True, sort_order=101
+    )
 
     __table_args__ = (
         CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app import errors
-from app.domain.enums import Phase, Role
+from app.domain.enums import CandidateView, Phase
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery, PageQuery
 from app.schemas.candidates import (
@@ -14,12 +14,12 @@ from app.schemas.candidates import (
     CandidateAny,
     CandidateCreate,
     CandidatePage,
+    CandidateRead,
     CandidateUpdate,
     present,
 )
 from app.schemas.common import Departement
-from app.schemas.pathway import CandidateTransition as CandidateTransitionRead
-from app.schemas.pathway import CandidateTransitionPage, TransitionRequest
+from app.schemas.pathway import CandidateTransitionPage, TransitionRequest, present_move
 from app.schemas.problems import problem_responses
 from app.services import candidates as service
 from app.services import pathway
@@ -28,10 +28,20 @@ router = APIRouter(prefix="/v1/candidates", tags=["candidates"], route_class=Api
 
 _VIEWS = (
     "The fields returned depend on the caller (`view`): `full` for admins and the "
-    "accompanying structure, `reduced` for a landlord until one of its placements for the "
-    "person is accepted, `referral` for the prescriber who referred the person. Every "
-    "access is recorded in the audit journal."
+    "accompanying structure, and for a landlord while one of its placements for the person "
+    "is accepted or started; `reduced` for a landlord otherwise; `referral` for the "
+    "prescriber who referred the person. A partial view carries its own `version`, "
+    '`updated_at` and ETag (`"reduced-3"`), which move only when a field of that view '
+    "changes; `updated_since` compares them too. Every access is recorded in the audit "
+    "journal."
 )
+
+
+def _shown(response: Response, candidate: object, view: CandidateView) -> CandidateRead:
+    body = present(candidate, view)
+    variant = None if view is CandidateView.FULL else view.value
+    set_etag(response, body.version, variant)
+    return body
 
 
 class CandidateListQuery(ListQuery):
@@ -52,9 +62,8 @@ async def create(
     body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
 ) -> CandidateAny:
     candidate, view = await service.create(session, actor, body)
-    set_etag(response, candidate.version)
     response.headers["Location"] = f"{router.prefix}/{candidate.id}"
-    return present(candidate, view)
+    return _shown(response, candidate, view)
 
 
 @router.get(
@@ -88,8 +97,7 @@ async def get(
     candidate_id: uuid.UUID, session: Session, actor: CurrentActor, response: Response
 ) -> CandidateAny:
     candidate, view = await service.get(session, actor, candidate_id)
-    set_etag(response, candidate.version)
-    return present(candidate, view)
+    return _shown(response, candidate, view)
 
 
 @router.patch(
@@ -191,12 +199,6 @@ async def history(
     session: Session,
     actor: CurrentActor,
 ) -> CandidateTransitionPage:
-    rows, next_cursor = await pathway.history(session, actor, candidate_id, query.page())
-    hide = actor.role is Role.PRESCRIBER
-    items = [
-        CandidateTransitionRead.model_validate(r).model_copy(
-            update={"note": None, "actor_id": None} if hide else {}
-        )
-        for r in rows
-    ]
+    rows, next_cursor, shown = await pathway.history(session, actor, candidate_id, query.page())
+    items = [present_move(r, note=shown.note, actor_id=shown.actor_id) for r in rows]
     return CandidateTransitionPage(items=items, next_cursor=next_cursor)

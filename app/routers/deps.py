@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
@@ -29,10 +30,11 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.name in PUBLIC_OPERATIONS:
+        name = self.name
+        if name in PUBLIC_OPERATIONS:
             operation = None
-        elif self.name in OPERATIONS:
-            operation = OPERATIONS[self.name]
+        elif name in OPERATIONS:
+            operation = OPERATIONS[name]
         else:
             raise RuntimeError(f"route {self.name} has no entry in the permission matrix")
 
@@ -44,7 +46,7 @@ class ApiRoute(APIRoute):
                     if operation is None:
                         response = await handler(request)
                     else:
-                        actor = await _admit(request, session, operation)
+                        actor = await _admit(request, session, name, operation)
                         request.state.actor = actor
                         key = request.headers.get(IDEMPOTENCY_HEADER)
                         if request.method == "POST" and key is not None:
@@ -63,7 +65,7 @@ class ApiRoute(APIRoute):
         return api_handler
 
 
-async def _admit(request: Request, session: AsyncSession, operation: Operation) -> Actor:
+async def _admit(request: Request, session: AsyncSession, name: str, operation: Operation) -> Actor:
     """401 without a valid token, 429 over the rate, 403 for a role or scope not allowed."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -84,7 +86,7 @@ async def _admit(request: Request, session: AsyncSession, operation: Operation) 
         raise Forbidden(
             f"This token lacks the scope {operation.scope}.", required_scope=operation.scope
         )
-    return actor
+    return replace(actor, operation=name)
 
 
 def client_address(request: Request) -> str:
@@ -114,8 +116,10 @@ AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 _ETAG = re.compile(r'^"(\d+)"$')
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
+def etag(version: int, variant: str | None = None) -> str:
+    """`"3"`; a partial representation's tag names it (`"reduced-3"`): tags of two
+    representations never collide, and If-Match accepts only the full one's."""
+    return f'"{version}"' if variant is None else f'"{variant}-{version}"'
 
 
 def expected_versions(
@@ -141,5 +145,5 @@ def expected_versions(
 IfMatch = Annotated[frozenset[int] | None, Depends(expected_versions)]
 
 
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
+def set_etag(response: Response, version: int, variant: str | None = None) -> None:
+    response.headers["ETag"] = etag(version, variant)

@@ -130,7 +130,10 @@ class AuditEvent(ReadModel):
     actor_structure_id: uuid.UUID | None
     candidate_id: uuid.UUID
     action: AuditAction
-    field_class: CandidateView
+    field_class: CandidateView = Field(description="The view the caller had of the person.")
+    operation: str | None = Field(
+        description="The API operation (as in docs/permissions.md); null for server commands."
+    )
     request_id: str | None
 
 

@@ -57,6 +57,12 @@ class CandidateTransition(ReadModel):
     forced: bool
 
 
+def present_move(row: object, *, note: bool, actor_id: bool) -> CandidateTransition:
+    read = CandidateTransition.model_validate(row)
+    hidden = {name: None for name, shown in (("note", note), ("actor_id", actor_id)) if not shown}
+    return read.model_copy(update=hidden) if hidden else read
+
+
 class CandidateTransitionPage(Page[CandidateTransition]):
     pass
 

@@ -88,6 +88,9 @@ class FollowUpCreate(InputModel):
     )
 
 
+_OTHER_SIDE = "Null for a landlord on a move it did not make."
+
+
 class PlacementTransition(ReadModel):
     id: uuid.UUID
     placement_id: uuid.UUID
@@ -95,10 +98,16 @@ class PlacementTransition(ReadModel):
     to_status: PlacementStatus
     at: dt.datetime
     actor_kind: ActorKind
-    actor_id: str
+    actor_id: str | None = Field(description="Who moved it. " + _OTHER_SIDE)
     actor_role: Role
     reason: PlacementEndReason | None
-    note: str | None
+    note: str | None = Field(description=_OTHER_SIDE)
+
+
+def present_move(row: object, *, note: bool, actor_id: bool) -> PlacementTransition:
+    read = PlacementTransition.model_validate(row)
+    hidden = {name: None for name, shown in (("note", note), ("actor_id", actor_id)) if not shown}
+    return read.model_copy(update=hidden) if hidden else read
 
 
 class PlacementTransitionPage(Page[PlacementTransition]):
@@ -128,7 +137,9 @@ class Placement(EntityRead):
     started_on: dt.date | None
     ended_on: dt.date | None
     closing_reason: PlacementEndReason | None
-    notes: str | None
+    notes: str | None = Field(
+        description="The insertion structure's working notes; null for landlords."
+    )
     follow_up_6m_on: dt.date | None
     follow_up_6m_in_post: bool | None
     follow_up_12m_on: dt.date | None
@@ -154,9 +165,7 @@ class PlacementPage(Page[Placement]):
     pass
 
 
-def present(placement: object, role: Role) -> Placement:
-    """Working notes are the insertion structure's: a landlord does not get them."""
+def present(placement: object, *, notes: bool) -> Placement:
+    """A placement as the caller may read it (see services.visibility)."""
     read = Placement.model_validate(placement)
-    if role is Role.LANDLORD:
-        return read.model_copy(update={"notes": None})
-    return read
+    return read if notes else read.model_copy(update={"notes": None})

@@ -14,7 +14,6 @@ from app.domain.enums import (
     ActivityOutcome,
     ActivityType,
     AuditAction,
-    CandidateView,
     CertificationStatus,
     Phase,
     StructureKind,
@@ -23,10 +22,17 @@ from app.domain.pathway import ACTIVITY_PHASE, PHASE_RANK
 from app.errors import Conflict, NotFound, ValidationFailed, field_error, pydantic_errors
 from app.models import Activity, Candidate
 from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
-from app.services import audit, events, structures, tenancy
+from app.services import audit, events, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, paginate
 from app.services.pathway import lock_candidate, snapshot
+
+
+async def _journal(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, action: AuditAction
+) -> None:
+    views = await visibility.candidate_views(session, actor, [candidate_id])
+    await audit.record_views(session, actor, action, views)
 
 
 class PhaseNotReached(Conflict):
@@ -145,7 +151,7 @@ async def create(
         candidate.id,
         {"activity_id": str(activity.id), "type": activity.type.value},
     )
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity
 
 
@@ -171,7 +177,7 @@ async def get(
 ) -> Activity:
     await _visible_candidate(session, actor, candidate_id)
     activity = await _find(session, candidate_id, activity_id)
-    await audit.record(session, actor, [candidate_id], AuditAction.READ, CandidateView.FULL)
+    await _journal(session, actor, candidate_id, AuditAction.READ)
     return activity
 
 
@@ -187,7 +193,7 @@ async def list_(
     if activity_type is not None:
         stmt = stmt.where(Activity.type == activity_type)
     rows, next_cursor = await paginate(session, Activity, stmt, page)
-    await audit.record(session, actor, [candidate_id], AuditAction.LIST, CandidateView.FULL)
+    await _journal(session, actor, candidate_id, AuditAction.LIST)
     return rows, next_cursor
 
 
@@ -233,5 +239,5 @@ async def update(
     await flush(session)
     await _refresh_certifications(session, candidate, touched | _exam_codes(activity))
     await _refresh_totals(session, candidate)
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity

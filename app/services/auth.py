@@ -40,6 +40,9 @@ class Actor:
     structure_id: uuid.UUID | None
     scopes: frozenset[str]
     request_id: str | None = None
+    # The permission table's name of the operation being served: the audit journal
+    # records it. None for commands run on the server.
+    operation: str | None = None
 
 
 SYSTEM_ACTOR = Actor(

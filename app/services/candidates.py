@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.errors import Forbidden, NotFound, ValidationFailed, field_error
+from app.errors import Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, placements, structures, tenancy
+from app.services import audit, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -51,20 +50,8 @@ def _column_values(
 visible_to = tenancy.candidates
 
 
-async def _views(
-    session: AsyncSession, actor: Actor, candidates: Sequence[Candidate]
-) -> dict[uuid.UUID, CandidateView]:
-    if actor.role is Role.PRESCRIBER:
-        return {c.id: CandidateView.REFERRAL for c in candidates}
-    if actor.role is not Role.LANDLORD:
-        return {c.id: CandidateView.FULL for c in candidates}
-    assert actor.structure_id is not None
-    accepted = await placements.accepted_by_landlord(
-        session, [c.id for c in candidates], actor.structure_id
-    )
-    return {
-        c.id: CandidateView.FULL if c.id in accepted else CandidateView.REDUCED for c in candidates
-    }
+async def _view(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> CandidateView:
+    return (await visibility.candidate_views(session, actor, [candidate_id]))[candidate_id]
 
 
 async def _check_references(
@@ -81,14 +68,12 @@ async def _check_references(
 async def create(
     session: AsyncSession, actor: Actor, data: CandidateCreate
 ) -> tuple[Candidate, CandidateView]:
-    view = CandidateView.FULL
     if actor.role is Role.INSERTION and data.structure_id != actor.structure_id:
         raise Forbidden("Insertion staff register candidates for their own structure only.")
     if actor.role is Role.PRESCRIBER:
         if data.referrer_id not in (None, actor.structure_id):
             raise Forbidden("A prescriber refers people in its own name only.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
-        view = CandidateView.REFERRAL
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
@@ -100,6 +85,7 @@ async def create(
     )
     session.add(candidate)
     await flush(session)
+    view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
     return candidate, view
 
@@ -117,36 +103,22 @@ async def get(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
 ) -> tuple[Candidate, CandidateView]:
     candidate = await _visible(session, actor, candidate_id)
-    view = (await _views(session, actor, [candidate]))[candidate.id]
+    view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
     return candidate, view
-
-
-# A filter on a field the caller's view hides would reveal it, one yes/no at a time.
-_HIDDEN_FILTERS = {Role.LANDLORD: ("structure_id",), Role.PRESCRIBER: ("departement",)}
-
-
-def _check_filters(actor: Actor, filters: CandidateFilters) -> None:
-    hidden = [
-        name for name in _HIDDEN_FILTERS.get(actor.role, ()) if getattr(filters, name) is not None
-    ]
-    if hidden:
-        raise ValidationFailed(
-            [
-                field_error(
-                    ["query", name],
-                    f"not a filter the {actor.role.value} role has",
-                    "filter_not_allowed",
-                )
-                for name in hidden
-            ]
-        )
 
 
 async def list_(
     session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
 ) -> tuple[list[tuple[Candidate, CandidateView]], str | None]:
-    _check_filters(actor, filters)
+    visibility.check_filters(
+        actor,
+        {
+            "structure_id": filters.structure_id,
+            "phase": filters.phase,
+            "departement": filters.departement,
+        },
+    )
     stmt = select(Candidate).where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
@@ -154,11 +126,12 @@ async def list_(
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
-    rows, next_cursor = await paginate(session, Candidate, stmt, page, filters.updated_since)
-    views = await _views(session, actor, rows)
-    for view in set(views.values()):
-        ids = [c.id for c in rows if views[c.id] is view]
-        await audit.record(session, actor, ids, AuditAction.LIST, view)
+    if filters.updated_since is not None:
+        # Each person's stamp in the caller's view: a hidden change brings no one back.
+        stmt = stmt.where(visibility.view_updated_at(actor) >= filters.updated_since)
+    rows, next_cursor = await paginate(session, Candidate, stmt, page)
+    views = await visibility.candidate_views(session, actor, [c.id for c in rows])
+    await audit.record_views(session, actor, AuditAction.LIST, views)
     return [(c, views[c.id]) for c in rows], next_cursor
 
 
@@ -193,7 +166,8 @@ async def update(
         changes["consent_given_at"] = utcnow() if consent else None
     apply_changes(candidate, changes)
     await flush(session)
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    view = await _view(session, actor, candidate.id)
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, view)
     return candidate
 
 
@@ -205,6 +179,7 @@ async def delete(
 ) -> None:
     candidate = await _visible(session, actor, candidate_id)
     check_version(candidate.version, expected_versions)
+    view = await _view(session, actor, candidate_id)
     await session.delete(candidate)
     await flush(session)
-    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)
+    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, view)

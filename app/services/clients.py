@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,15 +18,72 @@ from app.models.base import utcnow
 from app.schemas.access import ApiClientCreate, ApiClientUpdate
 from app.services import structures
 from app.services.auth import hash_secret, new_secret
-from app.services.common import PageRequest, check_version, flush, get_or_404, paginate
+from app.services.common import (
+    PageRequest,
+    check_version,
+    flush,
+    for_update,
+    get_or_404,
+    paginate,
+)
 from app.services.permissions import default_scopes
 
 # Credentials' life is worth a log line: ids and roles only (app/logs.py).
 logger = logging.getLogger("tremplin.services.clients")
+# The scope that lets a client manage clients: someone must always keep it.
+MANAGE_CLIENTS = "clients:admin"
 
 
 class ClientRevoked(Conflict):
     slug, title = "client-revoked", "The client is revoked"
+
+
+class LastClientAdmin(Conflict):
+    slug, title = "last-client-admin", "The last client that manages clients must stay"
+
+
+def _manages_clients(client: ApiClient, *, lasting: bool) -> bool:
+    """May the client manage clients now; with `lasting`, also with no expiry set."""
+    if client.role is not Role.ADMIN or MANAGE_CLIENTS not in client.scopes:
+        return False
+    if client.revoked_at is not None:
+        return False
+    if client.expires_at is None:
+        return True
+    return not lasting and client.expires_at > utcnow()
+
+
+async def _guard_last_admin(
+    session: AsyncSession, client: ApiClient, *, revoking: bool, changes: dict[str, Any]
+) -> None:
+    """Nobody may take away the last lasting way to manage clients (revoke it, give it an
+    expiry, or remove its clients:admin scope): the service could no longer be run.
+
+    The admin rows are locked in id order first (PostgreSQL; SQLite serialises writers),
+    so two administrators revoking each other at once cannot both succeed: the second
+    sees the first's change once it holds the locks.
+    """
+    if client.role is not Role.ADMIN:
+        return
+    admins = (
+        await session.scalars(
+            for_update(select(ApiClient).where(ApiClient.role == Role.ADMIN).order_by(ApiClient.id))
+        )
+    ).all()
+    if not _manages_clients(client, lasting=False):
+        return
+    loses = (
+        revoking
+        or changes.get("expires_at") is not None
+        or ("scopes" in changes and MANAGE_CLIENTS not in changes["scopes"])
+    )
+    others = [a for a in admins if a.id != client.id and _manages_clients(a, lasting=True)]
+    if loses and not others:
+        raise LastClientAdmin(
+            "This is the last client that can manage clients without an expiry: create "
+            "or restore another one before revoking it, giving it an expiry or removing "
+            f"its {MANAGE_CLIENTS} scope.",
+        )
 
 
 def _check_scopes(role: Role, scopes: Sequence[str]) -> None:
@@ -95,6 +153,8 @@ async def update(
     changes = data.model_dump(exclude_unset=True)
     if "scopes" in changes:
         _check_scopes(client.role, changes["scopes"])
+    await _guard_last_admin(session, client, revoking=False, changes=changes)
+    check_version(client.version, expected_versions)
     for name, value in changes.items():
         setattr(client, name, value)
     await flush(session)
@@ -104,6 +164,8 @@ async def update(
 async def revoke(session: AsyncSession, client_id: uuid.UUID) -> ApiClient:
     """Revocation is immediate: every token of the client is refused from now on."""
     client = await get(session, client_id)
+    if client.revoked_at is None:
+        await _guard_last_admin(session, client, revoking=True, changes={})
     if client.revoked_at is None:
         client.revoked_at = utcnow()
         await flush(session)

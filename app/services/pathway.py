@@ -14,7 +14,6 @@ from app.domain.enums import (
     ActivityOutcome,
     ActivityType,
     AuditAction,
-    CandidateView,
     MissionType,
     Phase,
     PlacementStatus,
@@ -34,7 +33,7 @@ from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_er
 from app.models import Activity, Candidate, CandidateTransition, Placement, Vacancy
 from app.models.base import utcnow
 from app.schemas.pathway import TransitionRequest
-from app.services import audit, events, tenancy
+from app.services import audit, events, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, for_update, paginate
 
@@ -222,13 +221,14 @@ async def transition(
         note=data.note,
         forced=bool(data.force and unmet),
     )
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    views = await visibility.candidate_views(session, actor, [candidate.id])
+    await audit.record_views(session, actor, AuditAction.UPDATE, views)
     return candidate
 
 
 async def history(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, page: PageRequest
-) -> tuple[Sequence[CandidateTransition], str | None]:
+) -> tuple[Sequence[CandidateTransition], str | None, visibility.MoveFields]:
     visible = await session.scalar(
         select(Candidate.id).where(Candidate.id == candidate_id, tenancy.candidates(actor))
     )
@@ -236,6 +236,6 @@ async def history(
         raise NotFound("No candidate with this id.")
     stmt = select(CandidateTransition).where(CandidateTransition.candidate_id == candidate_id)
     rows, next_cursor = await paginate(session, CandidateTransition, stmt, page)
-    view = CandidateView.REFERRAL if actor.role is Role.PRESCRIBER else CandidateView.FULL
-    await audit.record(session, actor, [candidate_id], AuditAction.READ, view)
-    return rows, next_cursor
+    views = await visibility.candidate_views(session, actor, [candidate_id])
+    await audit.record_views(session, actor, AuditAction.READ, views)
+    return rows, next_cursor, visibility.candidate_move_fields(actor)

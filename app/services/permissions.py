@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final, Literal
 
-from app.domain.enums import Role
+from app.domain.enums import AuditAction, Role
 
 
 class Access(StrEnum):
@@ -40,7 +41,8 @@ _READ_CANDIDATES = {
     INS: Grant(Access.OWN, "candidates their structure accompanies"),
     LAN: Grant(
         Access.OWN,
-        "candidates proposed to their vacancies; reduced view until a placement is accepted",
+        "candidates proposed to their vacancies; reduced view, full while one of its "
+        "placements for the person is accepted or started",
     ),
     PRE: Grant(Access.OWN, "people they referred; referral view (phase and outcome)"),
 }
@@ -52,7 +54,9 @@ _READ_VACANCIES = {
 _READ_PLACEMENTS = {
     ADM: ALL,
     INS: Grant(Access.OWN, "placements of their candidates"),
-    LAN: Grant(Access.OWN, "placements on their vacancies"),
+    LAN: Grant(
+        Access.OWN, "placements on their vacancies, without the insertion structure's notes"
+    ),
 }
 _ADMIN_ONLY = {ADM: ALL}
 _OWN_CANDIDATES = Grant(Access.OWN, "candidates their structure accompanies")
@@ -156,7 +160,16 @@ OPERATIONS: dict[str, Operation] = {
         },
     ),
     "placements_history": Operation(
-        "placements:read", "Read a placement's history", _READ_PLACEMENTS
+        "placements:read",
+        "Read a placement's history",
+        {
+            **_READ_PLACEMENTS,
+            LAN: Grant(
+                Access.OWN,
+                "placements on their vacancies: moves, dates and reasons; the notes and "
+                "client ids of moves they did not make are hidden",
+            ),
+        },
     ),
     "placements_follow_up": Operation(
         "placements:write",
@@ -169,7 +182,11 @@ OPERATIONS: dict[str, Operation] = {
         {
             ADM: ALL,
             INS: Grant(Access.ALL, "published vacancies; only their own candidates ranked"),
-            LAN: Grant(Access.OWN, "their vacancies; candidates in the reduced view"),
+            LAN: Grant(
+                Access.OWN,
+                "their published vacancies: the people proposed to it, in their view, and "
+                "counts of the others by score band; distances as bands",
+            ),
         },
     ),
     "candidates_matches": Operation(
@@ -191,6 +208,67 @@ OPERATIONS: dict[str, Operation] = {
         "clients:admin", "Rotate an API client's secret", _ADMIN_ONLY
     ),
     "audit_list": Operation("audit:read", "Read the audit journal", _ADMIN_ONLY),
+}
+
+# What the audit journal records of each operation: the action of its rows (one row
+# per person whose data it returns or changes, written in the request's own
+# transaction), or NOT_PERSONAL when it touches nobody's data. Every operation is
+# classified here: tests/test_journal.py fails on an operation missing from this table
+# and calls each one to check its rows, so a new route cannot escape the journal.
+NOT_PERSONAL: Final = "none"
+Journal = AuditAction | Literal["none"]
+_R, _L, _C, _U, _D = (
+    AuditAction.READ,
+    AuditAction.LIST,
+    AuditAction.CREATE,
+    AuditAction.UPDATE,
+    AuditAction.DELETE,
+)
+JOURNAL: dict[str, Journal] = {
+    "structures_list": NOT_PERSONAL,
+    "structures_get": NOT_PERSONAL,
+    "structures_create": NOT_PERSONAL,
+    "structures_update": NOT_PERSONAL,
+    "structures_delete": NOT_PERSONAL,
+    "candidates_list": _L,
+    "candidates_get": _R,
+    "candidates_create": _C,
+    "candidates_update": _U,
+    "candidates_delete": _D,
+    "vacancies_list": NOT_PERSONAL,
+    "vacancies_get": NOT_PERSONAL,
+    "vacancies_create": NOT_PERSONAL,
+    "vacancies_update": NOT_PERSONAL,
+    "vacancies_delete": NOT_PERSONAL,
+    "placements_list": _L,
+    "placements_get": _R,
+    "placements_create": _C,
+    "placements_update": _U,
+    "candidates_transition": _U,
+    "candidates_history": _R,
+    "pathway_get": NOT_PERSONAL,
+    "activities_list": _L,
+    "activities_get": _R,
+    "activities_create": _U,
+    "activities_update": _U,
+    "placements_transition": _U,
+    "placements_history": _R,
+    "placements_follow_up": _U,
+    # One row per person named in the ranking; the counts given of the others name no one.
+    "vacancies_matches": _L,
+    "candidates_matches": _R,
+    # One row per person paired (and a creation row per proposal made).
+    "matching_assign": _L,
+    # API clients are organisations' credentials, not people.
+    "clients_list": NOT_PERSONAL,
+    "clients_get": NOT_PERSONAL,
+    "clients_create": NOT_PERSONAL,
+    "clients_update": NOT_PERSONAL,
+    "clients_revoke": NOT_PERSONAL,
+    "clients_rotate_secret": NOT_PERSONAL,
+    # The journal names people by id only and is itself the record of access; reading
+    # it is not journaled (each read would add rows to what it reads).
+    "audit_list": NOT_PERSONAL,
 }
 
 # Operations anyone may call without a token.
@@ -222,8 +300,11 @@ def render_markdown() -> str:
         + ", ".join(f"`{name}`" for name in sorted(PUBLIC_OPERATIONS))
         + ".",
         "",
-        "| operation | scope | " + " | ".join(r.value for r in roles) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in roles) + " |",
+        "`journal`: what the audit journal records, one row per person whose data the",
+        "operation returns or changes (`none`: no personal data).",
+        "",
+        "| operation | scope | journal | " + " | ".join(r.value for r in roles) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in roles) + " |",
     ]
     notes: list[str] = []
     for name, op in OPERATIONS.items():
@@ -238,7 +319,8 @@ def render_markdown() -> str:
                 notes.append(f"- `{name}`, {role.value}: {g.note}.")
                 cell += f" [{len(notes)}]"
             cells.append(cell)
-        lines.append(f"| `{name}` | `{op.scope}` | " + " | ".join(cells) + " |")
+        journal = JOURNAL.get(name, "unclassified")
+        lines.append(f"| `{name}` | `{op.scope}` | {journal} | " + " | ".join(cells) + " |")
     lines += ["", "Notes:", ""]
     lines += [f"{i}. {note[2:]}" for i, note in enumerate(notes, start=1)]
     lines += [

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.domain.enums import (
     POSITION_HOLDING_STATUSES,
+    AuditAction,
     Phase,
     PlacementStatus,
     TransitionReason,
@@ -39,7 +40,7 @@ from app.schemas.placements import (
     PlacementUpdate,
 )
 from app.schemas.placements import _months_later as months_later
-from app.services import events, pathway, tenancy, vacancies
+from app.services import audit, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
 from app.services.common import (
     PageRequest,
@@ -53,13 +54,6 @@ from app.services.common import (
 
 L = TypeVar("L", Vacancy, Candidate)
 
-# A landlord sees a person's full profile once one of these is reached.
-ACCEPTED_STATUSES = (
-    PlacementStatus.ACCEPTED,
-    PlacementStatus.STARTED,
-    PlacementStatus.COMPLETED,
-    PlacementStatus.ENDED,
-)
 _ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
 _ONE_JOB = Conflict("This candidate already holds a started job.")
 _CONFLICTS: dict[str, Conflict] = {
@@ -102,21 +96,14 @@ class PlacementFilters:
     updated_since: datetime | None = None
 
 
-async def accepted_by_landlord(
-    session: AsyncSession, candidate_ids: Sequence[uuid.UUID], landlord_id: uuid.UUID
-) -> set[uuid.UUID]:
-    if not candidate_ids:
-        return set()
-    rows = await session.scalars(
-        select(Placement.candidate_id)
-        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
-        .where(
-            Placement.candidate_id.in_(candidate_ids),
-            Vacancy.landlord_id == landlord_id,
-            Placement.status.in_(ACCEPTED_STATUSES),
-        )
-    )
-    return set(rows)
+async def _journal(
+    session: AsyncSession, actor: Actor, placements: Sequence[Placement], action: AuditAction
+) -> None:
+    """A placement is a fact about its person: every read or write of one is journaled,
+    one row per person, with the view the caller has of them."""
+    people = list(dict.fromkeys(p.candidate_id for p in placements))
+    views = await visibility.candidate_views(session, actor, people)
+    await audit.record_views(session, actor, action, views)
 
 
 visible_to = tenancy.placements
@@ -176,15 +163,22 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
         placement.id,
         {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
     )
+    await _journal(session, actor, [placement], AuditAction.CREATE)
     return placement
 
 
-async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
+async def _visible(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
     placement = await session.scalar(
         select(Placement).where(Placement.id == placement_id, visible_to(actor))
     )
     if placement is None:
         raise NotFound("No placement with this id.")
+    return placement
+
+
+async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
+    placement = await _visible(session, actor, placement_id)
+    await _journal(session, actor, [placement], AuditAction.READ)
     return placement
 
 
@@ -207,7 +201,9 @@ async def list_(
         stmt = stmt.where(Placement.vacancy_id == filters.vacancy_id)
     if filters.status is not None:
         stmt = stmt.where(Placement.status == filters.status)
-    return await paginate(session, Placement, stmt, page, filters.updated_since)
+    rows, next_cursor = await paginate(session, Placement, stmt, page, filters.updated_since)
+    await _journal(session, actor, rows, AuditAction.LIST)
+    return rows, next_cursor
 
 
 async def update(
@@ -228,6 +224,7 @@ async def update(
     )
     apply_changes(placement, changes)
     await flush(session)
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
@@ -367,6 +364,7 @@ async def transition(
     await _apply_move(
         session, actor, placement, data.to, reason=data.reason, note=data.note, on=data.on
     )
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
@@ -385,10 +383,14 @@ def _check_move_date(placement: Placement, target: PlacementStatus, on: date) ->
 
 async def history(
     session: AsyncSession, actor: Actor, placement_id: uuid.UUID, page: PageRequest
-) -> tuple[Sequence[PlacementTransition], str | None]:
-    await get(session, actor, placement_id)
+) -> tuple[list[tuple[PlacementTransition, visibility.MoveFields]], str | None]:
+    """Each move, with what of it the caller may read."""
+    placement = await _visible(session, actor, placement_id)
     stmt = select(PlacementTransition).where(PlacementTransition.placement_id == placement_id)
-    return await paginate(session, PlacementTransition, stmt, page)
+    rows, next_cursor = await paginate(session, PlacementTransition, stmt, page)
+    await _journal(session, actor, [placement], AuditAction.READ)
+    shown = [(row, visibility.placement_move_fields(actor, row.actor_role)) for row in rows]
+    return shown, next_cursor
 
 
 async def record_follow_up(
@@ -431,6 +433,7 @@ async def record_follow_up(
         {"milestone_months": milestone, "in_post": data.in_post},
     )
     await flush(session)
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
@@ -456,4 +459,5 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
         await _apply_move(
             session, SYSTEM_ACTOR, placement, PlacementStatus.EXPIRED, note="no answer in time"
         )
+    await _journal(session, SYSTEM_ACTOR, stale, AuditAction.UPDATE)
     return len(stale)

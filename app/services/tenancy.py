@@ -10,7 +10,13 @@ import uuid
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, select, true
 
-from app.domain.enums import LANDLORD_VISIBLE_STATUSES, Role, VacancyStatus
+from app.domain.enums import (
+    LANDLORD_FULL_VIEW_STATUSES,
+    LANDLORD_VISIBLE_STATUSES,
+    OPEN_PLACEMENT_STATUSES,
+    Role,
+    VacancyStatus,
+)
 from app.models import Candidate, Placement, Vacancy
 from app.services.auth import Actor
 
@@ -26,6 +32,35 @@ def proposed_to_landlord(
             Placement.candidate_id == candidate_id,
             Vacancy.landlord_id == landlord_id,
             Placement.status.in_(LANDLORD_VISIBLE_STATUSES),
+        )
+    )
+
+
+def landlord_holds_position(
+    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, landlord_id: uuid.UUID
+) -> ColumnElement[bool]:
+    """Whether one of the landlord's placements for the person is accepted or started:
+    while it is, the landlord reads the full profile (see visibility)."""
+    return exists(
+        select(Placement.id)
+        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+        .where(
+            Placement.candidate_id == candidate_id,
+            Vacancy.landlord_id == landlord_id,
+            Placement.status.in_(LANDLORD_FULL_VIEW_STATUSES),
+        )
+    )
+
+
+def proposed_to_vacancy(
+    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, vacancy: Vacancy
+) -> ColumnElement[bool]:
+    """Whether the person has an open (proposed to started) placement on the vacancy."""
+    return exists(
+        select(Placement.id).where(
+            Placement.candidate_id == candidate_id,
+            Placement.vacancy_id == vacancy.id,
+            Placement.status.in_(OPEN_PLACEMENT_STATUSES),
         )
     )
 
