@@ -18,10 +18,9 @@ from app.domain.matching import (
     KIND_CODES,
     PHASE_CODES,
     CandidateArrays,
-    CandidateRecord,
     VacancyArrays,
-    VacancyRecord,
 )
+from tests.matching_reference import CandidateRecord, VacancyRecord
 
 CONTRACTS = {c.value: i for i, c in enumerate(ContractType)}
 DEPARTEMENTS = ["76", "69", "75", "2A", "974"]

@@ -1,10 +1,10 @@
-"""The matching rules without a database: hard filters, soft criteria, the solver.
+"""The matching rules without a database: hard filters and soft criteria.
 
-Every hand-computed case runs through both implementations of app.domain.matching,
-`score_pair_loop` (the plain reference) and `score_pairs` (numpy, what the API uses),
-on the same inputs; the expected numbers are written out here from the issue, not read
-from the module. Property tests check that the two agree on random data and that
-`optimal_assignment` finds the best total of a brute force on small instances.
+Every hand-computed case runs through both scorers, `score_pair_loop` (the plain
+reference, tests/matching_reference.py) and app.domain.matching's `score_pairs` (numpy,
+what the API uses), on the same inputs; the expected numbers are written out here from
+the issue, not read from the module. A property test checks that the two agree on
+random data. The solver has its own tests (test_matching_solver.py).
 """
 
 from __future__ import annotations
@@ -29,16 +29,13 @@ from app.domain.matching import (
     KIND_CODES,
     PHASE_CODES,
     CandidateArrays,
-    CandidateRecord,
     Filter,
     VacancyArrays,
-    VacancyRecord,
     Weights,
     failed_filters,
-    optimal_assignment,
-    score_pair_loop,
     score_pairs,
 )
+from tests.matching_reference import CandidateRecord, VacancyRecord, score_pair_loop
 
 # Along a meridian, a great-circle distance is R * delta-latitude (in radians); with the
 # mean Earth radius this places points at an exact number of km from each other.
@@ -194,7 +191,9 @@ def score(
         cands, vacs, one, one, weights, np.array([history]), np.array([open_on_vacancy])
     )
     assert int(fast.mask[0]) == mask
-    assert fast.criteria[0].tolist() == pytest.approx(criteria, abs=1e-9)
+    assert {name: float(fast.criteria[name][0]) for name in CRITERIA} == pytest.approx(
+        criteria, abs=1e-9
+    )
     assert abs(float(fast.score[0]) - total) <= 0.01 + 1e-9
     if distance is None:
         assert math.isnan(fast.distance_km[0])
@@ -202,7 +201,7 @@ def score(
     else:
         assert float(fast.distance_km[0]) == pytest.approx(distance, abs=1e-9)
         assert not bool(fast.same_departement_fallback[0])
-    return Scored(mask, dict(zip(CRITERIA, criteria, strict=True)), total, distance)
+    return Scored(mask, criteria, total, distance)
 
 
 # --- the base pair ---------------------------------------------------------------------
@@ -654,18 +653,18 @@ RICH_VACANCY = replace(BASE_MISSION, lat=north(15)[0], required_competencies=NEE
         # 12.5 + 12.5 + 15 + 10 + 6.5 + 2 + 2.5
         (DEFAULT, 61.0),
         # (0.5 + 0.5 + 1 + 1 + 0.65 + 0.2 + 0.5) / 7 * 100 = 62.142857...
-        (Weights(1, 1, 1, 1, 1, 1, 1), 62.14),
+        (Weights.of(distance=1, competencies=1, certification=1, landlord_history=1, training=1, waiting=1, preferences=1), 62.14),
         # 40 * 0.5 + 20 * 1 + 20 * 0.65 + 10 * 0.2 + 10 * 0.5
-        (Weights(40, 0, 20, 0, 20, 10, 10), 60.0),
+        (Weights.of(distance=40, competencies=0, certification=20, landlord_history=0, training=20, waiting=10, preferences=10), 60.0),
         # targets 75 h and 146 days: training 1.0, waiting 0.5 -> 20 + 20 + 20 + 5 + 5
         (
-            Weights(40, 0, 20, 0, 20, 10, 10, training_hours_target=75, waiting_days_target=146),
+            Weights.of(distance=40, competencies=0, certification=20, landlord_history=0, training=20, waiting=10, preferences=10, training_hours_target=75, waiting_days_target=146),
             70.0,
         ),
         # relative weights: the same set doubled gives the same score
-        (Weights(80, 0, 40, 0, 40, 20, 20), 60.0),
+        (Weights.of(distance=80, competencies=0, certification=40, landlord_history=0, training=40, waiting=20, preferences=20), 60.0),
         # only distance counts
-        (Weights(1, 0, 0, 0, 0, 0, 0), 50.0),
+        (Weights.of(distance=1, competencies=0, certification=0, landlord_history=0, training=0, waiting=0, preferences=0), 50.0),
     ],
 )
 def test_exact_score_for_a_chosen_weights_set(weights: Weights, expected: float) -> None:
@@ -764,7 +763,7 @@ def vacancies(draw: Any) -> VacancyRecord:
 
 
 WEIGHTS = st.builds(
-    Weights,
+    Weights.of,
     distance=st.floats(0.5, 50),
     competencies=st.floats(0, 50),
     certification=st.floats(0, 50),
@@ -807,105 +806,10 @@ def test_vectorised_scorer_agrees_with_the_loop(
         assert int(fast.mask[p]) == mask, (p, failed_filters(mask))
         assert abs(float(fast.score[p]) - total) <= 0.01 + 1e-9
         assert 0 <= total <= 100
-        assert fast.criteria[p].tolist() == pytest.approx(criteria, abs=1e-9)
+        assert {name: float(fast.criteria[name][p]) for name in CRITERIA} == pytest.approx(
+            criteria, abs=1e-9
+        )
         if distance is None:
             assert math.isnan(fast.distance_km[p])
         else:
             assert float(fast.distance_km[p]) == pytest.approx(distance, abs=1e-9)
-
-
-# --- the solver ---------------------------------------------------------------------------
-
-Edge = tuple[int, int, float]
-
-
-def brute_force(n_slots: int, edges: list[Edge]) -> float:
-    """The best total over every way of giving each slot one candidate or nobody."""
-    by_slot: dict[int, list[tuple[int, float]]] = {s: [] for s in range(n_slots)}
-    for s, c, w in edges:
-        by_slot[s].append((c, w))
-
-    def best(slot: int, used: frozenset[int]) -> float:
-        if slot == n_slots:
-            return 0.0
-        top = best(slot + 1, used)
-        for c, w in by_slot[slot]:
-            if c not in used:
-                top = max(top, w + best(slot + 1, used | {c}))
-        return top
-
-    return best(0, frozenset())
-
-
-@st.composite
-def instances(draw: Any) -> tuple[int, int, list[Edge]]:
-    n_slots = draw(st.integers(0, 4))
-    n_candidates = draw(st.integers(0, 5))
-    grid = list(itertools.product(range(n_slots), range(n_candidates)))
-    chosen = draw(st.lists(st.sampled_from(grid), unique=True)) if grid else []
-    # Scores on the API's scale, two decimals; many ties on purpose.
-    scores = st.one_of(
-        st.integers(0, 10_000).map(lambda x: x / 100), st.sampled_from([40.0, 55.0, 70.0])
-    )
-    values = draw(st.lists(scores, min_size=len(chosen), max_size=len(chosen)))
-    return n_slots, n_candidates, [(s, c, w) for (s, c), w in zip(chosen, values, strict=True)]
-
-
-def check_assignment(n_slots: int, edges: list[Edge], chosen: list[Edge]) -> None:
-    given_edges = set(edges)
-    assert all(pair in given_edges for pair in chosen), "only given edges are used"
-    slots = [s for s, _, _ in chosen]
-    candidates_used = [c for _, c, _ in chosen]
-    assert len(set(candidates_used)) == len(candidates_used), "a candidate used twice"
-    assert len(set(slots)) == len(slots), "a slot given two candidates"
-    assert all(0 <= s < n_slots for s in slots)
-    assert sum(w for _, _, w in chosen) == pytest.approx(brute_force(n_slots, edges), abs=1e-6)
-
-
-@settings(max_examples=300, deadline=None)
-@given(instances())
-def test_assignment_total_equals_brute_force(instance: tuple[int, int, list[Edge]]) -> None:
-    n_slots, n_candidates, edges = instance
-    chosen = optimal_assignment(n_slots, n_candidates, edges)
-    check_assignment(n_slots, edges, chosen)
-
-
-@settings(max_examples=150, deadline=None)
-@given(instances(), st.randoms(use_true_random=False))
-def test_assignment_is_deterministic(
-    instance: tuple[int, int, list[Edge]], rnd: random.Random
-) -> None:
-    n_slots, n_candidates, edges = instance
-    first = optimal_assignment(n_slots, n_candidates, list(edges))
-    assert optimal_assignment(n_slots, n_candidates, list(edges)) == first
-    shuffled = list(edges)
-    rnd.shuffle(shuffled)
-    again = optimal_assignment(n_slots, n_candidates, shuffled)
-    assert sum(w for _, _, w in again) == pytest.approx(sum(w for _, _, w in first), abs=1e-9)
-    assert again == first
-
-
-def test_assignment_beats_greedy_on_a_hand_made_case() -> None:
-    """Slot 0 is vacancy V1; slots 1 and 2 are the two positions of V2. Taking the best
-    pair first (c1 at V1, 70) ends at 167.5; the optimum moves c1 to V2: 181.25."""
-    scores = {
-        (0, 1): 70.0,
-        (0, 2): 62.5,
-        (1, 1): 63.75,
-        (1, 3): 55.0,
-        (1, 4): 42.5,
-    }
-    edges = [(s, c, w) for (v, c), w in scores.items() for s in ((0,) if v == 0 else (1, 2))]
-    chosen = optimal_assignment(3, 5, edges)
-    check_assignment(3, edges, chosen)
-    assert sum(w for _, _, w in chosen) == 181.25
-    by_vacancy = {(0 if s == 0 else 1, c) for s, c, _ in chosen}
-    assert by_vacancy == {(0, 2), (1, 1), (1, 3)}
-
-
-def test_assignment_edge_cases() -> None:
-    assert optimal_assignment(0, 3, []) == []
-    assert optimal_assignment(2, 0, []) == []
-    assert optimal_assignment(2, 3, []) == []
-    # One candidate wanted by two slots goes to the better one; the other stays empty.
-    assert optimal_assignment(2, 1, [(0, 0, 40.0), (1, 0, 90.0)]) == [(1, 0, 90.0)]

@@ -140,6 +140,14 @@ OPEN_PLACEMENT_STATUSES = (
 )
 
 
+class UnfilledReason(StrEnum):
+    """Why an assignment leaves a free position empty."""
+
+    NOBODY_ELIGIBLE = "nobody_eligible"  # no candidate passes the hard filters
+    UNDER_MIN_SCORE = "under_min_score"  # some do, none reaches min_score
+    BETTER_USED_ELSEWHERE = "better_used_elsewhere"  # each one is paired elsewhere
+
+
 class Appellation(StrEnum):
     """ROME K2501 appellations relevant to the partnership."""
 

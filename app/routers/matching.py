@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from app import errors
-from app.domain.matching import SCORING_VERSION, weights_as_dict
+from app.domain.matching import SCORING_VERSION
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
 from app.schemas.candidates import present
 from app.schemas.common import QueryModel
@@ -21,13 +21,14 @@ from app.schemas.matching import (
     ExcludedVacancy,
     OtherCandidates,
     ScoreBandCount,
+    UnfilledVacancy,
     VacancyMatch,
     VacancyMatches,
 )
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy as VacancyRead
 from app.services import matching, visibility
-from app.services.placements import ConsentMissing, PhaseMismatch, VacancyNotOpen
+from app.services.placements import ConsentMissing, PhaseMismatch, VacancyFull, VacancyNotOpen
 
 # Rankings sit under their resource in generated clients, and under matching in the docs.
 router = APIRouter(route_class=ApiRoute)
@@ -70,7 +71,7 @@ async def vacancy_matches(
     return VacancyMatches(
         vacancy_id=vacancy.id,
         scoring_version=SCORING_VERSION,
-        weights=weights_as_dict(matching.weights_from(settings)),
+        weights=matching.weights_from(settings).as_dict(),
         criteria=list(ranking.criteria),
         considered=ranking.considered,
         items=[
@@ -122,7 +123,7 @@ async def candidate_matches(
     return CandidateMatches(
         candidate_id=candidate_id,
         scoring_version=SCORING_VERSION,
-        weights=weights_as_dict(matching.weights_from(settings)),
+        weights=matching.weights_from(settings).as_dict(),
         criteria=list(ranking.criteria),
         considered=ranking.considered or 0,
         items=[
@@ -149,9 +150,13 @@ async def candidate_matches(
     tags=["matching"],
     summary="The pairing of candidates to open positions that maximises the total score",
     description="Each candidate at most once, each vacancy up to its free positions, pairs "
-    "under `min_score` left apart; deterministic for the same data. With "
-    "`create_proposals`, the pairs become placements in `proposed` state in one transaction, "
-    "under every placement rule.",
+    "under `min_score` left apart; deterministic for the same data. An exact solver works on "
+    "every eligible pair when there are few, otherwise on each vacancy's best candidates and "
+    "each candidate's best vacancies, widened for any vacancy left with free positions (0.9998 "
+    "of the full optimum on the benchmark's national data). Each pair carries its criteria's "
+    "points; `unfilled` says why each position left empty stays so. People with an open "
+    "placement are not paired again. With `create_proposals`, the pairs become placements in "
+    "`proposed` state in one transaction, under every placement rule.",
     responses=problem_responses(
         409,
         413,
@@ -159,6 +164,7 @@ async def candidate_matches(
         conflicts=(
             errors.DuplicateResource,
             VacancyNotOpen,
+            VacancyFull,
             ConsentMissing,
             PhaseMismatch,
         ),
@@ -184,9 +190,27 @@ async def assign(
     )
     return AssignmentResult(
         scoring_version=SCORING_VERSION,
-        total_score=round(sum(score for _, _, score in result.pairs), 2),
-        pairs=[AssignedPair(vacancy_id=v, candidate_id=c, score=s) for v, c, s in result.pairs],
+        total_score=result.total_score,
+        pairs=[
+            AssignedPair(
+                vacancy_id=p.vacancy_id,
+                candidate_id=p.candidate_id,
+                score=p.score,
+                contributions=p.contributions,
+            )
+            for p in result.pairs
+        ],
         unfilled_positions=result.unfilled_positions,
+        unfilled=[
+            UnfilledVacancy(
+                vacancy_id=u.vacancy_id,
+                positions=u.positions,
+                reason=u.reason,
+                eligible=u.eligible,
+                reaching_min_score=u.reaching_min_score,
+            )
+            for u in result.unfilled
+        ],
         vacancies_considered=result.vacancies_considered,
         candidates_considered=result.candidates_considered,
         edges=result.edges,

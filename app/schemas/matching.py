@@ -5,7 +5,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.domain.enums import DistanceBand
+from app.domain.enums import DistanceBand, UnfilledReason
 from app.schemas.candidates import CandidateAny
 from app.schemas.common import Departement, FieldRuleError, InputModel
 from app.schemas.vacancies import Vacancy
@@ -152,7 +152,22 @@ class AssignmentRequest(InputModel):
 class AssignedPair(BaseModel):
     vacancy_id: uuid.UUID
     candidate_id: uuid.UUID
-    score: float
+    score: float = Field(ge=0, le=100)
+    contributions: Criteria
+
+
+class UnfilledVacancy(BaseModel):
+    """Free positions of a vacancy the assignment leaves empty, and why."""
+
+    vacancy_id: uuid.UUID
+    positions: int = Field(ge=1, description="Free positions left empty.")
+    reason: UnfilledReason = Field(
+        description="`nobody_eligible`: no candidate passes the hard filters; "
+        "`under_min_score`: some do, none reaches `min_score`; `better_used_elsewhere`: "
+        "every one reaching it is paired with another vacancy, where the total is higher."
+    )
+    eligible: int = Field(description="Candidates passing the hard filters.")
+    reaching_min_score: int = Field(description="Of those, how many reach `min_score`.")
 
 
 class AssignmentResult(BaseModel):
@@ -160,7 +175,10 @@ class AssignmentResult(BaseModel):
     total_score: float
     pairs: list[AssignedPair]
     unfilled_positions: int
+    unfilled: list[UnfilledVacancy] = Field(
+        description="Each vacancy with free positions left empty, by vacancy id."
+    )
     vacancies_considered: int
     candidates_considered: int
-    edges: int = Field(description="Candidate-position pairs the solver weighed.")
+    edges: int = Field(description="Candidate-vacancy pairs the solver weighed.")
     proposals_created: int

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import ARRAY, ColumnElement, Select, Uuid, any_, bindparam, column, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -131,3 +132,22 @@ async def paginate(
         last_id: uuid.UUID = identity[0]
         return rows[: page.limit], encode_cursor(last_id)
     return rows, None
+
+
+# --- conditions whose parameter count never grows with the data ------------------------
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def one_of(
+    session: AsyncSession, target: Any, values: Collection[uuid.UUID]
+) -> ColumnElement[bool]:
+    """`target` among `values`, as one parameter whatever their number: an array on
+    PostgreSQL (asyncpg refuses more than 32,767 parameters), a JSON list on SQLite."""
+    if is_postgres(session):
+        array = bindparam(None, list(values), type_=ARRAY(Uuid()), unique=True)
+        return target == any_(array)  # type: ignore[no-any-return]
+    # SQLite stores a UUID as its 32 hex digits.
+    listed = bindparam(None, json.dumps([v.hex for v in values]), unique=True)
+    return target.in_(select(column("value")).select_from(func.json_each(listed)))  # type: ignore[no-any-return]

@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
     POSITION_HOLDING_STATUSES,
     AuditAction,
     Phase,
@@ -22,13 +24,16 @@ from app.domain.enums import (
     VacancyStatus,
 )
 from app.domain.placement_machine import EXPIRABLE, PHASES_FOR_KIND, allowed_moves, move
+from app.domain.ids import uuid7
 from app.errors import (
     Conflict,
     DuplicateResource,
     Forbidden,
     NotFound,
     ValidationFailed,
+    constraint_name,
     field_error,
+    integrity_to_conflict,
 )
 from app.models import Candidate, Placement, PlacementTransition, Vacancy
 from app.models.base import utcnow
@@ -42,6 +47,7 @@ from app.schemas.placements import (
 from app.schemas.placements import _months_later as months_later
 from app.services import audit, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
+from app.services.common import one_of
 from app.services.common import (
     PageRequest,
     apply_changes,
@@ -119,6 +125,19 @@ def check_phase_fits(candidate: Candidate, kind: VacancyKind) -> None:
         )
 
 
+def check_proposal(vacancy: Vacancy, candidate: Candidate) -> None:
+    """The rules of a proposal, once both rows are locked: an open vacancy, the
+    person's consent, a phase that fits the kind of vacancy."""
+    if vacancy.status is not VacancyStatus.OPEN:
+        raise VacancyNotOpen(
+            f"Candidates can be proposed only for open vacancies; this one is "
+            f"{vacancy.status.value}."
+        )
+    if not candidate.consent_to_share:
+        raise ConsentMissing("Without the person's consent their profile is not shared.")
+    check_phase_fits(candidate, vacancy.kind)
+
+
 async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> Placement:
     # Locked, vacancy then candidate (the order moves use): neither can close, fill,
     # exit or withdraw consent while this proposal is being made.
@@ -143,28 +162,109 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
         )
     if missing or candidate is None or vacancy is None:
         raise ValidationFailed(missing)
-    if vacancy.status is not VacancyStatus.OPEN:
-        raise VacancyNotOpen(
-            f"Candidates can be proposed only for open vacancies; this one is "
-            f"{vacancy.status.value}."
-        )
-    if not candidate.consent_to_share:
-        raise ConsentMissing("Without the person's consent their profile is not shared.")
-    check_phase_fits(candidate, vacancy.kind)
+    check_proposal(vacancy, candidate)
     placement = Placement(
         **data.model_dump(), status=PlacementStatus.PROPOSED, vacancy_kind=vacancy.kind
     )
     session.add(placement)
     await flush(session, _CONFLICTS)
+    _emit_proposed(session, placement.id, candidate.id, vacancy.id)
+    await _journal(session, actor, [placement], AuditAction.CREATE)
+    return placement
+
+
+def _emit_proposed(
+    session: AsyncSession, placement_id: uuid.UUID, candidate_id: uuid.UUID, vacancy_id: uuid.UUID
+) -> None:
     events.emit(
         session,
         "placement.proposed",
         "placement",
-        placement.id,
-        {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
+        placement_id,
+        {"candidate_id": str(candidate_id), "vacancy_id": str(vacancy_id)},
     )
-    await _journal(session, actor, [placement], AuditAction.CREATE)
-    return placement
+
+
+async def propose_many(
+    session: AsyncSession, actor: Actor, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> list[uuid.UUID]:
+    """(vacancy, candidate) pairs proposed at once, under the rules of `create`, plus the
+    vacancy's free positions; all or nothing. Rows are locked vacancies first, then
+    candidates, each in id order (the order `create` and the moves use); the
+    placements go in as one INSERT per batch of rows."""
+    vacancy_ids = sorted({v for v, _ in pairs})
+    candidate_ids = sorted({c for _, c in pairs})
+    vacancies_by_id = {
+        row.id: row
+        for row in await session.scalars(
+            for_update(
+                select(Vacancy)
+                .where(one_of(session, Vacancy.id, vacancy_ids), tenancy.vacancies(actor))
+                .order_by(Vacancy.id)
+            )
+        )
+    }
+    candidates_by_id = {
+        row.id: row
+        for row in await session.scalars(
+            for_update(
+                select(Candidate)
+                .where(one_of(session, Candidate.id, candidate_ids), tenancy.candidates(actor))
+                .order_by(Candidate.id)
+            )
+        )
+    }
+    if len(vacancies_by_id) < len(vacancy_ids) or len(candidates_by_id) < len(candidate_ids):
+        raise ValidationFailed(
+            [field_error(["body"], "a vacancy or candidate is no longer there", "value_error")]
+        )
+    per_vacancy: dict[uuid.UUID, int] = {}
+    for vacancy_id, candidate_id in pairs:
+        vacancy = vacancies_by_id[vacancy_id]
+        check_proposal(vacancy, candidates_by_id[candidate_id])
+        per_vacancy[vacancy_id] = per_vacancy.get(vacancy_id, 0) + 1
+        if per_vacancy[vacancy_id] > vacancy.positions - vacancy.filled_positions:
+            raise VacancyFull("More people proposed than the vacancy has free positions.")
+    already = (
+        await session.execute(
+            select(Placement.candidate_id, Placement.vacancy_id).where(
+                one_of(session, Placement.candidate_id, candidate_ids),
+                Placement.status.in_(OPEN_PLACEMENT_STATUSES),
+            )
+        )
+    ).all()
+    open_pairs = {(v, c) for c, v in already}
+    if len(set(pairs)) < len(pairs) or open_pairs & set(pairs):
+        raise DuplicateResource("This candidate already has an open placement on this vacancy.")
+    now = utcnow()
+    rows = [
+        {
+            "id": uuid7(),
+            "candidate_id": candidate_id,
+            "vacancy_id": vacancy_id,
+            "status": PlacementStatus.PROPOSED,
+            "vacancy_kind": vacancies_by_id[vacancy_id].kind,
+            "proposed_at": now,
+            "status_changed_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        for vacancy_id, candidate_id in pairs
+    ]
+    try:
+        await session.execute(insert(Placement), rows)
+    except IntegrityError as exc:
+        known = _CONFLICTS.get(constraint_name(exc) or "")
+        if known is not None:
+            raise type(known)(str(known.detail)) from None
+        raise integrity_to_conflict(exc) from None
+    for row in rows:
+        _emit_proposed(session, row["id"], row["candidate_id"], row["vacancy_id"])
+    await flush(session)
+    views = await visibility.candidate_views(session, actor, candidate_ids)
+    await audit.record_views(session, actor, AuditAction.CREATE, views)
+    return [row["id"] for row in rows]
 
 
 async def _visible(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:

@@ -1,0 +1,316 @@
+"""Every candidate's matching features in memory, kept in step with the database.
+
+The store is filled once, then updated in place: each use first reads what changed
+since its last position, never the whole table again.
+- PostgreSQL: the position is the oldest transaction still running when the store last
+  read (the `xmin` of that statement's snapshot). A row written by a transaction the
+  store could not see then has a newer `xmin` (a row's `xmin` is the transaction that
+  wrote its current version), so one statement returns exactly the rows to read again
+  (`age(xmin)` within the horizon), with the table's row count: a count lower than the
+  store's means people were erased, and their ids are then read to drop them.
+- SQLite (the embedded default, for small deployments): every (id, version) is read
+  and compared; only rows whose version moved are read in full.
+Reads go through a connection of their own on PostgreSQL, so that only committed rows
+ever enter the store. When the change feed (positions in commit order) is available,
+it can replace the PostgreSQL horizon as the position: the rest stays.
+
+Derived indexes (k-d trees, id order) are remade from memory after a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from dataclasses import dataclass, fields
+from datetime import date
+from typing import Any
+
+import numpy as np
+from sqlalchemy import String, bindparam, cast, func, literal_column, select
+from sqlalchemy.types import UserDefinedType
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.domain.matching import CandidateArrays
+from app.domain.matching.features import BoolArray, IntArray
+from app.domain.matching.geography import ReachIndex
+from app.domain.matching.scorer import class_fits
+from app.models import Candidate
+from app.models.base import utcnow
+from app.services.matching.rows import (
+    CANDIDATE_COLUMNS,
+    DecodedCandidates,
+    RncpIndex,
+    decode_candidates,
+)
+from app.services.common import is_postgres, one_of
+
+# The features kept per candidate: the scorer's, less those of the moment.
+_KEPT = tuple(f.name for f in fields(CandidateArrays) if f.name not in ("days_in_path", "busy"))
+# Beyond this many transactions since its last read, the store reads everything again
+# (age() counts in 32 bits; PostgreSQL itself freezes rows long before 2**31).
+_HORIZON_LIMIT = 1 << 30
+_EVERYTHING = "0"  # age() of an invalid xid is the largest: every row qualifies
+
+
+class _Xid(UserDefinedType[str]):
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "xid"
+
+
+@dataclass(slots=True)
+class View:
+    """The store as the scorer sees it, for one day: one row per slot; slots of erased
+    people are absent (`present` False) and fit no vacancy."""
+
+    ids: list[uuid.UUID | None]
+    arrays: CandidateArrays
+    present: BoolArray
+    rank: IntArray  # each slot's place in id order
+    reach: ReachIndex
+    rncp: RncpIndex
+
+
+@dataclass(slots=True)
+class SyncReport:
+    rows_read: int  # candidate rows read in full by the last sync
+    erased: int
+
+
+class CandidateStore:
+    """One per database (per engine). Callers hold `lock` while they sync and use it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.rncp = RncpIndex()
+        self._size = 0
+        self._columns: dict[str, np.ndarray] = {}
+        self._ids: list[uuid.UUID | None] = []
+        self._slot: dict[uuid.UUID, int] = {}
+        self._free: list[int] = []
+        self._horizon: str | None = None
+        self._generation = 0
+        self._view: tuple[tuple[int, date, int], View] | None = None
+        self.last_sync = SyncReport(0, 0)
+
+    def __len__(self) -> int:
+        return len(self._slot)
+
+    # --- reading the changes ---------------------------------------------------------
+
+    async def sync(self, session: AsyncSession) -> SyncReport:
+        """Bring the store up to date with what is committed."""
+        today = utcnow().date()
+        if is_postgres(session):
+            async with _own_connection(session) as conn:
+                report = await self._sync_postgres(conn, today)
+        else:
+            report = await self._sync_by_versions(session, today)
+        self.last_sync = report
+        if report.rows_read or report.erased:
+            self._generation += 1
+        return report
+
+    async def _sync_postgres(self, conn: AsyncConnection, today: date) -> SyncReport:
+        since = self._horizon or _EVERYTHING
+        meta = select(
+            cast(func.pg_current_snapshot(), String).label("snapshot"),
+            select(func.count()).select_from(Candidate).scalar_subquery().label("total"),
+            func.age(cast(bindparam("since", since, type_=String), _Xid())).label("horizon"),
+        ).subquery("meta")
+        changed = func.age(literal_column("candidates.xmin")) <= meta.c.horizon
+        stmt = select(meta.c.snapshot, meta.c.total, meta.c.horizon, *CANDIDATE_COLUMNS).select_from(
+            meta.outerjoin(Candidate.__table__, changed)
+        )
+        rows = (await conn.execute(stmt)).all()
+        first = rows[0]
+        if since != _EVERYTHING and not 0 <= first.horizon < _HORIZON_LIMIT:
+            self._horizon = None
+            return await self._sync_postgres(conn, today)
+        found = [row for row in rows if row.id is not None]
+        self._upsert(decode_candidates(found, self.rncp, today))
+        erased = 0
+        if len(self._slot) != first.total:
+            # Fewer rows than the store holds: someone was erased. Their ids are the ones
+            # the table no longer has.
+            still = set((await conn.execute(select(Candidate.id))).scalars())
+            erased = self._drop([c for c in self._slot if c not in still])
+        # The oldest transaction running then: any row it or a later one writes has a
+        # newer xmin (xids count in 32 bits in the rows; the snapshot shows 64).
+        self._horizon = str(int(first.snapshot.split(":", 1)[0]) % (1 << 32))
+        return SyncReport(len(found), erased)
+
+    async def _sync_by_versions(self, session: AsyncSession, today: date) -> SyncReport:
+        connection = await session.connection()
+        versions = dict((await connection.execute(select(Candidate.id, Candidate.version))).all())
+        held = self._columns.get("version")
+        moved = [
+            c
+            for c, version in versions.items()
+            if (slot := self._slot.get(c)) is None or held is None or held[slot] != version
+        ]
+        erased = self._drop([c for c in self._slot if c not in versions])
+        found: list[Any] = []
+        if moved:
+            stmt = select(*CANDIDATE_COLUMNS).where(one_of(session, Candidate.id, moved))
+            found = list((await connection.execute(stmt)).all())
+            self._upsert(decode_candidates(found, self.rncp, today))
+        return SyncReport(len(found), erased)
+
+    # --- in place ----------------------------------------------------------------------
+
+    def _upsert(self, decoded: DecodedCandidates) -> None:
+        if not decoded.ids:
+            return
+        slots = np.array([self._slot_for(c) for c in decoded.ids], dtype=np.int64)
+        width = len(self.rncp)
+        self._ensure(self._size, width)
+        arrays = decoded.arrays
+        for name in _KEPT:
+            values = getattr(arrays, name)
+            if name == "certifications" and values.shape[1] < width:
+                values = np.pad(values, ((0, 0), (0, width - values.shape[1])))
+            self._columns[name][slots] = values
+        self._columns["created_day"][slots] = decoded.created_day
+        self._columns["version"][slots] = decoded.versions
+        high, low = _id_keys(decoded.ids)
+        self._columns["id_high"][slots] = high
+        self._columns["id_low"][slots] = low
+        self._columns["present"][slots] = True
+        for slot, c in zip(slots.tolist(), decoded.ids, strict=True):
+            self._ids[slot] = c
+
+    def _slot_for(self, candidate_id: uuid.UUID) -> int:
+        slot = self._slot.get(candidate_id)
+        if slot is None:
+            if self._free:
+                slot = self._free.pop()
+            else:
+                slot = self._size
+                self._size += 1
+                self._ids.append(None)
+            self._slot[candidate_id] = slot
+        return slot
+
+    def _drop(self, gone: list[uuid.UUID]) -> int:
+        for candidate_id in gone:
+            slot = self._slot.pop(candidate_id)
+            self._ids[slot] = None
+            self._columns["present"][slot] = False
+            self._free.append(slot)
+        return len(gone)
+
+    def _ensure(self, size: int, width: int) -> None:
+        """Room for `size` rows and `width` certification columns, grown geometrically."""
+        capacity = len(self._columns["present"]) if self._columns else 0
+        grow = size > capacity or not self._columns
+        narrow = bool(self._columns) and self._columns["certifications"].shape[1] < width
+        if not grow and not narrow:
+            return
+        rows = max(size, capacity * 3 // 2, 1024) if grow else capacity
+        template = _empty(rows, width)
+        for name, fresh in template.items():
+            old = self._columns.get(name)
+            if old is not None:
+                if old.ndim == 2:
+                    fresh[: old.shape[0], : old.shape[1]] = old
+                else:
+                    fresh[: len(old)] = old
+            self._columns[name] = fresh
+
+    # --- for the scorer -----------------------------------------------------------------
+
+    def view(self, today: date) -> View:
+        key = (self._generation, today, len(self.rncp))
+        if self._view is not None and self._view[0] == key:
+            return self._view[1]
+        n = self._size
+        self._ensure(n, len(self.rncp))
+        col = self._columns
+        arrays = CandidateArrays(
+            **{name: col[name][:n] for name in _KEPT},
+            days_in_path=(today.toordinal() - col["created_day"][:n]).astype(np.float64),
+            busy=np.zeros(n, dtype=np.bool_),
+        )
+        present = col["present"][:n]
+        order = np.lexsort((col["id_low"][:n], col["id_high"][:n], ~present))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+
+        def fits(key: tuple[int, ...]) -> BoolArray:
+            kind, housing, licence, certification = key
+            result: BoolArray = present & class_fits(
+                arrays, kind, bool(housing), bool(licence), certification
+            )
+            return result
+
+        view = View(list(self._ids), arrays, present, rank, ReachIndex(arrays, rank, fits), self.rncp)
+        self._view = (key, view)
+        return view
+
+
+def _id_keys(ids: list[uuid.UUID]) -> tuple[np.ndarray, np.ndarray]:
+    values = [c.int for c in ids]
+    high = np.fromiter((v >> 64 for v in values), dtype=np.uint64, count=len(values))
+    low = np.fromiter((v & ((1 << 64) - 1) for v in values), dtype=np.uint64, count=len(values))
+    return high, low
+
+
+def _empty(rows: int, width: int) -> dict[str, np.ndarray]:
+    from app.domain.competencies import COMPETENCY_CODES
+
+    return {
+        "lat": np.full(rows, np.nan),
+        "lon": np.full(rows, np.nan),
+        "departement": np.zeros(rows, dtype=np.int64),
+        "phase": np.zeros(rows, dtype=np.int64),
+        "available_from": np.zeros(rows, dtype=np.int64),
+        "max_commute_km": np.zeros(rows),
+        "licence": np.zeros(rows, dtype=np.bool_),
+        "housing": np.zeros(rows, dtype=np.bool_),
+        "consent": np.zeros(rows, dtype=np.bool_),
+        "competencies": np.zeros((rows, len(COMPETENCY_CODES))),
+        "certifications": np.zeros((rows, width), dtype=np.int64),
+        "caretaker_certification": np.zeros(rows, dtype=np.int64),
+        "training_hours": np.zeros(rows),
+        "positive_assessments": np.zeros(rows),
+        "contract_preferences": np.zeros(rows, dtype=np.int64),
+        "max_weekly_hours": np.full(rows, np.nan),
+        "created_day": np.zeros(rows, dtype=np.int64),
+        "version": np.zeros(rows, dtype=np.int64),
+        "id_high": np.zeros(rows, dtype=np.uint64),
+        "id_low": np.zeros(rows, dtype=np.uint64),
+        "present": np.zeros(rows, dtype=np.bool_),
+    }
+
+
+class _own_connection:  # noqa: N801 - used as a context manager, like a function
+    """A connection of the session's engine, outside the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        bind = session.bind
+        assert bind is not None
+        self._engine: AsyncEngine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[assignment]
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> AsyncConnection:
+        self._conn = await self._engine.connect()
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        await self._conn.close()
+
+
+_STORES: weakref.WeakKeyDictionary[Any, CandidateStore] = weakref.WeakKeyDictionary()
+
+
+def candidate_store(session: AsyncSession) -> CandidateStore:
+    """The store of the session's database, made on first use."""
+    engine = session.get_bind()
+    store = _STORES.get(engine)
+    if store is None:
+        store = _STORES[engine] = CandidateStore()
+    return store
