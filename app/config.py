@@ -77,13 +77,16 @@ class Settings(BaseSettings):
     matching_weight_preferences: float = Field(default=5, ge=0)
     matching_waiting_days_target: float = Field(default=365, gt=0)
     # The assignment (see app.domain.matching.solver): each vacancy is scored against its
-    # MATCHING_NEAREST nearest candidates among those passing its fixed filters (everyone
+    # MATCHING_NEAREST nearest candidates among those passing its fixed filters (more when
+    # the scope has few vacancies, up to MATCHING_PAIR_BUDGET pairs in all; everyone
     # within reach when it is left with free positions); up to MATCHING_EXACT_EDGES
     # eligible pairs, all go to the solver, otherwise each vacancy's MATCHING_TOP_K best
     # per free position and each candidate's MATCHING_CANDIDATE_TOP_K best vacancies.
     # Measured on the benchmark's data (100k candidates, 10k vacancies): 0.9998 of the
     # optimum of the full graph nationally.
     matching_nearest: int = Field(default=200, ge=1, le=5000)
+    # Fewer vacancies get more candidates each, up to this many pairs in all.
+    matching_pair_budget: int = Field(default=400_000, ge=0)
     matching_top_k: int = Field(default=10, ge=1, le=500)
     matching_candidate_top_k: int = Field(default=3, ge=1, le=100)
     matching_exact_edges: int = Field(default=200_000, ge=0)

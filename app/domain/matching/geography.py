@@ -95,6 +95,9 @@ class _Group:
     unlocated: IntArray  # candidate indices, without
     tree: object | None  # cKDTree over the located ones
     largest_commute: float
+    reach_chord: FloatArray  # each located member's commute, as a chord
+    unlocated_by_dep: tuple[IntArray, IntArray, IntArray]  # see _by_departement
+    located_by_dep: tuple[IntArray, IntArray, IntArray]
     by_band: dict[tuple[float, float], tuple[object, IntArray]] = field(default_factory=dict)
 
 
@@ -134,8 +137,19 @@ class ReachIndex:
             located = np.isnan(self._cands.lat[members]) == 0
             on_map = members[located]
             tree = cKDTree(self._units[on_map]) if len(on_map) else None
-            largest = float(self._cands.max_commute_km[on_map].max()) if len(on_map) else 0.0
-            group = _Group(on_map, members[~located], tree, largest)
+            commute = self._cands.max_commute_km[on_map]
+            largest = float(commute.max()) if len(on_map) else 0.0
+            reach = 2 * np.sin(np.minimum(commute / EARTH_RADIUS_KM, np.pi) / 2) * 1.0001
+            deps = self._cands.departement
+            group = _Group(
+                on_map,
+                members[~located],
+                tree,
+                largest,
+                reach,
+                _by_departement(members[~located], deps),
+                _by_departement(on_map, deps),
+            )
             self._groups[key] = group
         return group
 
@@ -172,20 +186,14 @@ class ReachIndex:
                 parts_v.append(queried[v])
                 cut[queried] = full
         # The département stands in for a distance when either side has no coordinates.
-        deps = self._cands.departement
-        unlocated_by_dep = _by_departement(group.unlocated, deps)
-        located_by_dep = _by_departement(group.located, deps)
-        for v in range(m):
-            dep = int(v_departements[v])
-            pool = [unlocated_by_dep.get(dep, _EMPTY)]
-            if not v_located[v]:
-                pool.append(located_by_dep.get(dep, _EMPTY))
-            found = np.concatenate(pool)
-            if len(found):
-                parts_c.append(found)
-                parts_v.append(np.full(len(found), v, dtype=np.int64))
-        if not parts_c:
-            return Neighbours.none(m)
+        every = np.arange(m, dtype=np.int64)
+        c, v = _same_departement(group.unlocated_by_dep, v_departements, every)
+        parts_c.append(c)
+        parts_v.append(v)
+        unlocated = np.flatnonzero(~v_located)
+        c, v = _same_departement(group.located_by_dep, v_departements[unlocated], unlocated)
+        parts_c.append(c)
+        parts_v.append(v)
         return Neighbours(np.concatenate(parts_c), np.concatenate(parts_v), cut)
 
     def _nearest(
@@ -194,15 +202,20 @@ class ReachIndex:
         tree = group.tree
         size = len(group.located)
         k = min(k, size)
-        _, found = tree.query(  # type: ignore[attr-defined]
+        chords, found = tree.query(  # type: ignore[attr-defined]
             points, k=k, distance_upper_bound=chord_of_km(group.largest_commute), workers=-1
         )
         found = np.asarray(found).reshape(len(points), k)
+        chords = np.asarray(chords).reshape(len(points), k)
         valid = found < size
         # A search that filled its k places may have left people within reach.
         full = valid[:, -1] if k < size else np.zeros(len(points), dtype=np.bool_)
         rows = np.repeat(np.arange(len(points)), k).reshape(len(points), k)
-        return group.located[found[valid]], rows[valid], full
+        members = group.located[found[valid]]
+        # Beyond their own commute, people are not worth scoring (the margin of
+        # chord_of_km keeps anyone the scorer would accept).
+        within = chords[valid] <= group.reach_chord[found[valid]]
+        return members[within], rows[valid][within], full
 
     def _all_within(self, group: _Group, points: FloatArray) -> tuple[IntArray, IntArray]:
         """Every fitting candidate within their own commute band's reach, band by band."""
@@ -238,15 +251,29 @@ class ReachIndex:
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def _by_departement(members: IntArray, departements: IntArray) -> dict[int, IntArray]:
-    if not len(members):
-        return {}
+def _by_departement(members: IntArray, departements: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Members grouped by département: (members sorted, start and count per code)."""
+    size = int(departements.max(initial=0)) + 1 if len(departements) else 1
     deps = departements[members]
     order = np.argsort(deps, kind="stable")
-    sorted_deps = deps[order]
-    starts = np.flatnonzero(np.r_[True, np.diff(sorted_deps) != 0])
-    ends = np.r_[starts[1:], len(order)]
-    return {int(sorted_deps[s]): members[order[s:e]] for s, e in zip(starts, ends, strict=True)}
+    counts = np.bincount(deps, minlength=size).astype(np.int64)
+    starts = np.cumsum(counts) - counts
+    return members[order], starts, counts
+
+
+def _same_departement(
+    grouped: tuple[IntArray, IntArray, IntArray], v_departements: IntArray, v_index: IntArray
+) -> tuple[IntArray, IntArray]:
+    """Every member of each vacancy's département: (members, vacancy) pairs."""
+    members, starts, counts = grouped
+    inside = v_departements < len(counts)
+    v_departements, v_index = v_departements[inside], v_index[inside]
+    per = counts[v_departements]
+    total = int(per.sum())
+    if not total:
+        return _EMPTY, _EMPTY
+    offsets = np.repeat(starts[v_departements] - (np.cumsum(per) - per), per)
+    return members[offsets + np.arange(total)], np.repeat(v_index, per)
 
 
 def located(values: Sequence[float | None]) -> FloatArray:

@@ -85,6 +85,31 @@ def score_pairs(
     return PairScores(mask, criteria, score, np.where(located, facts.distance_km, np.nan), ~located)
 
 
+def hard_filter_mask(
+    cands: CandidateArrays,
+    vacs: VacancyArrays,
+    ci: IntArray,
+    vi: IntArray,
+    open_on_vacancy: BoolArray,
+    *,
+    candidate_units: FloatArray | None = None,
+) -> IntArray:
+    """The failed hard filters of each pair, without scoring it."""
+    facts = PairFacts(
+        cands,
+        vacs,
+        ci,
+        vi,
+        open_on_vacancy,
+        open_on_vacancy,
+        training_hours_target=1,
+        waiting_days_target=1,
+        candidate_units=candidate_units,
+    )
+    mask: IntArray = mask_of(facts)
+    return mask
+
+
 def class_fits(
     cands: CandidateArrays, kind: int, housing: bool, licence: bool, certification: int
 ) -> BoolArray:

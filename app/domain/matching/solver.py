@@ -86,7 +86,16 @@ def optimal_assignment(capacity: IntArray, v: IntArray, c: IntArray, value: IntA
 
 def _rank_within(group: IntArray, value: IntArray, tie: IntArray) -> IntArray:
     """Each edge's rank within its group, best value first, ties by `tie`."""
-    order = np.lexsort((tie, -value, group))
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
+    # One int64 key (group, best value first, tie) when it fits: one sort, not three.
+    span_value = int(value.max()) + 1
+    span_tie = int(tie.max()) + 1
+    if (int(group.max()) + 1) * span_value * span_tie < (1 << 62):
+        key = (group * span_value + (span_value - 1 - value)) * span_tie + tie
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((tie, -value, group))
     g = group[order]
     starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(g)])
@@ -104,10 +113,16 @@ def sparse_graph(
     per_candidate: int,
 ) -> BoolArray:
     """Edges kept: each vacancy's best per_position x its capacity, and each candidate's
-    best per_candidate vacancies (so that no candidate is only ever a last choice)."""
-    by_vacancy = _rank_within(v, value, c) < per_position * np.maximum(capacity[v], 1)
-    by_candidate = _rank_within(c, value, v) < per_candidate
-    kept: BoolArray = by_vacancy | by_candidate
+    best per_candidate vacancies among those where they rank within four times that
+    (so that no one a vacancy might want is only ever its last choice, and people no
+    vacancy ranks near its top do not weigh on the solver)."""
+    rank = _rank_within(v, value, c)
+    room = per_position * np.maximum(capacity[v], 1)
+    contender = rank < 4 * room
+    by_candidate = np.zeros(len(v), dtype=np.bool_)
+    on = np.flatnonzero(contender)
+    by_candidate[on] = _rank_within(c[on], value[on], v[on]) < per_candidate
+    kept: BoolArray = (rank < room) | by_candidate
     return kept
 
 

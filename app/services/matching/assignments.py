@@ -163,6 +163,8 @@ class _Edges:
 
 def _fresh(edges: _Edges, found: Neighbours, size: int) -> tuple[IntArray, IntArray]:
     """The pairs not scored before."""
+    if not len(edges.pair_keys):
+        return found.ci, found.vi  # a first search finds each pair once
     keys = found.vi * size + found.ci
     keys, first = np.unique(keys, return_index=True)
     new = ~np.isin(keys, edges.pair_keys, assume_unique=True)
@@ -206,8 +208,9 @@ def _score_into(
         candidate_units=view.reach.units,
     )
     ok = scores.mask == 0
-    edges.eligible += np.bincount(vi[ok], minlength=edges.n_vacancies)
-    reaching = ok & (scores.score >= min_score)
+    ci, vi, scores.score = ci[ok], vi[ok], scores.score[ok]
+    edges.eligible += np.bincount(vi, minlength=edges.n_vacancies)
+    reaching = scores.score >= min_score
     edges.reaching += np.bincount(vi[reaching], minlength=edges.n_vacancies)
     edges.v = np.concatenate((edges.v, vi[reaching]))
     edges.slot = np.concatenate((edges.slot, ci[reaching]))
@@ -221,17 +224,21 @@ async def _facts_for(
     slots: IntArray,
     taken: BoolArray,
     worked: set[tuple[int, int]],
+    everyone: bool,
 ) -> None:
-    """Placements and past missions of the candidates in `slots` not read yet."""
+    """Placements and past missions of the candidates in `slots` not read yet (with
+    `everyone`, the scope is the country: all of them, without naming anyone)."""
     ids = [view.ids[s] for s in slots.tolist()]
-    people = [c for c in ids if c is not None]
+    people = None if everyone else [c for c in ids if c is not None]
     facts = await context.placement_facts(session, people)
     slot_of = {c: s for s, c in zip(slots.tolist(), ids, strict=True)}
     for c in facts.with_open:
-        taken[slot_of[c]] = True
+        if c in slot_of:
+            taken[slot_of[c]] = True
     landlord_code = {landlord: i for i, landlord in enumerate(vacs.landlords)}
     for c, landlord in await context.history(session, people, vacs.landlords):
-        worked.add((slot_of[c], landlord_code[landlord]))
+        if c in slot_of:
+            worked.add((slot_of[c], landlord_code[landlord]))
 
 
 async def _pairs_and_edges(
@@ -246,6 +253,7 @@ async def _pairs_and_edges(
     worked: set[tuple[int, int]],
     weights: Weights,
     min_score: float,
+    national: bool = False,
 ) -> BoolArray:
     """Find, read and score the pairs of the vacancies `which`; returns which searches
     were cut short at `nearest`."""
@@ -253,7 +261,8 @@ async def _pairs_and_edges(
     ci, vi = await in_thread(_fresh, edges, found, len(view.ids))
     unread = np.unique(ci[~asked[ci]])
     if len(unread):
-        await _facts_for(session, view, vacs, unread, taken, worked)
+        everyone = nearest is not None and len(which) == len(vacs.ids) and national
+        await _facts_for(session, view, vacs, unread, taken, worked, everyone)
         asked[unread] = True
     await in_thread(_score_into, edges, view, vacs, ci, vi, taken, worked, weights, min_score)
     return found.cut
@@ -354,7 +363,8 @@ async def assign(
         await store.sync(session)
         vacs = decode_vacancies(vacancy_rows, store.rncp)
         view = await in_thread(store.view, utcnow().date())
-        result = await _assign(session, settings, view, vacs, weights, min_score)
+        national = scope == AssignmentScope()
+        result = await _assign(session, settings, view, vacs, weights, min_score, national)
     views = await visibility.candidate_views(session, actor, [p.candidate_id for p in result.pairs])
     for pair in result.pairs:
         told = visibility.disclosure(views[pair.candidate_id]).criteria
@@ -375,6 +385,7 @@ async def _assign(
     vacs: VacancyTable,
     weights: Weights,
     min_score: float,
+    national: bool,
 ) -> Assignment:
     size = len(view.ids)
     m = len(vacs.ids)
@@ -383,18 +394,21 @@ async def _assign(
     taken = np.zeros(size, dtype=np.bool_)
     asked = np.zeros(size, dtype=np.bool_)
     worked: set[tuple[int, int]] = set()
+    # Few vacancies can afford more candidates each: up to the pair budget.
+    nearest = max(settings.matching_nearest, settings.matching_pair_budget // max(m, 1))
     cut = await _pairs_and_edges(
         session,
         view,
         vacs,
         np.arange(m),
-        settings.matching_nearest,
+        nearest,
         edges,
         taken,
         asked,
         worked,
         weights,
         min_score,
+        national,
     )
     if len(edges.v) <= settings.matching_exact_edges:
         kept = np.ones(len(edges.v), dtype=np.bool_)

@@ -38,20 +38,18 @@ class PlacementFacts:
 
 
 async def placement_facts(
-    session: AsyncSession, candidate_ids: Collection[uuid.UUID]
+    session: AsyncSession, candidate_ids: Collection[uuid.UUID] | None
 ) -> PlacementFacts:
-    """The open placements of these candidates, in one statement."""
+    """The open placements of these candidates (None: of everyone), in one statement."""
     facts = PlacementFacts()
-    if not candidate_ids:
+    if candidate_ids is not None and not candidate_ids:
         return facts
-    rows = await session.execute(
-        select(
-            Placement.candidate_id, Placement.vacancy_id, Placement.vacancy_kind, Placement.status
-        ).where(
-            one_of(session, Placement.candidate_id, candidate_ids),
-            Placement.status.in_(OPEN_PLACEMENT_STATUSES),
-        )
-    )
+    stmt = select(
+        Placement.candidate_id, Placement.vacancy_id, Placement.vacancy_kind, Placement.status
+    ).where(Placement.status.in_(OPEN_PLACEMENT_STATUSES))
+    if candidate_ids is not None:
+        stmt = stmt.where(one_of(session, Placement.candidate_id, candidate_ids))
+    rows = await session.execute(stmt)
     for candidate_id, vacancy_id, kind, status in rows:
         facts.with_open.add(candidate_id)
         facts.open_pairs.add((candidate_id, vacancy_id))
@@ -62,27 +60,29 @@ async def placement_facts(
 
 async def history(
     session: AsyncSession,
-    candidate_ids: Collection[uuid.UUID],
+    candidate_ids: Collection[uuid.UUID] | None,
     landlord_ids: Collection[uuid.UUID],
 ) -> set[tuple[uuid.UUID, uuid.UUID]]:
     """(candidate, landlord) pairs with a mission completed together: a completed
-    placement on one of the landlord's vacancies, or a positive work mission with it."""
-    if not candidate_ids or not landlord_ids:
+    placement on one of the landlord's vacancies, or a positive work mission with it.
+    `candidate_ids` None: anyone's."""
+    if (candidate_ids is not None and not candidate_ids) or not landlord_ids:
         return set()
     completed = (
         select(Placement.candidate_id, Vacancy.landlord_id)
         .join(Vacancy, Vacancy.id == Placement.vacancy_id)
         .where(
-            one_of(session, Placement.candidate_id, candidate_ids),
             one_of(session, Vacancy.landlord_id, landlord_ids),
             Placement.status == PlacementStatus.COMPLETED,
         )
     )
     missions = select(Activity.candidate_id, Activity.landlord_id).where(
-        one_of(session, Activity.candidate_id, candidate_ids),
         one_of(session, Activity.landlord_id, landlord_ids),
         Activity.type == ActivityType.WORK_MISSION,
         Activity.outcome == ActivityOutcome.POSITIVE,
     )
+    if candidate_ids is not None:
+        completed = completed.where(one_of(session, Placement.candidate_id, candidate_ids))
+        missions = missions.where(one_of(session, Activity.candidate_id, candidate_ids))
     rows = await session.execute(union(completed, missions))
     return {(c, landlord) for c, landlord in rows}
