@@ -155,15 +155,17 @@ def unfilled(
     reaching_min: IntArray,
 ) -> list[UnfilledVacancy]:
     """Each vacancy with free positions left, and why: `eligible[j]` candidates passed
-    its hard filters, `reaching_min[j]` of them with a score at least min_score. In an
-    optimal answer with positions free, every candidate reaching min_score is paired
-    elsewhere (or the total could grow), hence the third reason."""
-    free = capacity - filled(capacity, v, chosen)
+    its hard filters, `reaching_min[j]` of them with a score at least min_score; those
+    already paired with it are not counted. In an optimal answer with positions free,
+    every other candidate reaching min_score is paired elsewhere (or the total could
+    grow), hence the third reason."""
+    here = filled(capacity, v, chosen)
+    free = capacity - here
     result = []
     for j in np.flatnonzero(free > 0).tolist():
-        if eligible[j] == 0:
+        if eligible[j] - here[j] <= 0:
             reason = UnfilledReason.NOBODY_ELIGIBLE
-        elif reaching_min[j] == 0:
+        elif reaching_min[j] - here[j] <= 0:
             reason = UnfilledReason.UNDER_MIN_SCORE
         else:
             reason = UnfilledReason.BETTER_USED_ELSEWHERE
