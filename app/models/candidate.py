@@ -36,8 +36,8 @@ class Candidate(Entity):
         ForeignKey("structures.id", ondelete="RESTRICT"), index=True
     )
 
-    # Indexed: matching reads the largest commute to size its search box.
-    max_commute_km: Mapped[int] = mapped_column(default=30, index=True)
+    # Indexed with the coordinates (below): matching searches each commute band's box.
+    max_commute_km: Mapped[int] = mapped_column(default=30)
     has_driving_licence: Mapped[bool] = mapped_column(default=False)
     accepts_onsite_housing: Mapped[bool] = mapped_column(default=False)
     available_from: Mapped[date | None]
@@ -83,6 +83,10 @@ class Candidate(Entity):
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
         CheckConstraint("max_commute_km BETWEEN 0 AND 300", name="max_commute_range"),
         CheckConstraint("consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"),
-        # Matching's geographic prefilter: a bounding box on the coordinates.
+        # Matching's geographic prefilter: a bounding box on the coordinates, and for
+        # rankings one box per commute (searched value by value: commutes are whole km),
+        # so that a vacancy reads the people its box reaches for their own commute only.
+        # Its first column also gives the largest commute.
         Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
+        Index("ix_candidates_commute_location", "max_commute_km", "latitude", "longitude"),
     )

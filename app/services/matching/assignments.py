@@ -122,7 +122,7 @@ def _class_keys(vacs: VacancyTable) -> list[tuple[int, int, int, int]]:
     ]
 
 
-def _neighbours(view: View, vacs: VacancyTable, which: IntArray, nearest: int | None) -> Neighbours:
+def neighbours(view: View, vacs: VacancyTable, which: IntArray, nearest: int | None) -> Neighbours:
     """Pairs for the vacancies `which`, class by class of fixed filters."""
     keys = _class_keys(vacs)
     units = unit_vectors(vacs.arrays.lat, vacs.arrays.lon)
@@ -257,7 +257,7 @@ async def _pairs_and_edges(
 ) -> BoolArray:
     """Find, read and score the pairs of the vacancies `which`; returns which searches
     were cut short at `nearest`."""
-    found = await in_thread(_neighbours, view, vacs, which, nearest)
+    found = await in_thread(neighbours, view, vacs, which, nearest)
     ci, vi = await in_thread(_fresh, edges, found, len(view.ids))
     unread = np.unique(ci[~asked[ci]])
     if len(unread):

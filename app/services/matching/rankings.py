@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -141,10 +141,12 @@ def candidates_near(
     bands = []
     for lower, upper in commute_bands(largest):
         south, north, west, east = box(lat, lon, upper + extra_km)
+        # Commutes are whole km (an integer column): each value of the band is one
+        # descent of the (commute, latitude, longitude) index.
+        values = list(range(max(int(lower) + 1, 0), int(upper) + 1))
         bands.append(
             and_(
-                Candidate.max_commute_km > lower,
-                Candidate.max_commute_km <= upper,
+                Candidate.max_commute_km.in_(values),
                 Candidate.latitude.between(south, north),
                 Candidate.longitude.between(west, east),
             )
@@ -203,17 +205,42 @@ def _worked_with(candidate_id: Any, landlord_id: Any) -> ColumnElement[bool]:
     return or_(completed, mission)
 
 
-def ranking_statement(
-    vacancy: Vacancy, where: Sequence[ColumnElement[bool]]
-) -> Any:
+def ranking_statement(vacancy: Vacancy, where: Sequence[ColumnElement[bool]]) -> Any:
     """The one statement a vacancy's ranking reads: the candidates' columns and, per row,
-    what placements say of the pair."""
-    return select(
-        *CANDIDATE_COLUMNS,
-        _busy(Candidate.id).label("busy"),
-        tenancy.proposed_to_vacancy(Candidate.id, vacancy).label("open_here"),
-        _worked_with(Candidate.id, vacancy.landlord_id).label("history"),
-    ).where(*where)
+    what placements say of the pair (who is proposed here and who worked with this
+    landlord: a few rows each, joined; who holds a job: an indexed probe per row)."""
+    open_here = (
+        select(Placement.candidate_id)
+        .where(
+            Placement.vacancy_id == vacancy.id, Placement.status.in_(OPEN_PLACEMENT_STATUSES)
+        )
+        .subquery("open_here")
+    )
+    worked = union(
+        select(Placement.candidate_id.label("candidate_id"))
+        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+        .where(
+            Vacancy.landlord_id == vacancy.landlord_id,
+            Placement.status == PlacementStatus.COMPLETED,
+        ),
+        select(Activity.candidate_id.label("candidate_id")).where(
+            Activity.landlord_id == vacancy.landlord_id,
+            Activity.type == ActivityType.WORK_MISSION,
+            Activity.outcome == ActivityOutcome.POSITIVE,
+        ),
+    ).subquery("worked")
+    return (
+        select(
+            *CANDIDATE_COLUMNS,
+            _busy(Candidate.id).label("busy"),
+            open_here.c.candidate_id.is_not(None).label("open_here"),
+            worked.c.candidate_id.is_not(None).label("history"),
+        )
+        .select_from(Candidate)
+        .outerjoin(open_here, open_here.c.candidate_id == Candidate.id)
+        .outerjoin(worked, worked.c.candidate_id == Candidate.id)
+        .where(*where)
+    )
 
 
 async def vacancy_candidates_where(
@@ -249,13 +276,13 @@ def _flags(rows: Sequence[Any], name: str) -> BoolArray:
 
 
 def _score_candidates(
-    candidate_rows: Sequence[Any], vacancy_row: Any, weights: Weights, coarse: bool
+    candidate_rows: Sequence[Any], vacancy: Any, weights: Weights, coarse: bool
 ) -> _Scored:
     """Every candidate row against the one vacancy. With `coarse`, people are placed at
     their grid cell (see visibility), not their home."""
     rncp = RncpIndex()
     decoded = decode_candidates(candidate_rows, rncp, utcnow().date())
-    vacs = decode_vacancies([vacancy_row], rncp)
+    vacs = decode_vacancies([vacancy], rncp)
     cands = decoded.arrays
     widen_certifications(cands, len(rncp))
     cands.busy = _flags(candidate_rows, "busy")
@@ -392,7 +419,6 @@ async def vacancy_matches(
         raise NotFound("No vacancy with this id.")
     rules = visibility.vacancy_ranking(actor, vacancy, include_excluded=include_excluded)
     weights = weights_from(settings)
-    vacancy_row = (await _rows(session, select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id)))[0]
     if rules.proposed_only:
         # The people proposed to the vacancy, whatever the filters say (why one fails
         # would tell a hidden field).
@@ -400,8 +426,7 @@ async def vacancy_matches(
     else:
         where = await vacancy_candidates_where(session, vacancy, rules.named, include_excluded)
     candidate_rows = await _rows(session, ranking_statement(vacancy, where))
-    scored = await in_thread(_score_candidates, candidate_rows, vacancy_row, weights, False)
-    views = await visibility.candidate_views(session, actor, scored.ids)
+    views = await visibility.candidate_views(session, actor, [row.id for row in candidate_rows])
     shown = {view: visibility.disclosure(view) for view in set(views.values())}
     place_of_vacancy = (
         (vacancy.latitude, vacancy.longitude)
@@ -409,21 +434,26 @@ async def vacancy_matches(
         else None
     )
 
-    def disclosure(p: int) -> visibility.Disclosure:
-        return shown[views[scored.ids[p]]]
+    def rank() -> tuple[_Scored, Ranking]:
+        # The ORM vacancy has the columns decode_vacancies reads.
+        scored = _score_candidates(candidate_rows, vacancy, weights, False)
 
-    def place(p: int) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-        return _located(scored.lat[p], scored.lon[p]), place_of_vacancy
+        def disclosure(p: int) -> visibility.Disclosure:
+            return shown[views[scored.ids[p]]]
 
-    scores = scored.scores
-    listed = np.ones(len(scores), dtype=np.bool_) if rules.proposed_only else scores.mask == 0
-    ranking = await in_thread(
-        _rank, scored, place, weights, limit, include_excluded, rules.criteria, disclosure, listed
-    )
-    if rules.counts_of_others:
-        ranking.others = await _others_near(
-            session, weights, vacancy, vacancy_row, rules, set(scored.ids)
+        def place(p: int) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+            return _located(scored.lat[p], scored.lon[p]), place_of_vacancy
+
+        scores = scored.scores
+        listed = np.ones(len(scores), dtype=np.bool_) if rules.proposed_only else scores.mask == 0
+        ranking = _rank(
+            scored, place, weights, limit, include_excluded, rules.criteria, disclosure, listed
         )
+        return scored, ranking
+
+    scored, ranking = await in_thread(rank)
+    if rules.counts_of_others:
+        ranking.others = await _others_near(session, weights, vacancy, rules, set(scored.ids))
         ranking.considered = None
     named = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
     ranking.views = {c: views[c] for c in named}
@@ -438,7 +468,6 @@ async def _others_near(
     session: AsyncSession,
     weights: Weights,
     vacancy: Vacancy,
-    vacancy_row: Any,
     rules: visibility.RankingRules,
     named: set[uuid.UUID],
 ) -> Others:
@@ -454,7 +483,7 @@ async def _others_near(
     )
     rows = await _rows(session, ranking_statement(vacancy, [near, *prefilter(vacancy)]))
     rows = [row for row in rows if row.id not in named]
-    scored = await in_thread(_score_candidates, rows, vacancy_row, weights, True)
+    scored = await in_thread(_score_candidates, rows, vacancy, weights, True)
     return _others(scored.scores, weights, rules.criteria)
 
 
