@@ -402,9 +402,7 @@ def ranking_sql(row: Any, largest: float) -> str:
         *rankings.prefilter(vacancy),
     ]
     stmt = rankings.ranking_statement(vacancy, where)
-    return str(
-        stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    )
+    return str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 async def bench_rankings(http: httpx.AsyncClient, url: str) -> None:
@@ -438,7 +436,11 @@ async def bench_rankings(http: httpx.AsyncClient, url: str) -> None:
     await conn.close()
     p50, p95 = statistics.median(timings), statistics.quantiles(timings, n=20)[-1]
     floor_p50 = statistics.median(floor)
-    print(ratio(f"(a) top-50 for one vacancy over {N_CANDIDATES} candidates, HTTP, p50", p50, 30, "ms"))
+    print(
+        ratio(
+            f"(a) top-50 for one vacancy over {N_CANDIDATES} candidates, HTTP, p50", p50, 30, "ms"
+        )
+    )
     print(
         f"    p95 {p95:.1f} ms over {len(timings)} vacancies; the same rows by one SQL query "
         f"(asyncpg): p50 {floor_p50:.1f} ms, the ranking takes {p50 / floor_p50:.2f}x the "
@@ -512,7 +514,11 @@ async def bench_assignments(http: httpx.AsyncClient, url: str) -> dict[str, Any]
         elapsed, answers["76"] = await timed_assignment(http, {"departement": "76"})
         local.append(elapsed * 1000)
     body = answers["76"]
-    print(ratio("(b) assignment, one département (76), median of 5", statistics.median(local), 100, "ms"))
+    print(
+        ratio(
+            "(b) assignment, one département (76), median of 5", statistics.median(local), 100, "ms"
+        )
+    )
     print(
         f"    {body['vacancies_considered']} vacancies, {body['candidates_considered']} "
         f"candidates, {len(body['pairs'])} pairs"
@@ -540,7 +546,7 @@ async def bench_quality(sa_url: str, answers: dict[str, Any]) -> None:
     from app.domain.enums import VacancyStatus
     from app.models import Vacancy
     from app.models.base import utcnow
-    from app.services.matching import assignments, rows, store, weights_from
+    from app.services.matching import rows, store, weights_from
 
     settings = Settings(database_url=sa_url, environment="development", jwt_signing_key="x" * 64)
     engine = create_engine(settings)

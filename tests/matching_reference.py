@@ -15,6 +15,7 @@ from app.domain.matching import CARETAKER_RNCPS, CRITERIA, EARTH_RADIUS_KM, Filt
 from app.domain.matching.criteria import SAME_DEPARTEMENT_DISTANCE_SCORE
 from app.domain.placement_machine import PHASES_FOR_KIND
 
+
 @dataclass(frozen=True, slots=True)
 class CandidateRecord:
     lat: float | None
@@ -131,5 +132,3 @@ def score_pair_loop(
     total = sum(weights.points.values())
     score = round(sum(weights.points[name] * 100 / total * criteria[name] for name in CRITERIA), 2)
     return mask, criteria, score, distance
-
-

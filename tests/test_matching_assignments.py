@@ -41,7 +41,9 @@ from tests.test_matching import (
 LEVELS = ["cleaning_hygiene", "tenant_welcome", "mediation"]
 
 
-async def random_world(admin: httpx.AsyncClient, rng: random.Random) -> tuple[dict[str, int], list[str]]:
+async def random_world(
+    admin: httpx.AsyncClient, rng: random.Random
+) -> tuple[dict[str, int], list[str]]:
     """Up to three missions near Rouen (1-2 positions) and up to five people around."""
     siae = (await create_structure(admin, "insertion"))["id"]
     landlord = (await create_structure(admin, "landlord"))["id"]
@@ -228,8 +230,7 @@ async def test_after_random_writes_answers_equal_a_fresh_computation(
         for _ in range(3)
     ]
     people = [
-        await person(client, siae, competencies={"mediation": rng.randint(0, 3)})
-        for _ in range(4)
+        await person(client, siae, competencies={"mediation": rng.randint(0, 3)}) for _ in range(4)
     ]
     await compare_with_a_fresh_store(client, backend, vacancies)
     for _ in range(14):
@@ -256,7 +257,8 @@ async def test_after_random_writes_answers_equal_a_fresh_computation(
             assert got.status_code in (200, 409), got.text
         elif move == "placement":
             placement = await client.post(
-                "/v1/placements", json={"candidate_id": someone, "vacancy_id": rng.choice(vacancies)}
+                "/v1/placements",
+                json={"candidate_id": someone, "vacancy_id": rng.choice(vacancies)},
             )
             assert placement.status_code in (201, 409, 422), placement.text
             if placement.status_code == 201 and rng.random() < 0.5:
@@ -270,7 +272,9 @@ async def test_after_random_writes_answers_equal_a_fresh_computation(
             if (await client.delete(f"/v1/candidates/{someone}")).status_code == 204:
                 people.remove(someone)
         else:
-            got = await client.patch(f"/v1/candidates/{someone}", json=north_of_rouen(rng.uniform(0, 40)))
+            got = await client.patch(
+                f"/v1/candidates/{someone}", json=north_of_rouen(rng.uniform(0, 40))
+            )
             assert got.status_code == 200, got.text
         await compare_with_a_fresh_store(client, backend, vacancies)
 
@@ -295,7 +299,9 @@ async def test_the_store_reads_only_what_changed(client: httpx.AsyncClient, app:
     assert after["candidates_considered"] == 4
 
 
-async def test_people_with_an_open_placement_are_not_paired_again(client: httpx.AsyncClient) -> None:
+async def test_people_with_an_open_placement_are_not_paired_again(
+    client: httpx.AsyncClient,
+) -> None:
     siae = (await create_structure(client, "insertion"))["id"]
     landlord = (await create_structure(client, "landlord"))["id"]
     here, there = await mission(client, landlord), await mission(client, landlord)

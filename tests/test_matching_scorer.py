@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -653,18 +652,72 @@ RICH_VACANCY = replace(BASE_MISSION, lat=north(15)[0], required_competencies=NEE
         # 12.5 + 12.5 + 15 + 10 + 6.5 + 2 + 2.5
         (DEFAULT, 61.0),
         # (0.5 + 0.5 + 1 + 1 + 0.65 + 0.2 + 0.5) / 7 * 100 = 62.142857...
-        (Weights.of(distance=1, competencies=1, certification=1, landlord_history=1, training=1, waiting=1, preferences=1), 62.14),
+        (
+            Weights.of(
+                distance=1,
+                competencies=1,
+                certification=1,
+                landlord_history=1,
+                training=1,
+                waiting=1,
+                preferences=1,
+            ),
+            62.14,
+        ),
         # 40 * 0.5 + 20 * 1 + 20 * 0.65 + 10 * 0.2 + 10 * 0.5
-        (Weights.of(distance=40, competencies=0, certification=20, landlord_history=0, training=20, waiting=10, preferences=10), 60.0),
+        (
+            Weights.of(
+                distance=40,
+                competencies=0,
+                certification=20,
+                landlord_history=0,
+                training=20,
+                waiting=10,
+                preferences=10,
+            ),
+            60.0,
+        ),
         # targets 75 h and 146 days: training 1.0, waiting 0.5 -> 20 + 20 + 20 + 5 + 5
         (
-            Weights.of(distance=40, competencies=0, certification=20, landlord_history=0, training=20, waiting=10, preferences=10, training_hours_target=75, waiting_days_target=146),
+            Weights.of(
+                distance=40,
+                competencies=0,
+                certification=20,
+                landlord_history=0,
+                training=20,
+                waiting=10,
+                preferences=10,
+                training_hours_target=75,
+                waiting_days_target=146,
+            ),
             70.0,
         ),
         # relative weights: the same set doubled gives the same score
-        (Weights.of(distance=80, competencies=0, certification=40, landlord_history=0, training=40, waiting=20, preferences=20), 60.0),
+        (
+            Weights.of(
+                distance=80,
+                competencies=0,
+                certification=40,
+                landlord_history=0,
+                training=40,
+                waiting=20,
+                preferences=20,
+            ),
+            60.0,
+        ),
         # only distance counts
-        (Weights.of(distance=1, competencies=0, certification=0, landlord_history=0, training=0, waiting=0, preferences=0), 50.0),
+        (
+            Weights.of(
+                distance=1,
+                competencies=0,
+                certification=0,
+                landlord_history=0,
+                training=0,
+                waiting=0,
+                preferences=0,
+            ),
+            50.0,
+        ),
     ],
 )
 def test_exact_score_for_a_chosen_weights_set(weights: Weights, expected: float) -> None:

@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, ColumnElement, Select, Uuid, any_, bindparam, column, func, select
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    Select,
+    Uuid,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+)
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,6 +147,7 @@ async def paginate(
 
 # --- conditions whose parameter count never grows with the data ------------------------
 
+
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -149,5 +161,5 @@ def one_of(
         array = bindparam(None, list(values), type_=ARRAY(Uuid()), unique=True)
         return target == any_(array)  # type: ignore[no-any-return]
     # SQLite stores a UUID as its 32 hex digits.
-    listed = bindparam(None, json.dumps([v.hex for v in values]), unique=True)
+    listed: BindParameter[str] = bindparam(None, json.dumps([v.hex for v in values]), unique=True)
     return target.in_(select(column("value")).select_from(func.json_each(listed)))  # type: ignore[no-any-return]

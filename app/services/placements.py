@@ -23,8 +23,8 @@ from app.domain.enums import (
     VacancyKind,
     VacancyStatus,
 )
-from app.domain.placement_machine import EXPIRABLE, PHASES_FOR_KIND, allowed_moves, move
 from app.domain.ids import uuid7
+from app.domain.placement_machine import EXPIRABLE, PHASES_FOR_KIND, allowed_moves, move
 from app.errors import (
     Conflict,
     DuplicateResource,
@@ -47,7 +47,6 @@ from app.schemas.placements import (
 from app.schemas.placements import _months_later as months_later
 from app.services import audit, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
-from app.services.common import one_of
 from app.services.common import (
     PageRequest,
     apply_changes,
@@ -55,6 +54,7 @@ from app.services.common import (
     cross_field,
     flush,
     for_update,
+    one_of,
     paginate,
 )
 
@@ -237,9 +237,10 @@ async def propose_many(
     if len(set(pairs)) < len(pairs) or open_pairs & set(pairs):
         raise DuplicateResource("This candidate already has an open placement on this vacancy.")
     now = utcnow()
-    rows = [
+    ids = [uuid7() for _ in pairs]
+    rows: list[dict[str, object]] = [
         {
-            "id": uuid7(),
+            "id": placement_id,
             "candidate_id": candidate_id,
             "vacancy_id": vacancy_id,
             "status": PlacementStatus.PROPOSED,
@@ -250,7 +251,7 @@ async def propose_many(
             "updated_at": now,
             "version": 1,
         }
-        for vacancy_id, candidate_id in pairs
+        for placement_id, (vacancy_id, candidate_id) in zip(ids, pairs, strict=True)
     ]
     try:
         await session.execute(insert(Placement), rows)
@@ -259,12 +260,12 @@ async def propose_many(
         if known is not None:
             raise type(known)(str(known.detail)) from None
         raise integrity_to_conflict(exc) from None
-    for row in rows:
-        _emit_proposed(session, row["id"], row["candidate_id"], row["vacancy_id"])
+    for placement_id, (vacancy_id, candidate_id) in zip(ids, pairs, strict=True):
+        _emit_proposed(session, placement_id, candidate_id, vacancy_id)
     await flush(session)
     views = await visibility.candidate_views(session, actor, candidate_ids)
     await audit.record_views(session, actor, AuditAction.CREATE, views)
-    return [row["id"] for row in rows]
+    return ids
 
 
 async def _visible(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:

@@ -112,9 +112,7 @@ def _training(f: PairFacts) -> FloatArray:
 
 
 def _waiting(f: PairFacts) -> FloatArray:
-    result: FloatArray = np.minimum(
-        f.cands.days_in_path[f.ci] * (1.0 / f.waiting_days_target), 1.0
-    )
+    result: FloatArray = np.minimum(f.cands.days_in_path[f.ci] * (1.0 / f.waiting_days_target), 1.0)
     return result
 
 

@@ -54,7 +54,8 @@ def _phase(f: PairFacts) -> BoolArray:
 
 def _availability(f: PairFacts) -> BoolArray:
     available = f.cands.available_from[f.ci]
-    return (available != 0) & (available > f.vacs.start[f.vi])
+    late: BoolArray = (available != 0) & (available > f.vacs.start[f.vi])
+    return late
 
 
 def _distance(f: PairFacts) -> BoolArray:
@@ -74,7 +75,8 @@ def _licence(f: PairFacts) -> BoolArray:
 
 def _certification(f: PairFacts) -> BoolArray:
     """Asked for and neither held nor in progress."""
-    return (f.required_certification >= 0) & (f.required_status == 0)
+    missing: BoolArray = (f.required_certification >= 0) & (f.required_status == 0)
+    return missing
 
 
 def _consent(f: PairFacts) -> BoolArray:

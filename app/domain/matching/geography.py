@@ -251,7 +251,9 @@ class ReachIndex:
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def _by_departement(members: IntArray, departements: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+def _by_departement(
+    members: IntArray, departements: IntArray
+) -> tuple[IntArray, IntArray, IntArray]:
     """Members grouped by département: (members sorted, start and count per code)."""
     size = int(departements.max(initial=0)) + 1 if len(departements) else 1
     deps = departements[members]

@@ -69,7 +69,8 @@ class PairFacts:
 
     @cached_property
     def same_departement(self) -> BoolArray:
-        return self.cands.departement[self.ci] == self.vacs.departement[self.vi]
+        same: BoolArray = self.cands.departement[self.ci] == self.vacs.departement[self.vi]
+        return same
 
     @cached_property
     def required_certification(self) -> IntArray:

@@ -156,9 +156,7 @@ def points(
     return contributions, weighted_total(scores.criteria, scale)
 
 
-def explain(
-    scores: PairScores, p: int, max_commute_km: float, names: frozenset[str]
-) -> list[str]:
+def explain(scores: PairScores, p: int, max_commute_km: float, names: frozenset[str]) -> list[str]:
     """One line per criterion of `names` that has something to say about pair p."""
     distance = scores.distance_km[p]
     detail = PairDetail(None if math.isnan(distance) else float(distance), max_commute_km)

@@ -25,7 +25,8 @@ class SolverFailed(RuntimeError):
 
 def cents(score: np.ndarray) -> IntArray:
     """Scores have two decimals: the solver works on whole cents, exactly."""
-    return np.rint(np.asarray(score) * 100).astype(np.int64)
+    result: IntArray = np.rint(np.asarray(score) * 100).astype(np.int64)
+    return result
 
 
 def optimal_assignment(capacity: IntArray, v: IntArray, c: IntArray, value: IntArray) -> IntArray:
@@ -53,9 +54,7 @@ def optimal_assignment(capacity: IntArray, v: IntArray, c: IntArray, value: IntA
     arcs_tail = np.concatenate(
         (np.full(n_v, source), v_node, n_v + np.arange(n_c), np.array([source]))
     )
-    arcs_head = np.concatenate(
-        (np.arange(n_v), n_v + c_node, np.full(n_c, sink), np.array([sink]))
-    )
+    arcs_head = np.concatenate((np.arange(n_v), n_v + c_node, np.full(n_c, sink), np.array([sink])))
     arcs_capacity = np.concatenate(
         (caps, np.ones(len(v_sorted), np.int64), np.ones(n_c, np.int64), np.array([supply]))
     )

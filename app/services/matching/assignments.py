@@ -37,10 +37,10 @@ from app.models import Vacancy
 from app.models.base import utcnow
 from app.services import audit, placements, tenancy, visibility
 from app.services.auth import Actor
+from app.services.common import one_of
 from app.services.matching import context
 from app.services.matching.offload import in_thread, solve
 from app.services.matching.rows import VACANCY_COLUMNS, VacancyTable, decode_vacancies
-from app.services.common import one_of
 from app.services.matching.store import View, candidate_store
 from app.services.matching.weights import weights_from
 
@@ -465,9 +465,7 @@ def _answer(
                 vacancy_id=vacs.ids[j],
                 candidate_id=candidate_id,
                 score=float(value),
-                contributions={
-                    name: round(float(contributions[name][p]), 2) for name in CRITERIA
-                },
+                contributions={name: round(float(contributions[name][p]), 2) for name in CRITERIA},
             )
         )
     capacity = vacs.free_positions

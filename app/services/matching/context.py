@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,5 +85,5 @@ async def history(
     if candidate_ids is not None:
         completed = completed.where(one_of(session, Placement.candidate_id, candidate_ids))
         missions = missions.where(one_of(session, Activity.candidate_id, candidate_ids))
-    rows = await session.execute(union(completed, missions))
-    return {(c, landlord) for c, landlord in rows}
+    result: Any = await session.execute(union(completed, missions))
+    return {(row[0], row[1]) for row in result.all()}

@@ -211,9 +211,7 @@ def ranking_statement(vacancy: Vacancy, where: Sequence[ColumnElement[bool]]) ->
     landlord: a few rows each, joined; who holds a job: an indexed probe per row)."""
     open_here = (
         select(Placement.candidate_id)
-        .where(
-            Placement.vacancy_id == vacancy.id, Placement.status.in_(OPEN_PLACEMENT_STATUSES)
-        )
+        .where(Placement.vacancy_id == vacancy.id, Placement.status.in_(OPEN_PLACEMENT_STATUSES))
         .subquery("open_here")
     )
     worked = union(
@@ -376,7 +374,9 @@ def _rank(
     if include_excluded:
         refused = sorted(np.flatnonzero(scores.mask != 0).tolist(), key=lambda p: scored.ids[p])
         excluded = [
-            Excluded(id=scored.ids[p], failed=failed_filters(int(scores.mask[p]) & shown(p).filters))
+            Excluded(
+                id=scored.ids[p], failed=failed_filters(int(scores.mask[p]) & shown(p).filters)
+            )
             for p in refused[:limit]
         ]
     return Ranking(items=items, excluded=excluded, considered=len(scores), criteria=criteria)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import String, bindparam, cast, func, literal_column, select
-from sqlalchemy.types import UserDefinedType
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.types import UserDefinedType
 
 from app.domain.matching import CandidateArrays
 from app.domain.matching.features import BoolArray, IntArray
@@ -37,13 +37,13 @@ from app.domain.matching.geography import ReachIndex
 from app.domain.matching.scorer import class_fits
 from app.models import Candidate
 from app.models.base import utcnow
+from app.services.common import is_postgres, one_of
 from app.services.matching.rows import (
     CANDIDATE_COLUMNS,
     DecodedCandidates,
     RncpIndex,
     decode_candidates,
 )
-from app.services.common import is_postgres, one_of
 
 # The features kept per candidate: the scorer's, less those of the moment.
 _KEPT = tuple(f.name for f in fields(CandidateArrays) if f.name not in ("days_in_path", "busy"))
@@ -121,9 +121,9 @@ class CandidateStore:
             func.age(cast(bindparam("since", since, type_=String), _Xid())).label("horizon"),
         ).subquery("meta")
         changed = func.age(literal_column("candidates.xmin")) <= meta.c.horizon
-        stmt = select(meta.c.snapshot, meta.c.total, meta.c.horizon, *CANDIDATE_COLUMNS).select_from(
-            meta.outerjoin(Candidate.__table__, changed)
-        )
+        stmt = select(
+            meta.c.snapshot, meta.c.total, meta.c.horizon, *CANDIDATE_COLUMNS
+        ).select_from(meta.outerjoin(Candidate.__table__, changed))
         rows = (await conn.execute(stmt)).all()
         first = rows[0]
         if since != _EVERYTHING and not 0 <= first.horizon < _HORIZON_LIMIT:
@@ -246,7 +246,9 @@ class CandidateStore:
             )
             return result
 
-        view = View(list(self._ids), arrays, present, rank, ReachIndex(arrays, rank, fits), self.rncp)
+        view = View(
+            list(self._ids), arrays, present, rank, ReachIndex(arrays, rank, fits), self.rncp
+        )
         self._view = (key, view)
         return view
 
@@ -292,7 +294,7 @@ class _own_connection:  # noqa: N801 - used as a context manager, like a functio
     def __init__(self, session: AsyncSession) -> None:
         bind = session.bind
         assert bind is not None
-        self._engine: AsyncEngine = bind if isinstance(bind, AsyncEngine) else bind.engine  # type: ignore[assignment]
+        self._engine: AsyncEngine = bind if isinstance(bind, AsyncEngine) else bind.engine
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> AsyncConnection:
