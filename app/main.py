@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -161,6 +162,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.migration_head = head_revision()
+        # Everything built so far lives as long as the process: out of the garbage
+        # collector's full passes, which would otherwise walk it and pause the event
+        # loop (measured: 170 ms per pass during a national assignment, under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

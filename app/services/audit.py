@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ _PG_ROWS = text(
 )
 
 
+_IDS_ON_THE_LOOP = 1000
+
+
+def _new_ids(count: int) -> list[uuid.UUID]:
+    return [uuid7() for _ in range(count)]
+
+
 async def record(
     session: AsyncSession,
     actor: Actor,
@@ -57,7 +65,12 @@ async def record(
         "request_id": actor.request_id,
     }
     if session.get_bind().dialect.name == "postgresql":
-        ids = [uuid7() for _ in people]
+        # Tens of thousands of ids (an assignment's journal) are made off the event loop.
+        ids = (
+            await asyncio.to_thread(_new_ids, len(people))
+            if len(people) > _IDS_ON_THE_LOOP
+            else _new_ids(len(people))
+        )
         await session.execute(_PG_ROWS, {**common, "ids": ids, "candidate_ids": people})
         return
     await session.execute(

@@ -148,27 +148,32 @@ class _Edges:
     """Every pair scored so far, and the eligible ones reaching min_score (the edges)."""
 
     n_vacancies: int
+    seen: BoolArray  # per candidate slot: scored at least once
     pair_keys: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     eligible: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     reaching: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     v: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     slot: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     score: FloatArray = field(default_factory=lambda: np.zeros(0))
-    considered: set[int] = field(default_factory=set)
+    considered: int = 0  # candidates scored (after those with an open placement)
 
     def __post_init__(self) -> None:
         self.eligible = np.zeros(self.n_vacancies, dtype=np.int64)
         self.reaching = np.zeros(self.n_vacancies, dtype=np.int64)
 
 
-def _fresh(edges: _Edges, found: Neighbours, size: int) -> tuple[IntArray, IntArray]:
-    """The pairs not scored before."""
+def _fresh(
+    edges: _Edges, found: Neighbours, size: int, asked: BoolArray
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The pairs not scored before, and their candidates whose placements are unread."""
     if not len(edges.pair_keys):
-        return found.ci, found.vi  # a first search finds each pair once
-    keys = found.vi * size + found.ci
-    keys, first = np.unique(keys, return_index=True)
-    new = ~np.isin(keys, edges.pair_keys, assume_unique=True)
-    return found.ci[first[new]], found.vi[first[new]]
+        ci, vi = found.ci, found.vi  # a first search finds each pair once
+    else:
+        keys = found.vi * size + found.ci
+        keys, first = np.unique(keys, return_index=True)
+        new = ~np.isin(keys, edges.pair_keys, assume_unique=True)
+        ci, vi = found.ci[first[new]], found.vi[first[new]]
+    return ci, vi, np.unique(ci[~asked[ci]])
 
 
 def _score_into(
@@ -185,11 +190,12 @@ def _score_into(
     """Score new pairs; keep the eligible ones reaching min_score as edges. `taken[s]`:
     the candidate in slot s has an open placement (a person is proposed for one opening
     at a time by the assignment: that is a conflicting placement here)."""
-    size = len(view.ids)
+    size = len(view)
     edges.pair_keys = np.concatenate((edges.pair_keys, vi * size + ci))
     keep = ~taken[ci]
     ci, vi = ci[keep], vi[keep]
-    edges.considered.update(np.unique(ci).tolist())
+    edges.considered += int(np.count_nonzero(~edges.seen[np.unique(ci)]))
+    edges.seen[ci] = True
     n_landlords = max(len(vacs.landlords), 1)
     landlord = vacs.arrays.landlord[vi]
     if worked:
@@ -228,17 +234,21 @@ async def _facts_for(
 ) -> None:
     """Placements and past missions of the candidates in `slots` not read yet (with
     `everyone`, the scope is the country: all of them, without naming anyone)."""
-    ids = [view.ids[s] for s in slots.tolist()]
-    people = None if everyone else [c for c in ids if c is not None]
+    people = None if everyone else await in_thread(_ids_of, view, slots)
     facts = await context.placement_facts(session, people)
-    slot_of = {c: s for s, c in zip(slots.tolist(), ids, strict=True)}
     for c in facts.with_open:
-        if c in slot_of:
-            taken[slot_of[c]] = True
+        slot = view.slot_of(c)
+        if slot is not None:
+            taken[slot] = True
     landlord_code = {landlord: i for i, landlord in enumerate(vacs.landlords)}
     for c, landlord in await context.history(session, people, vacs.landlords):
-        if c in slot_of:
-            worked.add((slot_of[c], landlord_code[landlord]))
+        slot = view.slot_of(c)
+        if slot is not None:
+            worked.add((slot, landlord_code[landlord]))
+
+
+def _ids_of(view: View, slots: IntArray) -> list[uuid.UUID]:
+    return [view.id_of(s) for s in slots.tolist()]
 
 
 async def _pairs_and_edges(
@@ -258,8 +268,7 @@ async def _pairs_and_edges(
     """Find, read and score the pairs of the vacancies `which`; returns which searches
     were cut short at `nearest`."""
     found = await in_thread(neighbours, view, vacs, which, nearest)
-    ci, vi = await in_thread(_fresh, edges, found, len(view.ids))
-    unread = np.unique(ci[~asked[ci]])
+    ci, vi, unread = await in_thread(_fresh, edges, found, len(view), asked)
     if len(unread):
         everyone = nearest is not None and len(which) == len(vacs.ids) and national
         await _facts_for(session, view, vacs, unread, taken, worked, everyone)
@@ -361,14 +370,13 @@ async def assign(
     store = candidate_store(session)
     async with store.lock:
         await store.sync(session)
-        vacs = decode_vacancies(vacancy_rows, store.rncp)
+        vacs = await in_thread(decode_vacancies, vacancy_rows, store.rncp)
         view = await in_thread(store.view, utcnow().date())
         national = scope == AssignmentScope()
         result = await _assign(session, settings, view, vacs, weights, min_score, national)
-    views = await visibility.candidate_views(session, actor, [p.candidate_id for p in result.pairs])
-    for pair in result.pairs:
-        told = visibility.disclosure(views[pair.candidate_id]).criteria
-        pair.contributions = {k: v for k, v in pair.contributions.items() if k in told}
+    people = await in_thread(lambda: [p.candidate_id for p in result.pairs])
+    views = await visibility.candidate_views(session, actor, people)
+    await in_thread(_tell, result.pairs, views)
     await audit.record_views(session, actor, AuditAction.LIST, views)
     if create_proposals and result.pairs:
         await placements.propose_many(
@@ -387,10 +395,10 @@ async def _assign(
     min_score: float,
     national: bool,
 ) -> Assignment:
-    size = len(view.ids)
+    size = len(view)
     m = len(vacs.ids)
     capacity = vacs.free_positions
-    edges = _Edges(m)
+    edges = _Edges(m, np.zeros(size, dtype=np.bool_))
     taken = np.zeros(size, dtype=np.bool_)
     asked = np.zeros(size, dtype=np.bool_)
     worked: set[tuple[int, int]] = set()
@@ -442,6 +450,14 @@ async def _assign(
     return await in_thread(_answer, view, vacs, edges, kept, chosen, worked, weights)
 
 
+def _tell(pairs: list[AssignedPair], views: dict[uuid.UUID, Any]) -> None:
+    """Each pair's points on the criteria the caller's view of the person shows."""
+    told = {view: visibility.disclosure(view).criteria for view in set(views.values())}
+    for pair in pairs:
+        shown = told[views[pair.candidate_id]]
+        pair.contributions = {k: v for k, v in pair.contributions.items() if k in shown}
+
+
 def _answer(
     view: View,
     vacs: VacancyTable,
@@ -458,8 +474,7 @@ def _answer(
     contributions = _contributions(view, vacs, v, slot, worked, weights)
     pairs = []
     for p, (j, s, value) in enumerate(zip(v.tolist(), slot.tolist(), score.tolist(), strict=True)):
-        candidate_id = view.ids[s]
-        assert candidate_id is not None
+        candidate_id = view.id_of(s)
         pairs.append(
             AssignedPair(
                 vacancy_id=vacs.ids[j],
@@ -484,6 +499,6 @@ def _answer(
         pairs=pairs,
         unfilled=unfilled,
         vacancies_considered=len(vacs.ids),
-        candidates_considered=len(edges.considered),
+        candidates_considered=edges.considered,
         edges=int(kept.sum()),
     )

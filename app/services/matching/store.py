@@ -63,14 +63,27 @@ class _Xid(UserDefinedType[str]):
 @dataclass(slots=True)
 class View:
     """The store as the scorer sees it, for one day: one row per slot; slots of erased
-    people are absent (`present` False) and fit no vacancy."""
+    people are absent (`present` False) and fit no vacancy. Ids are kept as numbers
+    (two 64-bit halves, and a dict of plain ints): a hundred thousand UUID objects
+    would be walked by every full garbage collection, pausing the event loop."""
 
-    ids: list[uuid.UUID | None]
+    id_high: np.ndarray
+    id_low: np.ndarray
+    slots: dict[int, int]  # uuid.int -> slot, for present candidates (the store's own)
     arrays: CandidateArrays
     present: BoolArray
     rank: IntArray  # each slot's place in id order
     reach: ReachIndex
     rncp: RncpIndex
+
+    def __len__(self) -> int:
+        return len(self.present)
+
+    def id_of(self, slot: int) -> uuid.UUID:
+        return uuid.UUID(int=(int(self.id_high[slot]) << 64) | int(self.id_low[slot]))
+
+    def slot_of(self, candidate_id: uuid.UUID) -> int | None:
+        return self.slots.get(candidate_id.int)
 
 
 @dataclass(slots=True)
@@ -87,8 +100,7 @@ class CandidateStore:
         self.rncp = RncpIndex()
         self._size = 0
         self._columns: dict[str, np.ndarray] = {}
-        self._ids: list[uuid.UUID | None] = []
-        self._slot: dict[uuid.UUID, int] = {}
+        self._slot: dict[int, int] = {}  # uuid.int -> slot
         self._free: list[int] = []
         self._horizon: str | None = None
         self._generation = 0
@@ -135,7 +147,7 @@ class CandidateStore:
         if len(self._slot) != first.total:
             # Fewer rows than the store holds: someone was erased. Their ids are the ones
             # the table no longer has.
-            still = set((await conn.execute(select(Candidate.id))).scalars())
+            still = {c.int for c in (await conn.execute(select(Candidate.id))).scalars()}
             erased = self._drop([c for c in self._slot if c not in still])
         # The oldest transaction running then: any row it or a later one writes has a
         # newer xmin (xids count in 32 bits in the rows; the snapshot shows 64).
@@ -144,10 +156,13 @@ class CandidateStore:
 
     async def _sync_by_versions(self, session: AsyncSession, today: date) -> SyncReport:
         connection = await session.connection()
-        versions = dict((await connection.execute(select(Candidate.id, Candidate.version))).all())
+        versions = {
+            c.int: version
+            for c, version in (await connection.execute(select(Candidate.id, Candidate.version)))
+        }
         held = self._columns.get("version")
         moved = [
-            c
+            uuid.UUID(int=c)
             for c, version in versions.items()
             if (slot := self._slot.get(c)) is None or held is None or held[slot] != version
         ]
@@ -164,7 +179,7 @@ class CandidateStore:
     def _upsert(self, decoded: DecodedCandidates) -> None:
         if not decoded.ids:
             return
-        slots = np.array([self._slot_for(c) for c in decoded.ids], dtype=np.int64)
+        slots = np.array([self._slot_for(c.int) for c in decoded.ids], dtype=np.int64)
         width = len(self.rncp)
         self._ensure(self._size, width)
         arrays = decoded.arrays
@@ -179,25 +194,21 @@ class CandidateStore:
         self._columns["id_high"][slots] = high
         self._columns["id_low"][slots] = low
         self._columns["present"][slots] = True
-        for slot, c in zip(slots.tolist(), decoded.ids, strict=True):
-            self._ids[slot] = c
 
-    def _slot_for(self, candidate_id: uuid.UUID) -> int:
-        slot = self._slot.get(candidate_id)
+    def _slot_for(self, key: int) -> int:
+        slot = self._slot.get(key)
         if slot is None:
             if self._free:
                 slot = self._free.pop()
             else:
                 slot = self._size
                 self._size += 1
-                self._ids.append(None)
-            self._slot[candidate_id] = slot
+            self._slot[key] = slot
         return slot
 
-    def _drop(self, gone: list[uuid.UUID]) -> int:
-        for candidate_id in gone:
-            slot = self._slot.pop(candidate_id)
-            self._ids[slot] = None
+    def _drop(self, gone: list[int]) -> int:
+        for key in gone:
+            slot = self._slot.pop(key)
             self._columns["present"][slot] = False
             self._free.append(slot)
         return len(gone)
@@ -247,7 +258,14 @@ class CandidateStore:
             return result
 
         view = View(
-            list(self._ids), arrays, present, rank, ReachIndex(arrays, rank, fits), self.rncp
+            col["id_high"][:n],
+            col["id_low"][:n],
+            self._slot,
+            arrays,
+            present,
+            rank,
+            ReachIndex(arrays, rank, fits),
+            self.rncp,
         )
         self._view = (key, view)
         return view
