@@ -11,17 +11,24 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import uuid
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.db import session_scope
 from app.domain.matching import CRITERIA, solver
+from app.errors import DuplicateResource
 from app.main import create_app
+from app.services import placements
+from app.services.auth import SYSTEM_ACTOR
 from app.services.matching.store import candidate_store
-from tests.access_helpers import accept_placement, propose, token_of
+from app.services.placements import ConsentMissing, PhaseMismatch, VacancyFull, VacancyNotOpen
+from tests.access_helpers import accept_placement, count_rows, propose, token_of
 from tests.conftest import Backend, http_client, make_settings
 from tests.factories import create_structure
 from tests.test_matching import (
@@ -310,3 +317,44 @@ async def test_people_with_an_open_placement_are_not_paired_again(
     await propose(client, proposed, there)
     result = await assign(client, scope={"vacancy_ids": [here]}, min_score=0)
     assert pair_set(result) == {(here, free)}
+
+
+async def test_proposals_in_one_batch_keep_every_placement_rule(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """All or nothing: a pair breaking a rule refuses the batch, and nothing is written."""
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    one_position = uuid.UUID(await mission(client, landlord))
+    closed = uuid.UUID(await mission(client, landlord))
+    patched = await client.patch(f"/v1/vacancies/{closed}", json={"status": "closed"})
+    assert patched.status_code == 200, patched.text
+    willing = [uuid.UUID(await person(client, siae)) for _ in range(2)]
+    private = uuid.UUID(await person(client, siae, consent_to_share=False))
+    securing = uuid.UUID(await person(client, siae))
+    await force(client, str(securing), "support", "securing")
+    already = uuid.UUID(await person(client, siae))
+    await propose(client, str(already), str(one_position))
+
+    refusals: list[tuple[list[tuple[uuid.UUID, uuid.UUID]], type[Exception]]] = [
+        ([(one_position, willing[0]), (one_position, private)], ConsentMissing),
+        ([(one_position, securing)], PhaseMismatch),
+        ([(closed, willing[0])], VacancyNotOpen),
+        ([(one_position, willing[0]), (one_position, willing[1])], VacancyFull),
+        ([(one_position, already)], DuplicateResource),
+    ]
+    for pairs, refusal in refusals:
+        async with sessionmaker() as session:
+            with pytest.raises(refusal):
+                await placements.propose_many(session, SYSTEM_ACTOR, pairs)
+            await session.rollback()
+        assert await count_rows(sessionmaker, "placements") == 1, refusal
+
+    async with session_scope(sessionmaker) as session:
+        made = await placements.propose_many(session, SYSTEM_ACTOR, [(one_position, willing[1])])
+    assert len(made) == 1
+    listed = (await client.get("/v1/placements", params={"vacancy_id": str(one_position)})).json()
+    assert {(p["candidate_id"], p["status"]) for p in listed["items"]} == {
+        (str(already), "proposed"),
+        (str(willing[1]), "proposed"),
+    }
