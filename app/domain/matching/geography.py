@@ -9,7 +9,7 @@ means the same thing to the tree, the SQL box and the scorer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -276,7 +276,3 @@ def _same_departement(
         return _EMPTY, _EMPTY
     offsets = np.repeat(starts[v_departements] - (np.cumsum(per) - per), per)
     return members[offsets + np.arange(total)], np.repeat(v_index, per)
-
-
-def located(values: Sequence[float | None]) -> FloatArray:
-    return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)

@@ -41,10 +41,3 @@ async def solve(
             _process_pool(), solver.optimal_assignment, capacity, v, c, value
         )
     return await in_thread(solver.optimal_assignment, capacity, v, c, value)
-
-
-def shutdown() -> None:
-    global _pool
-    if _pool is not None:
-        _pool.shutdown(wait=False, cancel_futures=True)
-        _pool = None
