@@ -33,6 +33,7 @@ from app.routers import (
     audit,
     candidates,
     clients,
+    events,
     health,
     matching,
     oauth,
@@ -227,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         matching,
         clients,
         audit,
+        events,
     ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -278,6 +280,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "matching", "description": "Rankings and assignments (suggestions)."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},
             {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
+            {"name": "events", "description": "The change feed, in commit order."},
+            {
+                "name": "webhooks",
+                "description": "Signed push of the change feed (Standard Webhooks).",
+            },
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.errors import Forbidden, NotFound, ValidationFailed, field_error
+from app.errors import DuplicateResource, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, placements, structures, tenancy
+from app.schemas.events import CandidateCreated, CandidateDeleted, CandidateUpdated
+from app.services import audit, events, placements, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -49,6 +50,20 @@ def _column_values(
 
 
 visible_to = tenancy.candidates
+
+
+class ExternalRefTaken(DuplicateResource):
+    slug, title = "external-ref-taken", "This external reference is already used"
+
+
+def _ref_taken() -> ExternalRefTaken:
+    return ExternalRefTaken("The structure already has a candidate with this external_ref.")
+
+
+_CONFLICTS = {
+    "uq_candidates_structure_id_external_ref": _ref_taken,
+    "unique:candidates.structure_id, candidates.external_ref": _ref_taken,
+}
 
 
 async def _views(
@@ -99,7 +114,14 @@ async def create(
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    events.emit(
+        session,
+        CandidateCreated(
+            candidate_id=candidate.id, structure_id=candidate.structure_id, phase=candidate.phase
+        ),
+        events.candidate_audience(candidate),
+    )
     await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
     return candidate, view
 
@@ -191,8 +213,19 @@ async def update(
     consent = changes.get("consent_to_share")
     if consent is not None and consent != candidate.consent_to_share:
         changes["consent_given_at"] = utcnow() if consent else None
+    before = candidate.version
     apply_changes(candidate, changes)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    if candidate.version != before:
+        events.emit(
+            session,
+            CandidateUpdated(
+                candidate_id=candidate.id,
+                structure_id=candidate.structure_id,
+                version=candidate.version,
+            ),
+            events.candidate_audience(candidate),
+        )
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
     return candidate
 
@@ -205,6 +238,9 @@ async def delete(
 ) -> None:
     candidate = await _visible(session, actor, candidate_id)
     check_version(candidate.version, expected_versions)
+    audience = events.candidate_audience(candidate)
     await session.delete(candidate)
     await flush(session)
+    # A tombstone: partners that copied the person must forget them too.
+    events.emit(session, CandidateDeleted(candidate_id=candidate_id), audience)
     await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)

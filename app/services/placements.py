@@ -32,6 +32,12 @@ from app.errors import (
 from app.models import Candidate, Placement, PlacementTransition, Vacancy
 from app.models.base import utcnow
 from app.schemas.common import check_dates
+from app.schemas.events import (
+    PlacementFollowUpRecorded,
+    PlacementProposed,
+    PlacementStatusChanged,
+    PlacementUpdated,
+)
 from app.schemas.placements import (
     FollowUpCreate,
     PlacementCreate,
@@ -171,10 +177,10 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
     await flush(session, _CONFLICTS)
     events.emit(
         session,
-        "placement.proposed",
-        "placement",
-        placement.id,
-        {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
+        PlacementProposed(
+            placement_id=placement.id, candidate_id=candidate.id, vacancy_id=vacancy.id
+        ),
+        events.Audience(structure_id=candidate.structure_id, landlord_id=vacancy.landlord_id),
     )
     return placement
 
@@ -226,8 +232,20 @@ async def update(
             changes.get("end_date", placement.end_date),
         )
     )
+    before = placement.version
     apply_changes(placement, changes)
     await flush(session)
+    if placement.version != before:
+        events.emit(
+            session,
+            PlacementUpdated(
+                placement_id=placement.id,
+                candidate_id=placement.candidate_id,
+                vacancy_id=placement.vacancy_id,
+                version=placement.version,
+            ),
+            await events.placement_audience(session, placement),
+        )
     return placement
 
 
@@ -321,16 +339,15 @@ async def _apply_move(
     )
     events.emit(
         session,
-        "placement.status_changed",
-        "placement",
-        placement.id,
-        {
-            "from": origin.value,
-            "to": target.value,
-            "candidate_id": str(placement.candidate_id),
-            "vacancy_id": str(placement.vacancy_id),
-            "vacancy_status": vacancy.status.value,
-        },
+        PlacementStatusChanged(
+            placement_id=placement.id,
+            candidate_id=placement.candidate_id,
+            vacancy_id=placement.vacancy_id,
+            from_status=origin,
+            to_status=target,
+            vacancy_status=vacancy.status,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session, _CONFLICTS)
 
@@ -425,10 +442,12 @@ async def record_follow_up(
     setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
     events.emit(
         session,
-        "placement.follow_up_recorded",
-        "placement",
-        placement.id,
-        {"milestone_months": milestone, "in_post": data.in_post},
+        PlacementFollowUpRecorded(
+            placement_id=placement.id,
+            milestone_months=milestone,
+            in_post=data.in_post,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session)
     return placement

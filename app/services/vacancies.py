@@ -9,11 +9,12 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, DuplicateResource, Forbidden, NotFound
 from app.models import Vacancy
 from app.schemas.common import check_coordinates, check_dates
+from app.schemas.events import VacancyCreated, VacancyDeleted, VacancyUpdated
 from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
-from app.services import structures, tenancy
+from app.services import events, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -54,6 +55,20 @@ class VacancyStatusNotAllowed(Conflict):
     slug, title = "vacancy-status-not-allowed", "The vacancy cannot move to this status"
 
 
+class ExternalRefTaken(DuplicateResource):
+    slug, title = "external-ref-taken", "This external reference is already used"
+
+
+def _ref_taken() -> ExternalRefTaken:
+    return ExternalRefTaken("The landlord already has a vacancy with this external_ref.")
+
+
+_CONFLICTS = {
+    "uq_vacancies_landlord_id_external_ref": _ref_taken,
+    "unique:vacancies.landlord_id, vacancies.external_ref": _ref_taken,
+}
+
+
 class PositionsTaken(Conflict):
     slug, title = "positions-taken", "Fewer positions than placements holding them"
 
@@ -90,7 +105,17 @@ async def create(session: AsyncSession, actor: Actor, data: VacancyCreate) -> Va
     values["required_competencies"] = data.required_competencies.model_dump()
     vacancy = Vacancy(**values, **territory(data.commune_insee))
     session.add(vacancy)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    events.emit(
+        session,
+        VacancyCreated(
+            vacancy_id=vacancy.id,
+            landlord_id=vacancy.landlord_id,
+            kind=vacancy.kind,
+            status=vacancy.status,
+        ),
+        events.vacancy_audience(vacancy),
+    )
     return vacancy
 
 
@@ -152,9 +177,21 @@ async def update(
     cross_field(lambda: check_dates(start_date, end_date))
     if "commune_insee" in changes:
         changes.update(territory(changes["commune_insee"]))
+    before = vacancy.version
     apply_changes(vacancy, changes)
     refresh_status(vacancy)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    if vacancy.version != before:
+        events.emit(
+            session,
+            VacancyUpdated(
+                vacancy_id=vacancy.id,
+                landlord_id=vacancy.landlord_id,
+                status=vacancy.status,
+                version=vacancy.version,
+            ),
+            events.vacancy_audience(vacancy),
+        )
     return vacancy
 
 
@@ -167,5 +204,9 @@ async def delete(
     """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
     vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
+    audience = events.vacancy_audience(vacancy)
     await session.delete(vacancy)
     await flush(session)
+    events.emit(
+        session, VacancyDeleted(vacancy_id=vacancy_id, landlord_id=vacancy.landlord_id), audience
+    )
