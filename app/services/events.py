@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import VacancyStatus
+from app.domain.ids import uuid7
 from app.domain.webhooks import DeliveryStatus, WebhookStatus
 from app.models import (
     Candidate,
@@ -31,6 +32,7 @@ from app.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from app.models.base import utcnow
 from app.schemas.events import EventData, present
 from app.services import tenancy
 from app.services.auth import Actor
@@ -83,6 +85,8 @@ async def placement_audience(session: AsyncSession, placement: Placement) -> Aud
 def emit(session: AsyncSession, data: EventData, audience: Audience) -> Event:
     """Queue the event on the session; the caller's flush or commit writes it."""
     event = Event(
+        id=uuid7(),
+        occurred_at=utcnow(),
         type=data.event_type,
         subject_type=data.subject,
         subject_id=data.subject_id(),
