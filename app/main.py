@@ -41,6 +41,7 @@ from app.routers import (
     placements,
     structures,
     vacancies,
+    webhooks,
 )
 from app.routers.idempotency import IdempotencyInProgress, ResponseNotReplayable
 from app.schemas.problems import conflict_description
@@ -229,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients,
         audit,
         events,
+        webhooks,
     ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -139,6 +139,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("manual", sa.Boolean(), nullable=False),
         sa.Column("next_attempt_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", app.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("leased_by", sa.String(length=100), nullable=True),

@@ -66,6 +66,8 @@ class WebhookDelivery(Base):
         default=DeliveryStatus.PENDING,
     )
     attempts: Mapped[int] = mapped_column(default=0)
+    # The next attempt was asked for by hand (redelivery): one attempt, no schedule.
+    manual: Mapped[bool] = mapped_column(default=False)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     # A worker holds the delivery until then; past it, another worker may take it over.
     lease_expires_at: Mapped[datetime | None]
