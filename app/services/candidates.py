@@ -35,6 +35,7 @@ class CandidateFilters:
     phase: Phase | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    external_ref: str | None = None
 
 
 _JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
@@ -145,7 +146,10 @@ async def get(
 
 
 # A filter on a field the caller's view hides would reveal it, one yes/no at a time.
-_HIDDEN_FILTERS = {Role.LANDLORD: ("structure_id",), Role.PRESCRIBER: ("departement",)}
+_HIDDEN_FILTERS = {
+    Role.LANDLORD: ("structure_id", "external_ref"),
+    Role.PRESCRIBER: ("departement", "external_ref"),
+}
 
 
 def _check_filters(actor: Actor, filters: CandidateFilters) -> None:
@@ -176,6 +180,8 @@ async def list_(
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
+    if filters.external_ref is not None:
+        stmt = stmt.where(Candidate.external_ref == filters.external_ref)
     rows, next_cursor = await paginate(session, Candidate, stmt, page, filters.updated_since)
     views = await _views(session, actor, rows)
     for view in set(views.values()):
@@ -244,3 +250,25 @@ async def delete(
     # A tombstone: partners that copied the person must forget them too.
     events.emit(session, CandidateDeleted(candidate_id=candidate_id), audience)
     await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)
+
+
+async def upsert(
+    session: AsyncSession, actor: Actor, data: CandidateCreate
+) -> tuple[Candidate, str]:
+    """Create the candidate, or update the structure's one with this external_ref (the
+    fields given only); every rule of create and update applies. Returns the record and
+    `created`, `updated` or `unchanged`."""
+    existing = await session.scalar(
+        select(Candidate).where(
+            Candidate.structure_id == data.structure_id,
+            Candidate.external_ref == data.external_ref,
+            visible_to(actor),
+        )
+    )
+    if existing is None:
+        candidate, _view = await create(session, actor, data)
+        return candidate, "created"
+    before = existing.version
+    changes = CandidateUpdate.model_validate(data.model_dump(exclude_unset=True))
+    candidate = await update(session, actor, existing.id, changes, None)
+    return candidate, "unchanged" if candidate.version == before else "updated"

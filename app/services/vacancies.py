@@ -9,7 +9,14 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
-from app.errors import Conflict, DuplicateResource, Forbidden, NotFound
+from app.errors import (
+    Conflict,
+    DuplicateResource,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    field_error,
+)
 from app.models import Vacancy
 from app.schemas.common import check_coordinates, check_dates
 from app.schemas.events import VacancyCreated, VacancyDeleted, VacancyUpdated
@@ -35,6 +42,7 @@ class VacancyFilters:
     status: VacancyStatus | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    external_ref: str | None = None
 
 
 visible_to = tenancy.vacancies
@@ -135,6 +143,8 @@ async def list_(
         stmt = stmt.where(Vacancy.status == filters.status)
     if filters.departement is not None:
         stmt = stmt.where(Vacancy.departement == filters.departement)
+    if filters.external_ref is not None:
+        stmt = stmt.where(Vacancy.external_ref == filters.external_ref)
     return await paginate(session, Vacancy, stmt, page, filters.updated_since)
 
 
@@ -210,3 +220,27 @@ async def delete(
     events.emit(
         session, VacancyDeleted(vacancy_id=vacancy_id, landlord_id=vacancy.landlord_id), audience
     )
+
+
+async def upsert(session: AsyncSession, actor: Actor, data: VacancyCreate) -> tuple[Vacancy, str]:
+    """Create the vacancy, or update the landlord's one with this external_ref (the
+    fields given only). Returns the record and `created`, `updated` or `unchanged`."""
+    existing = await session.scalar(
+        select(Vacancy).where(
+            Vacancy.landlord_id == data.landlord_id,
+            Vacancy.external_ref == data.external_ref,
+            writable_by(actor),
+        )
+    )
+    if existing is None:
+        return await create(session, actor, data), "created"
+    if data.kind is not existing.kind:
+        raise ValidationFailed(
+            [field_error(["body", "kind"], "a vacancy's kind is fixed at creation", "value_error")]
+        )
+    values = data.model_dump(exclude_unset=True, exclude={"landlord_id", "kind"})
+    if values.get("status") is VacancyStatus.OPEN and existing.status is VacancyStatus.FILLED:
+        values.pop("status")  # open and full: `filled` is what open becomes when full
+    before = existing.version
+    vacancy = await update(session, actor, existing.id, VacancyUpdate.model_validate(values), None)
+    return vacancy, "unchanged" if vacancy.version == before else "updated"
