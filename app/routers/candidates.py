@@ -62,7 +62,9 @@ class CandidateListQuery(ListQuery):
     name="candidates_create",
     summary="Register a candidate (or refer one, as a prescriber); the path starts in recruitment",
     description=_VIEWS,
-    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
+    responses=problem_responses(
+        409, 413, 422, conflicts=(errors.WrongReferenceKind, service.ExternalRefTaken)
+    ),
 )
 async def create(
     body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
@@ -132,6 +134,7 @@ async def get(
         422,
         conflicts=(
             errors.WrongReferenceKind,
+            service.ExternalRefTaken,
             errors.ConcurrentUpdate,
         ),
     ),

@@ -58,7 +58,7 @@ async def get(settings: AppSettings) -> Pathway:
 
 @router.get(
     "/placements",
-    name="placement_machine_get",
+    name="pathway_placements",
     summary="The placement state machine: statuses, moves, who makes them, for which kinds",
 )
 async def placement_machine(settings: AppSettings) -> PlacementMachine:

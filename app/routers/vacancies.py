@@ -42,7 +42,9 @@ class VacancyListQuery(ListQuery):
     status_code=status.HTTP_201_CREATED,
     name="vacancies_create",
     summary="Post a job or a mission",
-    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
+    responses=problem_responses(
+        409, 413, 422, conflicts=(errors.WrongReferenceKind, service.ExternalRefTaken)
+    ),
 )
 async def create(
     body: VacancyCreate, session: Session, actor: CurrentActor, response: Response
@@ -107,6 +109,7 @@ async def get(
         conflicts=(
             service.VacancyStatusNotAllowed,
             service.PositionsTaken,
+            service.ExternalRefTaken,
             errors.ConcurrentUpdate,
         ),
     ),

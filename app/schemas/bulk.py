@@ -35,14 +35,25 @@ class VacancyBulkItem(VacancyCreate):
 _ITEMS = Field(min_length=1, max_length=MAX_BULK_ITEMS)
 
 
+def _example(model: type[BaseModel], ref: str) -> dict[str, Any]:
+    extra: Any = model.model_config.get("json_schema_extra") or {}
+    return {"items": [{**extra["examples"][0], "external_ref": ref}]}
+
+
 class CandidateBulk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [_example(CandidateCreate, "SIAE-2026-0042")]},
+    )
 
     items: Annotated[list[SkipValidation[CandidateBulkItem]], _ITEMS]
 
 
 class VacancyBulk(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [_example(VacancyCreate, "OPH-GARD-17")]},
+    )
 
     items: Annotated[list[SkipValidation[VacancyBulkItem]], _ITEMS]
 

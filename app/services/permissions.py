@@ -233,7 +233,7 @@ OPERATIONS: dict[str, Operation] = {
         "Create or update up to 1,000 vacancies by external reference",
         {ADM: ALL, LAN: Grant(Access.OWN, "for their structure")},
     ),
-    "placement_machine_get": Operation(
+    "pathway_placements": Operation(
         "pathway:read", "Read the placement state machine", dict.fromkeys(Role, ALL)
     ),
 }
