@@ -293,6 +293,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     _errors_as_problem_json(schema)
     _security(schema)
+    oauth.document_token_request(schema)
     app.openapi_schema = schema
     return schema
 
