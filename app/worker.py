@@ -29,6 +29,7 @@ from app.services import delivery, events, jobs
 logger = logging.getLogger("tremplin.worker")
 
 JOB_CHECK_INTERVAL_S = 1.0
+RECORD_BATCH = 100
 
 
 def default_name() -> str:
@@ -48,6 +49,8 @@ class Worker:
         self.job_table = job_table
         self.stopping = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
+        # Finished attempts wait here to be recorded, several per transaction.
+        self.finished: asyncio.Queue[tuple[delivery.Claimed, delivery.Outcome]] = asyncio.Queue()
         jobs.check_schedules(job_table, settings)
 
     def stop(self) -> None:
@@ -59,6 +62,7 @@ class Worker:
         logger.info("worker %s started", self.name)
         try:
             async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as http:
+                recorder = asyncio.create_task(self._recorder(sessionmaker))
                 next_jobs = 0.0
                 while not self.stopping.is_set():
                     busy = await self._tick(sessionmaker, http)
@@ -67,13 +71,23 @@ class Worker:
                         next_jobs = time.monotonic() + JOB_CHECK_INTERVAL_S
                     if once:
                         break
-                    if not busy:
+                    full = len(self.in_flight) >= self.settings.webhook_concurrency
+                    if full:
+                        # Wait for room rather than asking the database again.
+                        await asyncio.wait(
+                            self.in_flight,
+                            timeout=self.settings.worker_poll_interval_s,
+                            return_when=asyncio.FIRST_COMPLETED,
+                        )
+                    elif not busy:
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(
                                 self.stopping.wait(), self.settings.worker_poll_interval_s
                             )
                 if self.in_flight:
                     await asyncio.wait(self.in_flight)
+                await self.finished.join()
+                recorder.cancel()
         finally:
             await engine.dispose()
             logger.info("worker %s stopped", self.name)
@@ -109,12 +123,23 @@ class Worker:
         job: delivery.Claimed,
     ) -> None:
         outcome = await delivery.send(http, self.settings, job)
-        try:
-            async with session_scope(sessionmaker) as session:
-                await delivery.record(session, self.settings, self.name, job, outcome)
-        except Exception:
-            # Unrecorded: the lease expires and the delivery is attempted again.
-            logger.exception("worker %s: recording an attempt failed", self.name)
+        self.finished.put_nowait((job, outcome))
+
+    async def _recorder(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        """Record finished attempts, as many as are waiting, in one transaction."""
+        while True:
+            batch = [await self.finished.get()]
+            while not self.finished.empty() and len(batch) < RECORD_BATCH:
+                batch.append(self.finished.get_nowait())
+            try:
+                async with session_scope(sessionmaker) as session:
+                    await delivery.record_many(session, self.settings, self.name, batch)
+            except Exception:
+                # Unrecorded: the leases expire and the deliveries are attempted again.
+                logger.exception("worker %s: recording attempts failed", self.name)
+            finally:
+                for _ in batch:
+                    self.finished.task_done()
 
     async def _jobs(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         try:

@@ -324,6 +324,18 @@ def _describe(outcome: Outcome) -> str:
     return f"HTTP {outcome.status_code}" if outcome.status_code else (outcome.error or "failed")
 
 
+async def record_many(
+    session: AsyncSession,
+    settings: Settings,
+    worker: str,
+    finished: list[tuple[Claimed, Outcome]],
+) -> None:
+    """Several attempts' outcomes in one transaction (in delivery id order: no deadlock
+    between workers recording at once)."""
+    for job, outcome in sorted(finished, key=lambda pair: pair[0].delivery_id):
+        await record(session, settings, worker, job, outcome)
+
+
 async def record(
     session: AsyncSession, settings: Settings, worker: str, job: Claimed, outcome: Outcome
 ) -> None:
@@ -347,12 +359,6 @@ async def record(
     )
     if delivery is None or delivery.leased_by != worker or delivery.attempts != job.attempt:
         return  # the lease was taken over: the newer attempt decides
-    subscription = await session.scalar(
-        select(WebhookSubscription)
-        .where(WebhookSubscription.id == job.subscription_id)
-        .with_for_update()
-    )
-    assert subscription is not None  # deliveries go with their subscription
     delivery.lease_expires_at = None
     delivery.leased_by = None
     delivery.manual = False
@@ -361,13 +367,27 @@ async def record(
     if succeeded:
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
+        # Only a subscription that was failing is written: no hot row for the usual case.
         await session.execute(
             update(WebhookSubscription)
-            .where(WebhookSubscription.id == subscription.id)
+            .where(
+                WebhookSubscription.id == job.subscription_id,
+                or_(
+                    WebhookSubscription.failing_since.is_not(None),
+                    WebhookSubscription.consecutive_failures != 0,
+                ),
+            )
             .values(failing_since=None, consecutive_failures=0)
             .execution_options(synchronize_session=False)
         )
         return
+    subscription = await session.scalar(
+        select(WebhookSubscription)
+        .where(WebhookSubscription.id == job.subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert subscription is not None  # deliveries go with their subscription
     failing_since = subscription.failing_since or now
     failures = subscription.consecutive_failures + 1
     await session.execute(
