@@ -322,3 +322,19 @@ async def test_updates_emit_only_when_something_changed(client: httpx.AsyncClien
     assert changed.json()["version"] == candidate["version"] + 1
     updates = await read_all(client, types=["candidate.updated"])
     assert [e["data"]["version"] for e in updates] == [candidate["version"] + 1]
+
+
+async def test_the_backlog_counts_work_waiting_for_workers(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The seam of the metrics gauge: events not yet sequenced, deliveries pending."""
+    structure_id = uuid.UUID((await create_structure(client, "insertion"))["id"])
+    async with sessionmaker() as session:
+        for _ in range(3):
+            data, audience = tombstone(structure_id)
+            events.emit(session, data, audience)
+        await session.commit()
+        assert await events.backlog(session) == events.Backlog(3, 0)
+        await events.sequence(session)
+        await session.commit()
+        assert await events.backlog(session) == events.Backlog(0, 0)
