@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,12 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import PROJECT_ROOT, Settings
 from app.domain.enums import Role
-from app.domain.webhooks import DeliveryStatus
+from app.domain.ids import uuid7
+from app.domain.webhooks import DeliveryStatus, new_secret
 from app.main import create_app
 from app.models import WebhookAttempt, WebhookDelivery
+from app.services import delivery
 from app.services.jobs import JOBS
 from app.worker import Worker
-from tests.conftest import TEST_SIGNING_KEY, Backend, _empty_tables, client_as, make_settings
+from tests.conftest import (
+    TEST_SIGNING_KEY,
+    Backend,
+    _empty_tables,
+    client_as,
+    create_api_client,
+    get_token,
+    http_client,
+    make_settings,
+)
 from tests.factories import candidate_payload, create, create_structure, job_payload
 from tests.webhook_receiver import Receiver, always
 
@@ -604,3 +617,104 @@ async def test_two_workers_never_deliver_the_same_attempt(
         )
     assert attempts == delivered == 60
     assert set(by_worker) <= {"w1", "w2"}
+
+
+async def test_a_revoked_owner_stops_its_subscriptions(
+    admin: httpx.AsyncClient,
+    loopback_app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    receiver: Receiver,
+    backend: Backend,
+) -> None:
+    landlord = await create_structure(admin, "landlord")
+    credentials = await create_api_client(sessionmaker, Role.LANDLORD, landlord["id"])
+    async with http_client(loopback_app) as anonymous:
+        token = await get_token(anonymous, credentials)
+    async with http_client(loopback_app, token) as own:
+        created = await subscribe(own, receiver, "/revoked")
+    revoked = await admin.post(f"/v1/clients/{credentials.client_id}/revoke")
+    assert revoked.status_code == 200
+    await create(admin, "/v1/vacancies", job_payload(landlord["id"]))
+    async with running(worker_settings(backend)):
+
+        async def disabled() -> bool:
+            got = (await admin.get(f"/v1/webhooks/{created['id']}")).json()
+            return bool(got["status"] == "disabled")
+
+        await wait_until(disabled, "the subscription disabled")
+    subscription = (await admin.get(f"/v1/webhooks/{created['id']}")).json()
+    assert subscription["disabled_reason"] == "Disabled: its API client was revoked."
+    assert receiver.of("/revoked") == []
+
+
+def _self_signed(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("certified", "delivered"), [("localhost", True), ("other.test", False)])
+async def test_https_delivery_connects_to_the_checked_address_and_verifies_the_name(
+    tmp_path: Path, backend: Backend, certified: str, delivered: bool
+) -> None:
+    """The attempt connects to the address resolved a moment before (127.0.0.1 here),
+    while TLS still checks the certificate against the URL's host name."""
+    cert, key = _self_signed(tmp_path, certified)
+    with Receiver() as receiver:
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        receiver.server.socket = server_context.wrap_socket(
+            receiver.server.socket, server_side=True
+        )
+        secret = new_secret()
+        receiver.expect("/tls", secret)
+        port = receiver.server.server_address[1]
+        job = delivery.Claimed(
+            delivery_id=uuid7(),
+            subscription_id=uuid7(),
+            attempt=1,
+            manual=False,
+            event_id=uuid7(),
+            url=f"https://localhost:{port}/tls",
+            secrets=(secret,),
+            body='{"type": "candidate.deleted"}',
+        )
+        settings = make_settings(backend.url, webhook_allow_private_targets=True)
+        trusted = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(verify=trusted) as http:
+            outcome = await delivery.send(http, settings, job)
+        if delivered:
+            assert (outcome.status_code, outcome.error) == (200, None)
+            [receipt] = receiver.of("/tls")
+            assert receipt.verified
+        else:
+            assert outcome.status_code is None
+            assert outcome.error is not None
+            assert "connection failed" in outcome.error
+            assert receiver.of("/tls") == []
