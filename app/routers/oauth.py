@@ -87,7 +87,7 @@ async def _token_request(request: Request) -> TokenRequest:
     description=_HOW + " The token is a JWT valid for `expires_in` seconds; send it as "
     "`Authorization: Bearer <token>`. Too many requests from one address answer 429 "
     "with Retry-After.",
-    responses=problem_responses(400, 401, 422, 429),
+    responses=problem_responses(400, 401, 413, 422, 429),
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def token(request: Request, session: Session, response: Response) -> TokenResponse:
