@@ -71,8 +71,7 @@ class Worker:
                         next_jobs = time.monotonic() + JOB_CHECK_INTERVAL_S
                     if once:
                         break
-                    full = len(self.in_flight) >= self.settings.webhook_concurrency
-                    if full:
+                    if self._waiting_for_room():
                         # Wait for room rather than asking the database again.
                         await asyncio.wait(
                             self.in_flight,
@@ -103,7 +102,7 @@ class Worker:
                 created = await delivery.fan_out(session)
             room = self.settings.webhook_concurrency - len(self.in_flight)
             claimed: list[delivery.Claimed] = []
-            if room > 0:
+            if not self._waiting_for_room():
                 async with session_scope(sessionmaker) as session:
                     claimed = await delivery.claim(session, self.settings, self.name, room)
         except Exception:
@@ -115,6 +114,11 @@ class Worker:
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
         return bool(sequenced or created or claimed)
+
+    def _waiting_for_room(self) -> bool:
+        """Claim in batches: with attempts in flight, wait until a quarter is free."""
+        room = self.settings.webhook_concurrency - len(self.in_flight)
+        return bool(self.in_flight) and room < max(1, self.settings.webhook_concurrency // 4)
 
     async def _deliver(
         self,

@@ -103,10 +103,15 @@ async def test_a_late_commit_is_read_after_what_was_read_before(
             commit_order.extend(ids)
             return ids
 
-    fast = [asyncio.create_task(fast_transaction()) for _ in range(3)]
+    async def fast_transactions() -> list[str]:
+        # One after another: each commits before the next begins, so their commit order
+        # is unambiguous (concurrent ones may be read in either order).
+        return [i for _ in range(3) for i in await fast_transaction()]
+
+    fast = asyncio.create_task(fast_transactions())
     if backend.is_postgres:
         # The fast ones commit while the slow one is open, and the reader sees them.
-        fast_ids = [i for ids in await asyncio.gather(*fast) for i in ids]
+        fast_ids = await fast
         await reader.wait_for(set(fast_ids))
         assert not {item["id"] for item in reader.seen} & set(slow_ids)
     else:
@@ -118,7 +123,7 @@ async def test_a_late_commit_is_read_after_what_was_read_before(
         commit_order.extend(slow_ids)
     else:
         commit_order[:0] = slow_ids
-        fast_ids = [i for ids in await asyncio.gather(*fast) for i in ids]
+        fast_ids = await fast
     await slow.close()
     await reader.wait_for(set(slow_ids) | set(fast_ids))
     reader.stop = True

@@ -698,6 +698,7 @@ async def test_https_delivery_connects_to_the_checked_address_and_verifies_the_n
         job = delivery.Claimed(
             delivery_id=uuid7(),
             subscription_id=uuid7(),
+            attempt_id=uuid7(),
             attempt=1,
             manual=False,
             event_id=uuid7(),

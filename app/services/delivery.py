@@ -26,9 +26,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import cast
 
 import httpx
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -168,6 +169,7 @@ async def fan_out(session: AsyncSession) -> int:
 class Claimed:
     delivery_id: uuid.UUID
     subscription_id: uuid.UUID
+    attempt_id: uuid.UUID
     attempt: int
     manual: bool
     event_id: uuid.UUID
@@ -220,8 +222,10 @@ async def claim(
         delivery.attempts += 1
         delivery.lease_expires_at = lease_until
         delivery.leased_by = worker
+        attempt_id = uuid7()
         session.add(
             WebhookAttempt(
+                id=attempt_id,
                 delivery_id=delivery.id,
                 number=delivery.attempts,
                 manual=delivery.manual,
@@ -237,6 +241,7 @@ async def claim(
             Claimed(
                 delivery_id=delivery.id,
                 subscription_id=subscription.id,
+                attempt_id=attempt_id,
                 attempt=delivery.attempts,
                 manual=delivery.manual,
                 event_id=delivery.event_id,
@@ -331,9 +336,80 @@ async def record_many(
     finished: list[tuple[Claimed, Outcome]],
 ) -> None:
     """Several attempts' outcomes in one transaction (in delivery id order: no deadlock
-    between workers recording at once)."""
-    for job, outcome in sorted(finished, key=lambda pair: pair[0].delivery_id):
-        await record(session, settings, worker, job, outcome)
+    between workers recording at once). Successes, the usual case, are written with a
+    few statements for the whole batch; failures one by one."""
+    ordered = sorted(finished, key=lambda pair: pair[0].delivery_id)
+    succeeded = [
+        (job, outcome)
+        for job, outcome in ordered
+        if outcome.status_code is not None and is_success(outcome.status_code)
+    ]
+    if succeeded:
+        await _record_successes(session, worker, succeeded)
+    done = {job.delivery_id for job, _ in succeeded}
+    for job, outcome in ordered:
+        if job.delivery_id not in done:
+            await record(session, settings, worker, job, outcome)
+
+
+async def _record_successes(
+    session: AsyncSession, worker: str, succeeded: list[tuple[Claimed, Outcome]]
+) -> None:
+    now = utcnow()
+    await session.execute(
+        update(WebhookAttempt),
+        [
+            {
+                "id": job.attempt_id,
+                "outcome": AttemptOutcome.SUCCEEDED,
+                "finished_at": now,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+            }
+            for job, outcome in succeeded
+        ],
+    )
+    deliveries = cast(Table, WebhookDelivery.__table__)
+    # A delivery whose lease was taken over is left to the newer attempt.
+    await session.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id == bindparam("delivery"),
+            deliveries.c.leased_by == worker,
+            deliveries.c.attempts == bindparam("attempt"),
+        )
+        .values(
+            status=DeliveryStatus.DELIVERED,
+            delivered_at=now,
+            lease_expires_at=None,
+            leased_by=None,
+            manual=False,
+            last_status_code=bindparam("code"),
+            last_error=None,
+        ),
+        [
+            {"delivery": job.delivery_id, "attempt": job.attempt, "code": outcome.status_code}
+            for job, outcome in succeeded
+        ],
+    )
+    for subscription_id in sorted({job.subscription_id for job, _ in succeeded}):
+        await _clear_failures(session, subscription_id)
+
+
+async def _clear_failures(session: AsyncSession, subscription_id: uuid.UUID) -> None:
+    """Only a subscription that was failing is written: no hot row for the usual case."""
+    await session.execute(
+        update(WebhookSubscription)
+        .where(
+            WebhookSubscription.id == subscription_id,
+            or_(
+                WebhookSubscription.failing_since.is_not(None),
+                WebhookSubscription.consecutive_failures != 0,
+            ),
+        )
+        .values(failing_since=None, consecutive_failures=0)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def record(
@@ -344,7 +420,7 @@ async def record(
     succeeded = outcome.status_code is not None and is_success(outcome.status_code)
     await session.execute(
         update(WebhookAttempt)
-        .where(WebhookAttempt.delivery_id == job.delivery_id, WebhookAttempt.number == job.attempt)
+        .where(WebhookAttempt.id == job.attempt_id)
         .values(
             outcome=AttemptOutcome.SUCCEEDED if succeeded else AttemptOutcome.FAILED,
             finished_at=now,
@@ -367,19 +443,7 @@ async def record(
     if succeeded:
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
-        # Only a subscription that was failing is written: no hot row for the usual case.
-        await session.execute(
-            update(WebhookSubscription)
-            .where(
-                WebhookSubscription.id == job.subscription_id,
-                or_(
-                    WebhookSubscription.failing_since.is_not(None),
-                    WebhookSubscription.consecutive_failures != 0,
-                ),
-            )
-            .values(failing_since=None, consecutive_failures=0)
-            .execution_options(synchronize_session=False)
-        )
+        await _clear_failures(session, job.subscription_id)
         return
     subscription = await session.scalar(
         select(WebhookSubscription)
