@@ -182,6 +182,18 @@ async def test_external_refs_are_unique_per_structure(client: httpx.AsyncClient)
     assert moved.status_code == 409
 
 
+async def test_a_prescriber_does_not_set_the_structures_reference(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    structure = await create_structure(client, "insertion")
+    partner = await create_structure(client, "partner")
+    async with await client_as(app, sessionmaker, Role.PRESCRIBER, partner["id"]) as prescriber:
+        refused = await prescriber.post("/v1/candidates", json=person(structure["id"], "P-1"))
+        assert refused.status_code == 403
+        referred = await prescriber.post("/v1/candidates", json=candidate_payload(structure["id"]))
+        assert referred.status_code == 201
+
+
 async def test_lookups(client: httpx.AsyncClient, app: FastAPI, sessionmaker: Any) -> None:
     structure = await create_structure(client, "insertion")
     await create_structure(client, "insertion")

@@ -103,6 +103,8 @@ async def create(
     if actor.role is Role.PRESCRIBER:
         if data.referrer_id not in (None, actor.structure_id):
             raise Forbidden("A prescriber refers people in its own name only.")
+        if data.external_ref is not None:
+            raise Forbidden("external_ref is the accompanying structure's own reference.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
         view = CandidateView.REFERRAL
     await _check_references(session, data.structure_id, data.referrer_id)
