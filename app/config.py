@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.webhooks import RETRY_SCHEDULE_S
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tremplin.db'}"
 
@@ -88,6 +90,25 @@ class Settings(BaseSettings):
     # /metrics (Prometheus): unauthenticated; off, or only for these addresses/networks.
     metrics_enabled: bool = True
     metrics_allow_from: list[IPvAnyNetwork] = []
+    # Webhooks (Standard Webhooks). Private, loopback and link-local targets, and plain
+    # http, are refused unless allowed here (tests and closed networks only).
+    webhook_allow_private_targets: bool = False
+    webhook_allow_http: bool = False
+    webhook_timeout_s: float = Field(default=15, gt=0, le=60)
+    # Delays before each retry; the default is the specification's (about three days).
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: list(RETRY_SCHEDULE_S), min_length=1, max_length=20
+    )
+    webhook_secret_grace_s: int = Field(default=86400, ge=0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # How long a worker holds a delivery it attempts; default: twice the timeout + 30 s.
+    webhook_lease_s: float | None = Field(default=None, gt=0)
+
+    # The worker (python -m app worker): how often it looks for work, and the schedule of
+    # each job (cron, UTC) when not its default, e.g. {"expire_proposals": "0 3 * * *"};
+    # "off" turns a job off.
+    worker_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    job_schedules: dict[str, str] = {}
 
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)

@@ -12,6 +12,7 @@ Reads also check the exact set of fields returned.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,13 +27,17 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.enums import Role
+from app.domain.ids import uuid7
+from app.domain.webhooks import DeliveryStatus
+from app.models import Event, WebhookDelivery
 from app.schemas.access import ApiClient, ApiClientCredentials, AuditEvent
 from app.schemas.activities import Activity
 from app.schemas.candidates import Candidate, CandidateReduced, CandidateReferral
-from app.schemas.pathway import CandidateTransition, Pathway
+from app.schemas.pathway import CandidateTransition, Pathway, PlacementMachine
 from app.schemas.placements import Placement, PlacementTransition
 from app.schemas.structures import Structure
 from app.schemas.vacancies import Vacancy
+from app.schemas.webhooks import Webhook, WebhookWithSecret
 from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Access
 from tests.conftest import (
     TEST_SIGNING_KEY,
@@ -65,8 +70,15 @@ def fields(model: type[BaseModel]) -> set[str]:
 class World:
     """Two of everything: one within the caller's tenancy, one outside it."""
 
-    def __init__(self, admin: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        admin: httpx.AsyncClient,
+        app: FastAPI,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
         self.admin = admin
+        self.app = app
+        self.sessionmaker = sessionmaker
         self.ids: dict[str, str] = {}
 
     async def post(self, path: str, payload: dict[str, Any]) -> str:
@@ -130,6 +142,51 @@ class World:
 
     async def api_client(self) -> str:
         return await self.post("/v1/clients", {"name": "target", "role": "observer"})
+
+    def as_role(self, role: Role, structure_id: str) -> RoleWriter:
+        return RoleWriter(self, role, structure_id)
+
+    async def delivery(self, webhook_id: str) -> str:
+        """A delivery record to send again, written as the worker would have."""
+        async with self.sessionmaker() as session:
+            event = Event(
+                id=uuid7(),
+                type="candidate.deleted",
+                subject_type="candidate",
+                subject_id=uuid7(),
+                payload={"candidate_id": str(uuid7())},
+                position=None,
+            )
+            session.add(event)
+            await session.flush()
+            delivery = WebhookDelivery(
+                id=uuid7(),
+                subscription_id=uuid.UUID(webhook_id),
+                event_id=event.id,
+                event_type=event.type,
+                position=0,
+                body="{}",
+                status=DeliveryStatus.DELIVERED,
+            )
+            session.add(delivery)
+            await session.commit()
+            return str(delivery.id)
+
+
+class RoleWriter:
+    """Posts as an API client of a role and structure (for objects owned per structure)."""
+
+    def __init__(self, world: World, role: Role, structure_id: str) -> None:
+        self.world, self.role, self.structure_id = world, role, structure_id
+
+    async def post(self, path: str, payload: dict[str, Any]) -> str:
+        credentials = await create_api_client(self.world.sessionmaker, self.role, self.structure_id)
+        async with http_client(self.world.app) as anonymous:
+            token = await get_token(anonymous, credentials)
+        async with http_client(self.world.app, token) as http:
+            response = await http.post(path, json=payload)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
 
 
 @dataclass(frozen=True)
@@ -342,6 +399,72 @@ async def _audit_list(w: World, side: str, role: Role) -> Call:
     return Call("GET", "/v1/audit?limit=200")
 
 
+async def _events_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/events?limit=1000")
+
+
+async def _candidates_bulk(w: World, side: str, role: Role) -> Call:
+    item = {**candidate_payload(w.ids[f"ins_{side}"]), "external_ref": f"bulk-{side}"}
+    return Call("POST", "/v1/candidates/bulk", {"items": [item]})
+
+
+async def _vacancies_bulk(w: World, side: str, role: Role) -> Call:
+    item = {**vacancy_payload(w.ids[f"lan_{side}"]), "external_ref": f"bulk-{side}"}
+    return Call("POST", "/v1/vacancies/bulk", {"items": [item]})
+
+
+async def _pathway_placements(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/pathway/placements")
+
+
+# Webhook subscriptions are the structure's own: the own side is made by an API client
+# of the caller's role and structure, the foreign side by one of another structure.
+WEBHOOK_URL = "https://8.8.8.8/hooks"
+
+
+async def _webhook(w: World, side: str, role: Role) -> str:
+    key = ROLE_STRUCTURE[role]
+    if side == "own" and role in (Role.ADMIN, Role.OBSERVER):
+        return await w.post("/v1/webhooks", {"url": WEBHOOK_URL})
+    owner_role = role if role in ROLE_STRUCTURE and key is not None else Role.INSERTION
+    structure = w.ids[(key or "ins_own").replace("_own", f"_{side}")]
+    return await w.as_role(owner_role, structure).post("/v1/webhooks", {"url": WEBHOOK_URL})
+
+
+async def _webhooks_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/webhooks?limit=200", target=await _webhook(w, side, role))
+
+
+async def _webhooks_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/webhooks/{await _webhook(w, side, role)}")
+
+
+async def _webhooks_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/webhooks", {"url": WEBHOOK_URL})
+
+
+async def _webhooks_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/webhooks/{await _webhook(w, side, role)}", {"description": "x"})
+
+
+async def _webhooks_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/webhooks/{await _webhook(w, side, role)}")
+
+
+async def _webhooks_rotate_secret(w: World, side: str, role: Role) -> Call:
+    return Call("POST", f"/v1/webhooks/{await _webhook(w, side, role)}/rotate-secret")
+
+
+async def _webhooks_deliveries(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/webhooks/{await _webhook(w, side, role)}/deliveries")
+
+
+async def _webhooks_redeliver(w: World, side: str, role: Role) -> Call:
+    webhook = await _webhook(w, side, role)
+    delivery = await w.delivery(webhook)
+    return Call("POST", f"/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver")
+
+
 BUILDERS: dict[str, Builder] = {
     name.removeprefix("_"): fn
     for name, fn in list(globals().items())
@@ -352,11 +475,20 @@ SUCCESS = {"GET": 200, "PATCH": 200, "DELETE": 204}
 # Lists under a parent resource: a foreign parent is not found.
 NESTED_LISTS = {"activities_list"}
 # POSTs that act on an existing resource answer 200; the others create (201).
-ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up", "_assign"}
+ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up", "_assign", "_bulk"}
+ACCEPTED = {"webhooks_redeliver"}
 # Creating under a parent outside one's tenancy: refused as a role rule (403) when the
 # caller names the parent outright, or as an unknown reference (422) when it names an
 # object it cannot see.
-FOREIGN_CREATE = {"candidates_create": 403, "vacancies_create": 403, "placements_create": 422}
+FOREIGN_CREATE = {
+    "candidates_create": 403,
+    "vacancies_create": 403,
+    "placements_create": 422,
+    # A subscription is always the caller's own; bulk answers per item (403 inside).
+    "webhooks_create": 201,
+    "candidates_bulk": 200,
+    "vacancies_bulk": 200,
+}
 
 READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
     "structures_list": lambda role: fields(Structure),
@@ -378,11 +510,18 @@ READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
     "placements_history": lambda role: fields(PlacementTransition),
     "placements_transition": lambda role: fields(Placement),
     "candidates_transition": lambda role: fields(Candidate),
+    "webhooks_list": lambda role: fields(Webhook),
+    "webhooks_get": lambda role: fields(Webhook),
+    "webhooks_create": lambda role: fields(WebhookWithSecret),
+    "webhooks_rotate_secret": lambda role: fields(WebhookWithSecret),
+    "pathway_placements": lambda role: fields(PlacementMachine),
 }
 
 
 def success_status(operation: str, method: str) -> int:
     if method == "POST":
+        if operation in ACCEPTED:
+            return 202
         return 200 if operation.endswith(tuple(ACTIONS)) else 201
     return SUCCESS[method]
 
@@ -439,7 +578,7 @@ async def test_matrix(
     operation: str,
     role: Role,
 ) -> None:
-    world = await World(client).build()
+    world = await World(client, app, sessionmaker).build()
     structure_key = ROLE_STRUCTURE[role]
     structure_id = world.ids[structure_key] if structure_key else None
     credentials: Credentials = await create_api_client(sessionmaker, role, structure_id)

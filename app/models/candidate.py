@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
@@ -76,6 +76,9 @@ class Candidate(Entity):
     referral_updated_at: Mapped[datetime] = mapped_column(
         default=same_as_created, index=True, sort_order=101
     )
+    # The partner's own reference for the record, unique per structure: bulk sync
+    # upserts by it.
+    external_ref: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
@@ -85,4 +88,12 @@ class Candidate(Entity):
         CheckConstraint("consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"),
         # Matching's geographic prefilter: a bounding box on the coordinates.
         Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
+        Index(
+            "uq_candidates_structure_id_external_ref",
+            "structure_id",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
     )

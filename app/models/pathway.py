@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import (
@@ -109,10 +119,14 @@ class PlacementTransition(_TransitionRecord, Base):
 
 
 class Event(Base):
-    """The outbox: every state change, written in the transaction that made it.
+    """The outbox: every change visible to partners, written in the transaction that made it.
 
-    The event feed and webhooks read it; ids are time-ordered, so `id > last seen`
-    is a cursor.
+    `position` is the feed's order: NULL when written, set after commit by the single
+    sequencer (app.services.events.sequence), so a position is never given to a change
+    while an earlier-committed one still lacks its own. The audience columns say who may
+    read the event, as its subject stood when it happened: the insertion structure
+    accompanying the person, the prescriber who referred them, the landlord of the
+    vacancy, and whether a vacancy was published (insertion staff read published ones).
     """
 
     __tablename__ = "events"
@@ -123,5 +137,23 @@ class Event(Base):
     subject_id: Mapped[uuid.UUID]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    structure_id: Mapped[uuid.UUID | None]
+    referrer_id: Mapped[uuid.UUID | None]
+    landlord_id: Mapped[uuid.UUID | None]
+    published: Mapped[bool] = mapped_column(default=False, server_default=false())
 
-    __table_args__ = (Index("ix_events_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_events_subject", "subject_type", "subject_id"),
+        # The sequencer's work list: events committed but not yet given a position.
+        Index(
+            "ix_events_unsequenced",
+            "id",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
+        # Each role's feed: its audience column, in feed order.
+        Index("ix_events_structure_id_position", "structure_id", "position"),
+        Index("ix_events_referrer_id_position", "referrer_id", "position"),
+        Index("ix_events_landlord_id_position", "landlord_id", "position"),
+    )

@@ -4,11 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
 
 from app import errors
 from app.domain.enums import CandidateView, Phase
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery, PageQuery
+from app.schemas.bulk import BulkResult, CandidateBulk, result_of
 from app.schemas.candidates import (
     Candidate,
     CandidateAny,
@@ -18,9 +20,10 @@ from app.schemas.candidates import (
     CandidateUpdate,
     present,
 )
-from app.schemas.common import Departement
+from app.schemas.common import Departement, ExternalRef
 from app.schemas.pathway import CandidateTransitionPage, TransitionRequest, present_move
 from app.schemas.problems import problem_responses
+from app.services import bulk as bulk_service
 from app.services import candidates as service
 from app.services import pathway
 
@@ -44,10 +47,23 @@ def _shown(response: Response, candidate: object, view: CandidateView) -> Candid
     return body
 
 
+_BULK = (
+    "Up to 1,000 items, each created or updated by its `external_ref` and answered on its "
+    "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
+    "route would have answered). A bad item never blocks the others: each runs in a "
+    "savepoint of its own, with every rule of the single-item routes. Fields left out of "
+    "an item keep their values on update. Sending the same batch again changes nothing; "
+    "with an `Idempotency-Key` it replays the first answer."
+)
+
+
 class CandidateListQuery(ListQuery):
     structure_id: uuid.UUID | None = None
     phase: Phase | None = None
     departement: Departement | None = None
+    external_ref: ExternalRef | None = Field(
+        default=None, description="Your own reference (with `structure_id` when you have several)."
+    )
 
 
 @router.post(
@@ -56,7 +72,9 @@ class CandidateListQuery(ListQuery):
     name="candidates_create",
     summary="Register a candidate (or refer one, as a prescriber); the path starts in recruitment",
     description=_VIEWS,
-    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
+    responses=problem_responses(
+        409, 413, 422, conflicts=(errors.WrongReferenceKind, service.ExternalRefTaken)
+    ),
 )
 async def create(
     body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
@@ -64,6 +82,17 @@ async def create(
     candidate, view = await service.create(session, actor, body)
     response.headers["Location"] = f"{router.prefix}/{candidate.id}"
     return _shown(response, candidate, view)
+
+
+@router.post(
+    "/bulk",
+    name="candidates_bulk",
+    summary="Create or update up to 1,000 candidates by your own reference",
+    description=_BULK,
+    responses=problem_responses(413, 422),
+)
+async def bulk(body: CandidateBulk, session: Session, actor: CurrentActor) -> BulkResult:
+    return result_of(await bulk_service.candidates_bulk(session, actor, body.items))
 
 
 @router.get(
@@ -81,6 +110,7 @@ async def list_(
         phase=query.phase,
         departement=query.departement,
         updated_since=query.updated_since,
+        external_ref=query.external_ref,
     )
     rows, next_cursor = await service.list_(session, actor, filters, query.page())
     return CandidatePage(items=[present(c, view) for c, view in rows], next_cursor=next_cursor)
@@ -112,6 +142,7 @@ async def get(
         422,
         conflicts=(
             errors.WrongReferenceKind,
+            service.ExternalRefTaken,
             errors.ConcurrentUpdate,
         ),
     ),

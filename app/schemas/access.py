@@ -91,7 +91,8 @@ class ApiClientPage(Page[ApiClient]):
 
 
 class TokenRequest(BaseModel):
-    """RFC 6749 section 4.4 form. Credentials may come as HTTP Basic instead of fields."""
+    """RFC 6749 section 4.4 form (a JSON object with the same fields is accepted too).
+    Credentials may come as HTTP Basic instead of fields."""
 
     # Unknown parameters are ignored, as RFC 6749 section 3.2 asks of a token endpoint.
     model_config = ConfigDict(

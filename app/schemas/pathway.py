@@ -6,7 +6,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from app.domain.enums import ActorKind, Phase, Role, TransitionReason
+from app.domain.enums import (
+    ActorKind,
+    Phase,
+    PlacementStatus,
+    Role,
+    TransitionReason,
+    VacancyKind,
+)
 from app.schemas.common import FieldRuleError, InputModel, Page, ReadModel
 
 Note = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
@@ -103,3 +110,30 @@ class Pathway(BaseModel):
     activity_phases: dict[str, Phase] = Field(
         description="The phase each activity type belongs to."
     )
+
+
+class PlacementMoveDescription(BaseModel):
+    from_status: PlacementStatus
+    to_status: PlacementStatus
+    roles: list[Role] = Field(description="Who may make the move; empty: the service only.")
+    reason_required: bool
+    kinds: list[VacancyKind] = Field(description="The kinds of vacancy the move applies to.")
+
+
+class PlacementMachine(BaseModel):
+    """The placement state machine, for front-ends to draw (from the service's table)."""
+
+    statuses: list[PlacementStatus]
+    initial: PlacementStatus
+    terminal: list[PlacementStatus]
+    moves: list[PlacementMoveDescription]
+    position_holding: list[PlacementStatus] = Field(
+        description="Statuses that hold one of the vacancy's positions."
+    )
+    phases_for_kind: dict[VacancyKind, list[Phase]] = Field(
+        description="The path phases a candidate must be in for each kind of vacancy."
+    )
+    expirable: list[PlacementStatus] = Field(
+        description="Statuses closed as `expired` after `proposal_expiry_days` unanswered."
+    )
+    proposal_expiry_days: int

@@ -22,6 +22,7 @@ from app.domain.pathway import ACTIVITY_PHASE, PHASE_RANK
 from app.errors import Conflict, NotFound, ValidationFailed, field_error, pydantic_errors
 from app.models import Activity, Candidate
 from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
+from app.schemas.events import ActivityRecorded, ActivityUpdated
 from app.services import audit, events, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, paginate
@@ -146,10 +147,10 @@ async def create(
     await _refresh_totals(session, candidate)
     events.emit(
         session,
-        "activity.recorded",
-        "candidate",
-        candidate.id,
-        {"activity_id": str(activity.id), "type": activity.type.value},
+        ActivityRecorded(
+            candidate_id=candidate.id, activity_id=activity.id, activity_type=activity.type
+        ),
+        events.path_audience(candidate),
     )
     await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity
@@ -233,11 +234,20 @@ async def update(
             session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
         )
     touched = _exam_codes(activity)  # a corrected code frees the old one too
+    before = activity.version
     for name, value in values.items():
         setattr(activity, name, value)
     _apply_levels(candidate, activity)
     await flush(session)
     await _refresh_certifications(session, candidate, touched | _exam_codes(activity))
     await _refresh_totals(session, candidate)
+    if activity.version != before:
+        events.emit(
+            session,
+            ActivityUpdated(
+                candidate_id=candidate.id, activity_id=activity.id, activity_type=activity.type
+            ),
+            events.path_audience(candidate),
+        )
     await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity

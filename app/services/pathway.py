@@ -32,6 +32,7 @@ from app.domain.pathway import (
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Activity, Candidate, CandidateTransition, Placement, Vacancy
 from app.models.base import utcnow
+from app.schemas.events import CandidatePhaseChanged
 from app.schemas.pathway import TransitionRequest
 from app.services import audit, events, tenancy, visibility
 from app.services.auth import Actor
@@ -152,16 +153,15 @@ async def set_phase(
     session.add(record)
     events.emit(
         session,
-        "candidate.phase_changed",
-        "candidate",
-        candidate.id,
-        {
-            "from": origin.value,
-            "to": target.value,
-            "reason": reason.value if reason else None,
-            "forced": forced,
-            "structure_id": str(candidate.structure_id),
-        },
+        CandidatePhaseChanged(
+            candidate_id=candidate.id,
+            structure_id=candidate.structure_id,
+            from_phase=origin,
+            to_phase=target,
+            reason=reason,
+            forced=forced,
+        ),
+        events.candidate_audience(candidate),
     )
     await flush(session)
     return record

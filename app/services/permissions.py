@@ -59,6 +59,21 @@ _READ_PLACEMENTS = {
     ),
 }
 _ADMIN_ONLY = {ADM: ALL}
+_READ_EVENTS = {
+    ADM: ALL,
+    INS: Grant(
+        Access.OWN, "events of their candidates and what hangs off them; published vacancies"
+    ),
+    LAN: Grant(Access.OWN, "events of their vacancies and the placements on them"),
+    PRE: Grant(Access.OWN, "events of the people they referred (not their path's records)"),
+}
+# A subscription delivers what its owner reads in the feed; each structure sees its own.
+_WEBHOOKS = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+    LAN: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+    PRE: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+}
 _OWN_CANDIDATES = Grant(Access.OWN, "candidates their structure accompanies")
 
 OPERATIONS: dict[str, Operation] = {
@@ -208,6 +223,36 @@ OPERATIONS: dict[str, Operation] = {
         "clients:admin", "Rotate an API client's secret", _ADMIN_ONLY
     ),
     "audit_list": Operation("audit:read", "Read the audit journal", _ADMIN_ONLY),
+    "events_list": Operation("events:read", "Read the change feed", _READ_EVENTS),
+    "webhooks_list": Operation("webhooks:manage", "List webhook subscriptions", _WEBHOOKS),
+    "webhooks_get": Operation("webhooks:manage", "Get a webhook subscription", _WEBHOOKS),
+    "webhooks_create": Operation(
+        "webhooks:manage", "Subscribe an endpoint to the events one may read", _WEBHOOKS
+    ),
+    "webhooks_update": Operation(
+        "webhooks:manage", "Change or re-enable a webhook subscription", _WEBHOOKS
+    ),
+    "webhooks_delete": Operation("webhooks:manage", "Delete a webhook subscription", _WEBHOOKS),
+    "webhooks_rotate_secret": Operation(
+        "webhooks:manage", "Rotate a webhook subscription's signing secret", _WEBHOOKS
+    ),
+    "webhooks_deliveries": Operation(
+        "webhooks:manage", "List a subscription's deliveries and their attempts", _WEBHOOKS
+    ),
+    "webhooks_redeliver": Operation("webhooks:manage", "Deliver an event again", _WEBHOOKS),
+    "candidates_bulk": Operation(
+        "candidates:write",
+        "Create or update up to 1,000 candidates by external reference",
+        {ADM: ALL, INS: Grant(Access.OWN, "for their own structure")},
+    ),
+    "vacancies_bulk": Operation(
+        "vacancies:write",
+        "Create or update up to 1,000 vacancies by external reference",
+        {ADM: ALL, LAN: Grant(Access.OWN, "for their structure")},
+    ),
+    "pathway_placements": Operation(
+        "pathway:read", "Read the placement state machine", dict.fromkeys(Role, ALL)
+    ),
 }
 
 # What the audit journal records of each operation: the action of its rows (one row

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.config import Settings
 from app.domain.enums import (
@@ -30,9 +32,16 @@ from app.errors import (
     ValidationFailed,
     field_error,
 )
-from app.models import Candidate, Placement, PlacementTransition, Vacancy
+from app.models import Candidate, FollowUpReminder, Placement, PlacementTransition, Vacancy
 from app.models.base import utcnow
 from app.schemas.common import check_dates
+from app.schemas.events import (
+    PlacementFollowUpDue,
+    PlacementFollowUpRecorded,
+    PlacementProposed,
+    PlacementStatusChanged,
+    PlacementUpdated,
+)
 from app.schemas.placements import (
     FollowUpCreate,
     PlacementCreate,
@@ -94,6 +103,7 @@ class PlacementFilters:
     vacancy_id: uuid.UUID | None = None
     status: PlacementStatus | None = None
     updated_since: datetime | None = None
+    follow_up_due: bool | None = None
 
 
 async def _journal(
@@ -158,10 +168,10 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
     await flush(session, _CONFLICTS)
     events.emit(
         session,
-        "placement.proposed",
-        "placement",
-        placement.id,
-        {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
+        PlacementProposed(
+            placement_id=placement.id, candidate_id=candidate.id, vacancy_id=vacancy.id
+        ),
+        events.Audience(structure_id=candidate.structure_id, landlord_id=vacancy.landlord_id),
     )
     await _journal(session, actor, [placement], AuditAction.CREATE)
     return placement
@@ -201,9 +211,82 @@ async def list_(
         stmt = stmt.where(Placement.vacancy_id == filters.vacancy_id)
     if filters.status is not None:
         stmt = stmt.where(Placement.status == filters.status)
+    if filters.follow_up_due is not None:
+        due = follow_up_due(utcnow().date())
+        stmt = stmt.where(due if filters.follow_up_due else ~due)
     rows, next_cursor = await paginate(session, Placement, stmt, page, filters.updated_since)
     await _journal(session, actor, rows, AuditAction.LIST)
     return rows, next_cursor
+
+
+FOLLOW_UP_MILESTONES = (6, 12)
+
+
+def latest_start_due(today: date, months: int) -> date:
+    """The last start day whose `months` follow-up is due by `today` (start + months,
+    clamped to the month's end as the follow-up rules count it)."""
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    base = date(year, month + 1, min(today.day, monthrange(year, month + 1)[1]))
+    # A few later days may still fall due by today once clamped: step back from past them.
+    day = base + timedelta(days=4)
+    while months_later(day, months) > today:
+        day -= timedelta(days=1)
+    return day
+
+
+def _milestone_due(months: int, today: date) -> ColumnElement[bool]:
+    recorded: InstrumentedAttribute[date | None] = getattr(Placement, f"follow_up_{months}m_on")
+    return recorded.is_(None) & (Placement.started_on <= latest_start_due(today, months))
+
+
+def follow_up_due(today: date) -> ColumnElement[bool]:
+    """Started jobs whose 6- or 12-month follow-up is due and not recorded."""
+    return (
+        (Placement.vacancy_kind == VacancyKind.JOB)
+        & Placement.started_on.is_not(None)
+        & or_(*(_milestone_due(m, today) for m in FOLLOW_UP_MILESTONES))
+    )
+
+
+async def remind_follow_ups(session: AsyncSession, today: date) -> int:
+    """Announce each follow-up that fell due, once (placement.follow_up_due)."""
+    announced = 0
+    for months in FOLLOW_UP_MILESTONES:
+        reminded = select(FollowUpReminder.placement_id).where(
+            FollowUpReminder.placement_id == Placement.id,
+            FollowUpReminder.milestone_months == months,
+        )
+        rows = (
+            await session.scalars(
+                select(Placement)
+                .where(
+                    Placement.vacancy_kind == VacancyKind.JOB,
+                    Placement.started_on.is_not(None),
+                    _milestone_due(months, today),
+                    ~reminded.exists(),
+                )
+                .order_by(Placement.id)
+            )
+        ).all()
+        for placement in rows:
+            assert placement.started_on is not None
+            due_on = months_later(placement.started_on, months)
+            session.add(
+                FollowUpReminder(placement_id=placement.id, milestone_months=months, due_on=due_on)
+            )
+            events.emit(
+                session,
+                PlacementFollowUpDue(
+                    placement_id=placement.id,
+                    candidate_id=placement.candidate_id,
+                    milestone_months=months,
+                    due_on=due_on,
+                ),
+                await events.placement_audience(session, placement),
+            )
+            announced += 1
+    await flush(session)
+    return announced
 
 
 async def update(
@@ -222,8 +305,20 @@ async def update(
             changes.get("end_date", placement.end_date),
         )
     )
+    before = placement.version
     apply_changes(placement, changes)
     await flush(session)
+    if placement.version != before:
+        events.emit(
+            session,
+            PlacementUpdated(
+                placement_id=placement.id,
+                candidate_id=placement.candidate_id,
+                vacancy_id=placement.vacancy_id,
+                version=placement.version,
+            ),
+            await events.placement_audience(session, placement),
+        )
     await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
@@ -318,16 +413,15 @@ async def _apply_move(
     )
     events.emit(
         session,
-        "placement.status_changed",
-        "placement",
-        placement.id,
-        {
-            "from": origin.value,
-            "to": target.value,
-            "candidate_id": str(placement.candidate_id),
-            "vacancy_id": str(placement.vacancy_id),
-            "vacancy_status": vacancy.status.value,
-        },
+        PlacementStatusChanged(
+            placement_id=placement.id,
+            candidate_id=placement.candidate_id,
+            vacancy_id=placement.vacancy_id,
+            from_status=origin,
+            to_status=target,
+            vacancy_status=vacancy.status,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session, _CONFLICTS)
 
@@ -427,10 +521,12 @@ async def record_follow_up(
     setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
     events.emit(
         session,
-        "placement.follow_up_recorded",
-        "placement",
-        placement.id,
-        {"milestone_months": milestone, "in_post": data.in_post},
+        PlacementFollowUpRecorded(
+            placement_id=placement.id,
+            milestone_months=milestone,
+            in_post=data.in_post,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session)
     await _journal(session, actor, [placement], AuditAction.UPDATE)
