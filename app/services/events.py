@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import VacancyStatus
+from app.domain.enums import AuditAction, VacancyStatus
 from app.domain.ids import uuid7
 from app.domain.webhooks import DeliveryStatus, WebhookStatus
 from app.models import (
@@ -34,7 +34,7 @@ from app.models import (
 )
 from app.models.base import utcnow
 from app.schemas.events import EventData, present
-from app.services import tenancy
+from app.services import audit, tenancy, visibility
 from app.services.auth import Actor
 
 # pg_advisory_xact_lock key of the sequencer ("tremplin" in ASCII).
@@ -178,7 +178,23 @@ async def feed(
     limit: int,
 ) -> FeedPage:
     await sequence_if_free(session)
-    return await read(session, actor, after, types, limit)
+    page = await read(session, actor, after, types, limit)
+    # The feed tells what happened to people (their phase, their placements): a read of
+    # personal data like any list, journaled one row per person named.
+    views = await visibility.candidate_views(session, actor, people_named(page.events))
+    await audit.record_views(session, actor, AuditAction.LIST, views)
+    return page
+
+
+def people_named(rows: Sequence[Event]) -> list[uuid.UUID]:
+    """The people a page of events is about, once each, in feed order."""
+    people: dict[uuid.UUID, None] = {}
+    for event in rows:
+        if event.subject_type == "candidate":
+            people[event.subject_id] = None
+        elif (candidate_id := event.payload.get("candidate_id")) is not None:
+            people[uuid.UUID(str(candidate_id))] = None
+    return list(people)
 
 
 def body_of(event: Event) -> str:

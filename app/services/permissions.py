@@ -314,6 +314,22 @@ JOURNAL: dict[str, Journal] = {
     # The journal names people by id only and is itself the record of access; reading
     # it is not journaled (each read would add rows to what it reads).
     "audit_list": NOT_PERSONAL,
+    # What happened to people, by id: journaled one row per person named in the page.
+    "events_list": _L,
+    # Subscriptions and their attempts name events, not people.
+    "webhooks_list": NOT_PERSONAL,
+    "webhooks_get": NOT_PERSONAL,
+    "webhooks_create": NOT_PERSONAL,
+    "webhooks_update": NOT_PERSONAL,
+    "webhooks_delete": NOT_PERSONAL,
+    "webhooks_rotate_secret": NOT_PERSONAL,
+    "webhooks_deliveries": NOT_PERSONAL,
+    "webhooks_redeliver": NOT_PERSONAL,
+    # Each item goes through candidates_create or candidates_update and is journaled as
+    # that (creation or update).
+    "candidates_bulk": _C,
+    "vacancies_bulk": NOT_PERSONAL,
+    "pathway_placements": NOT_PERSONAL,
 }
 
 # Operations anyone may call without a token.
