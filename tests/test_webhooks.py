@@ -30,8 +30,10 @@ from app.domain.webhooks import DeliveryStatus, new_secret
 from app.main import create_app
 from app.models import WebhookAttempt, WebhookDelivery
 from app.services import delivery
+from app.services.auth import SYSTEM_ACTOR
 from app.services.jobs import JOBS
 from app.worker import Worker
+from tests.access_helpers import subject_of
 from tests.conftest import (
     TEST_SIGNING_KEY,
     Backend,
@@ -154,10 +156,15 @@ async def test_a_delivery_is_signed_and_carries_the_feed_event(
     assert got.status_code == 200
     assert "secret" not in got.json()
     structure = await create_structure(admin, "insertion")
-    await create(admin, "/v1/candidates", candidate_payload(structure["id"]))
+    person = await create(admin, "/v1/candidates", candidate_payload(structure["id"]))
 
     async with running(worker_settings(backend)):
         await wait_until(lambda: settled(admin, created["id"], 1), "the delivery")
+    # What a partner received about a person is journaled, as a feed read would be.
+    journal = await admin.get("/v1/audit", params={"operation": "webhooks_delivery"})
+    assert [(r["candidate_id"], r["actor_id"]) for r in journal.json()["items"]] == [
+        (person["id"], subject_of(admin))
+    ]
     [receipt] = receiver.of("/hook")
     assert receipt.verified
     [event] = await feed_after(admin, 0)
@@ -705,6 +712,8 @@ async def test_https_delivery_connects_to_the_checked_address_and_verifies_the_n
             url=f"https://localhost:{port}/tls",
             secrets=(secret,),
             body='{"type": "candidate.deleted"}',
+            owner=SYSTEM_ACTOR,
+            people=(),
         )
         settings = make_settings(backend.url, webhook_allow_private_targets=True)
         trusted = ssl.create_default_context(cafile=str(cert))

@@ -33,7 +33,7 @@ from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.domain.enums import ActorKind
+from app.domain.enums import ActorKind, AuditAction
 from app.domain.ids import uuid7
 from app.domain.webhooks import (
     AttemptOutcome,
@@ -44,9 +44,9 @@ from app.domain.webhooks import (
     retry_delay,
     signature_header,
 )
-from app.models import ApiClient, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from app.models import ApiClient, Event, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.models.base import utcnow
-from app.services import events
+from app.services import audit, events, visibility
 from app.services.auth import Actor
 from app.services.webhooks import TargetRefused, resolve_target
 
@@ -62,6 +62,11 @@ def lease_s(settings: Settings) -> float:
     return settings.webhook_lease_s or 2 * settings.webhook_timeout_s + 30
 
 
+# The journal's name for a disclosure by webhook (not an operation of the permission
+# table: nobody calls it, the worker does it for the subscription's owner).
+DELIVERY_OPERATION = "webhooks_delivery"
+
+
 def _owner(subscription: WebhookSubscription) -> Actor:
     return Actor(
         kind=subscription.owner_kind,
@@ -69,6 +74,7 @@ def _owner(subscription: WebhookSubscription) -> Actor:
         role=subscription.role,
         structure_id=subscription.structure_id,
         scopes=frozenset(),
+        operation=DELIVERY_OPERATION,
     )
 
 
@@ -176,6 +182,9 @@ class Claimed:
     url: str
     secrets: tuple[str, ...]
     body: str
+    # Who receives it and whom it is about: a delivered event is journaled as a read.
+    owner: Actor
+    people: tuple[uuid.UUID, ...]
 
 
 async def claim(
@@ -185,8 +194,9 @@ async def claim(
     now = utcnow()
     rows = (
         await session.execute(
-            select(WebhookDelivery, WebhookSubscription)
+            select(WebhookDelivery, WebhookSubscription, Event)
             .join(WebhookSubscription, WebhookSubscription.id == WebhookDelivery.subscription_id)
+            .join(Event, Event.id == WebhookDelivery.event_id)
             .where(
                 WebhookDelivery.status == DeliveryStatus.PENDING,
                 WebhookDelivery.next_attempt_at <= now,
@@ -203,7 +213,7 @@ async def claim(
     ).all()
     claimed = []
     lease_until = now + timedelta(seconds=lease_s(settings))
-    for delivery, subscription in rows:
+    for delivery, subscription, event in rows:
         if delivery.lease_expires_at is not None:
             # Its worker stopped mid-attempt: say so in the attempt's record.
             await session.execute(
@@ -248,6 +258,8 @@ async def claim(
                 url=subscription.url,
                 secrets=tuple(secrets),
                 body=delivery.body,
+                owner=_owner(subscription),
+                people=tuple(events.people_named([event])),
             )
         )
     await session.flush()
@@ -346,6 +358,7 @@ async def record_many(
     ]
     if succeeded:
         await _record_successes(session, worker, succeeded)
+        await _journal(session, [job for job, _ in succeeded])
     done = {job.delivery_id for job, _ in succeeded}
     for job, outcome in ordered:
         if job.delivery_id not in done:
@@ -396,6 +409,17 @@ async def _record_successes(
         await _clear_failures(session, subscription_id)
 
 
+async def _journal(session: AsyncSession, delivered: list[Claimed]) -> None:
+    """Events received by a partner told it about the people they name: one journal row
+    per person and owner for the batch, as a feed read leaves."""
+    by_owner: dict[Actor, dict[uuid.UUID, None]] = {}
+    for job in delivered:
+        by_owner.setdefault(job.owner, {}).update(dict.fromkeys(job.people))
+    for owner in sorted(by_owner, key=lambda actor: (actor.kind.value, actor.id)):
+        views = await visibility.candidate_views(session, owner, list(by_owner[owner]))
+        await audit.record_views(session, owner, AuditAction.LIST, views)
+
+
 async def _clear_failures(session: AsyncSession, subscription_id: uuid.UUID) -> None:
     """Only a subscription that was failing is written: no hot row for the usual case."""
     await session.execute(
@@ -444,6 +468,7 @@ async def record(
         delivery.status = DeliveryStatus.DELIVERED
         delivery.delivered_at = now
         await _clear_failures(session, job.subscription_id)
+        await _journal(session, [job])
         return
     subscription = await session.scalar(
         select(WebhookSubscription)
