@@ -117,7 +117,7 @@ async def list_(
 
 
 @router.get(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     name="candidates_get",
     summary="Get a candidate",
     description=_VIEWS,
@@ -131,7 +131,7 @@ async def get(
 
 
 @router.patch(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     name="candidates_update",
     summary="Change some fields of a candidate (never the phase)",
     responses=problem_responses(
@@ -161,7 +161,7 @@ async def update(
 
 
 @router.delete(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     name="candidates_delete",
     summary="Erase a candidate who has no placement",

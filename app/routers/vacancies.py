@@ -83,7 +83,7 @@ async def list_(
 
 
 @router.get(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     name="vacancies_get",
     summary="Get a vacancy",
     responses=problem_responses(404, 422),
@@ -97,7 +97,7 @@ async def get(
 
 
 @router.patch(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     name="vacancies_update",
     summary="Change some fields of a vacancy",
     responses=problem_responses(
@@ -128,7 +128,7 @@ async def update(
 
 
 @router.delete(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     name="vacancies_delete",
     summary="Delete a vacancy nobody was proposed for (otherwise close or cancel it)",

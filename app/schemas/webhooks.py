@@ -49,7 +49,11 @@ def _unique_types(values: list[str]) -> list[str]:
 
 EventTypes = Annotated[
     list[EventType],
-    Field(max_length=50, description="Event types to deliver; empty: every type."),
+    Field(
+        max_length=50,
+        description="Event types to deliver; empty: every type.",
+        json_schema_extra={"uniqueItems": True},
+    ),
     AfterValidator(_unique_types),
 ]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=200)]
