@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
-from starlette.convertors import Convertor, register_url_convertor
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.config import Settings
 from app.errors import Forbidden, Unauthorized
