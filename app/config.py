@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = ["RS256", "ES256"]
     oidc_role_claim: str = "tremplin_role"
     oidc_structure_claim: str = "tremplin_structure_id"
+    # Observers: `national`, `region:<code>` or `departement:<code>`; absent: national.
+    oidc_territory_claim: str = "tremplin_territory"
 
     # Requests per minute and per caller (token bucket, per process).
     rate_limit_admin: int = Field(default=1200, ge=1)

@@ -41,7 +41,13 @@ from tests.conftest import (
     get_token,
     http_client,
 )
-from tests.factories import candidate_payload, job_payload, structure_payload, vacancy_payload
+from tests.factories import (
+    candidate_payload,
+    job_payload,
+    referral_payload,
+    structure_payload,
+    vacancy_payload,
+)
 
 ROLE_STRUCTURE = {
     Role.ADMIN: None,
@@ -100,18 +106,28 @@ class World:
     async def started_hire(self, side: str) -> str:
         """A job placement started more than six months ago, due for its follow-up."""
         candidate = await self.candidate(side)
-        for phase in ("support", "securing"):
+        for phase, day in (("support", "2024-01-10"), ("securing", "2024-01-20")):
             moved = await self.admin.post(
                 f"/v1/candidates/{candidate}/transitions",
-                json={"to": phase, "force": True, "note": "set up for the permission matrix"},
+                json={
+                    "to": phase,
+                    "force": True,
+                    "note": "set up for the permission matrix",
+                    "effective_at": f"{day}T09:00:00Z",
+                },
             )
             assert moved.status_code == 200, moved.text
         vacancy = await self.post("/v1/vacancies", job_payload(self.ids[f"lan_{side}"]))
         placement = await self.post(
-            "/v1/placements", {"candidate_id": candidate, "vacancy_id": vacancy}
+            "/v1/placements",
+            {
+                "candidate_id": candidate,
+                "vacancy_id": vacancy,
+                "proposed_at": "2024-02-01T09:00:00Z",
+            },
         )
         started = (date.today() - timedelta(days=200)).isoformat()
-        for move in ({"to": "accepted"}, {"to": "started", "on": started}):
+        for move in ({"to": "accepted", "on": "2024-02-02"}, {"to": "started", "on": started}):
             moved = await self.admin.post(f"/v1/placements/{placement}/transitions", json=move)
             assert moved.status_code == 200, moved.text
         return placement
@@ -185,7 +201,7 @@ async def _candidates_create(w: World, side: str, role: Role) -> Call:
         # A prescriber refers people to any insertion structure, in its own name only.
         referrer = None if side == "own" else w.ids["par_foreign"]
         return Call(
-            "POST", "/v1/candidates", candidate_payload(w.ids["ins_own"], referrer_id=referrer)
+            "POST", "/v1/candidates", referral_payload(w.ids["ins_own"], referrer_id=referrer)
         )
     return Call("POST", "/v1/candidates", candidate_payload(w.ids[f"ins_{side}"]))
 

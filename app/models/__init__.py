@@ -3,6 +3,7 @@
 from app.models.access import ApiClient, AuditEvent, IdempotencyKey
 from app.models.base import Base
 from app.models.candidate import Candidate
+from app.models.objective import Objective
 from app.models.pathway import Activity, CandidateTransition, Event, PlacementTransition
 from app.models.placement import Placement
 from app.models.structure import Structure
@@ -17,6 +18,7 @@ __all__ = [
     "CandidateTransition",
     "Event",
     "IdempotencyKey",
+    "Objective",
     "Placement",
     "PlacementTransition",
     "Structure",

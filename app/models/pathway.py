@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import (
@@ -60,9 +60,15 @@ class Activity(Entity):
 
 
 class _TransitionRecord:
-    """Who moved something, when, and why."""
+    """Who moved something, when, and why.
+
+    `at` is when the move took effect; `recorded_at` when the database learnt of it. They
+    differ for history imported with its real dates, and figures "as of" a past instant
+    read only what was recorded by then.
+    """
 
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_kind: Mapped[ActorKind] = mapped_column(
         enum_column_type(ActorKind, "transition_actor_kind")
     )
@@ -72,7 +78,16 @@ class _TransitionRecord:
 
 
 class CandidateTransition(_TransitionRecord, Base):
-    """One move of a candidate's path. Never updated."""
+    """One move of a candidate's path, the first being the entry into it (no from_phase).
+
+    A row opens a span of `to_phase` that the next row closes: `ended_at` and
+    `ended_recorded_at` copy the next row's `at` and `recorded_at`, written once, with
+    it. Moves are appended in order (each takes effect no earlier than the one before),
+    so the phase at an instant T as known at A is the row with `at <= T` and
+    `recorded_at <= A` whose span had not ended by then, and figures read it in one scan.
+    `first_reach` marks the first time the person reached `to_phase`. Nothing else of
+    a row is ever updated, except its note when the person's data is erased.
+    """
 
     __tablename__ = "candidate_transitions"
 
@@ -80,12 +95,34 @@ class CandidateTransition(_TransitionRecord, Base):
     candidate_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("candidates.id", ondelete="CASCADE"), index=True
     )
-    from_phase: Mapped[Phase] = mapped_column(enum_column_type(Phase, "transition_from_phase"))
+    from_phase: Mapped[Phase | None] = mapped_column(
+        enum_column_type(Phase, "transition_from_phase")
+    )
     to_phase: Mapped[Phase] = mapped_column(enum_column_type(Phase, "transition_to_phase"))
     reason: Mapped[TransitionReason | None] = mapped_column(
         enum_column_type(TransitionReason, "transition_reason")
     )
     forced: Mapped[bool] = mapped_column(default=False)
+    first_reach: Mapped[bool] = mapped_column(default=False)
+    ended_at: Mapped[datetime | None]
+    ended_recorded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("(ended_at IS NULL) = (ended_recorded_at IS NULL)", name="ended_complete"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= at", name="ended_after_start"),
+        CheckConstraint("recorded_at >= at", name="recorded_after_effect"),
+        CheckConstraint("from_phase IS NOT NULL OR first_reach", name="entry_first"),
+        # Figures scan the history by phase and date.
+        Index("ix_candidate_transitions_to_phase_at", "to_phase", "at"),
+        # One open span per person: the latest move, whatever the concurrency.
+        Index(
+            "uq_candidate_transitions_open_span",
+            "candidate_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )
 
 
 class PlacementTransition(_TransitionRecord, Base):
@@ -105,6 +142,11 @@ class PlacementTransition(_TransitionRecord, Base):
     )
     reason: Mapped[PlacementEndReason | None] = mapped_column(
         enum_column_type(PlacementEndReason, "placement_transition_reason")
+    )
+
+    __table_args__ = (
+        CheckConstraint("recorded_at >= at", name="recorded_after_effect"),
+        Index("ix_placement_transitions_to_status_at", "to_status", "at"),
     )
 
 

@@ -21,6 +21,7 @@ from app.schemas.common import (
     ReadModel,
     RncpCode,
     UpdateModel,
+    UtcInstant,
     check_coordinates,
 )
 
@@ -119,6 +120,12 @@ class CandidateCreate(InputModel):
         default=False,
         description="The person agreed to share their profile with landlords; "
         "the time of consent is recorded.",
+    )
+    entered_at: UtcInstant | None = Field(
+        default=None,
+        description="When the person's path began, to import past history (default: now; "
+        "not in the future). Admins and the person's insertion structure only. It is the "
+        "first row of the history, from which every figure counts.",
     )
 
     model_config = ConfigDict(

@@ -15,7 +15,7 @@ from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, placements, structures, tenancy
+from app.services import audit, dates, pathway, placements, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -37,13 +37,15 @@ class CandidateFilters:
 
 
 _JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
+# Fields of a request that are not columns of the candidate.
+_NOT_COLUMNS = {"entered_at"}
 
 
 def _column_values(
     data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
-    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS)
+    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
     values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
     return values
 
@@ -89,17 +91,21 @@ async def create(
             raise Forbidden("A prescriber refers people in its own name only.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
         view = CandidateView.REFERRAL
+    if data.entered_at is not None:
+        dates.may_date(actor.role in (Role.ADMIN, Role.INSERTION))
+        dates.not_in_future(data.entered_at, ["body", "entered_at"])
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
         **_column_values(data, exclude_unset=False),
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
-        phase_changed_at=now,
+        phase_changed_at=data.entered_at or now,
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
     await flush(session)
+    await pathway.record_entry(session, candidate, actor, data.entered_at or now)
     await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
     return candidate, view
 

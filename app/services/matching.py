@@ -678,13 +678,15 @@ async def vacancy_matches(
 def _candidate_scope(actor: Actor) -> ColumnElement[bool]:
     """Who may appear in a ranking: an insertion structure's own candidates; anyone who
     agreed to share, for landlords and admins (consent is a hard filter anyway)."""
+    # Erased people are kept for the figures only, never ranked, not even as excluded.
+    kept = Candidate.anonymised_at.is_(None)
     if actor.role is Role.INSERTION:
-        return Candidate.structure_id == actor.structure_id
+        return kept & (Candidate.structure_id == actor.structure_id)
     if actor.role is Role.LANDLORD:
         # Not even in the excluded list: a landlord never sees who did not consent.
-        return Candidate.consent_to_share.is_(True)
+        return kept & Candidate.consent_to_share.is_(True)
     if actor.role is Role.ADMIN:
-        return true()
+        return kept
     return false()
 
 
