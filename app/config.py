@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     matching_nearest: int = Field(default=50, ge=1, le=5000)
     matching_min_score: float = Field(default=40, ge=0, le=100)
 
+    # Figures: for every role but admins, a count concerning fewer people than this is
+    # masked. Retention: people with no change recorded for this long are anonymised.
+    stats_mask_threshold: int = Field(default=5, ge=1, le=100)
+    retention_inactive_months: int = Field(default=24, ge=1, le=240)
+
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)
     cors_origins: list[str] = []

@@ -36,8 +36,10 @@ from app.routers import (
     health,
     matching,
     oauth,
+    objectives,
     pathway,
     placements,
+    stats,
     structures,
     vacancies,
 )
@@ -227,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         matching,
         clients,
         audit,
+        stats,
+        objectives,
     ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -278,6 +282,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "matching", "description": "Rankings and assignments (suggestions)."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},
             {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
+            {"name": "stats", "description": "Figures computed from the history (aggregates)."},
+            {"name": "objectives", "description": "Yearly recruitment objectives and progress."},
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],

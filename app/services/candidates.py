@@ -201,16 +201,3 @@ async def update(
     await flush(session)
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
     return candidate
-
-
-async def delete(
-    session: AsyncSession,
-    actor: Actor,
-    candidate_id: uuid.UUID,
-    expected_versions: frozenset[int] | None,
-) -> None:
-    candidate = await _visible(session, actor, candidate_id)
-    check_version(candidate.version, expected_versions)
-    await session.delete(candidate)
-    await flush(session)
-    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)
