@@ -51,14 +51,13 @@ class Programme:
 
     async def person(self, entered: date, **overrides: Any) -> str:
         n = next(_people)
-        payload = candidate_payload(
-            self.structure_id,
-            first_name=f"Prénom{n}",
-            last_name=f"Nom{n}",
-            email=f"personne{n}@example.org",
-            entered_at=at(entered),
-            **overrides,
-        )
+        fields = {
+            "first_name": f"Prénom{n}",
+            "last_name": f"Nom{n}",
+            "email": f"personne{n}@example.org",
+            "entered_at": at(entered),
+        }
+        payload = candidate_payload(self.structure_id, **{**fields, **overrides})
         return str((await create(self.admin, "/v1/candidates", payload))["id"])
 
     async def move(self, person: str, to: str, day: date, **extra: Any) -> dict[str, Any]:
