@@ -147,6 +147,28 @@ class World:
     async def api_client(self) -> str:
         return await self.post("/v1/clients", {"name": "target", "role": "observer"})
 
+    async def objective(self, side: str) -> str:
+        """Own: the national objective, everybody's; foreign: one about another territory
+        (every structure of this world is in département 76, observers too)."""
+        key = f"obj_{side}"
+        if key not in self.ids:
+            scope = (
+                {"scope": "national"}
+                if side == "own"
+                else {"scope": "departement", "departement": "69"}
+            )
+            self.ids[key] = await self.post(
+                "/v1/objectives", {"year": 2016, "target": 100, **scope}
+            )
+        return self.ids[key]
+
+    async def fresh_objective(self) -> str:
+        return await self.post("/v1/objectives", self.objective_payload())
+
+    def objective_payload(self) -> dict[str, Any]:
+        self.years = getattr(self, "years", 2030) + 1
+        return {"year": self.years, "target": 10, "scope": "national"}
+
 
 @dataclass(frozen=True)
 class Call:
@@ -358,6 +380,46 @@ async def _audit_list(w: World, side: str, role: Role) -> Call:
     return Call("GET", "/v1/audit?limit=200")
 
 
+async def _candidates_export(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/export")
+
+
+async def _stats_funnel(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/funnel")
+
+
+async def _stats_outcomes(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/outcomes?year=2024")
+
+
+async def _stats_monthly(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/monthly?year=2024")
+
+
+async def _objectives_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/objectives?limit=200", target=await w.objective(side))
+
+
+async def _objectives_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}")
+
+
+async def _objectives_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/objectives", w.objective_payload())
+
+
+async def _objectives_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/objectives/{await w.objective(side)}", {"target": 120})
+
+
+async def _objectives_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/objectives/{await w.fresh_objective()}")
+
+
+async def _objectives_progress(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}/progress")
+
+
 BUILDERS: dict[str, Builder] = {
     name.removeprefix("_"): fn
     for name, fn in list(globals().items())
@@ -403,11 +465,15 @@ def success_status(operation: str, method: str) -> int:
     return SUCCESS[method]
 
 
+# Figures are scoped, never refused: outside one's share they count nobody.
+SCOPED_FIGURES = {"stats_funnel", "stats_outcomes", "stats_monthly"}
+
+
 def expected(operation: str, role: Role, side: str, method: str) -> int:
     grant = OPERATIONS[operation].grants.get(role)
     if grant is None:
         return 403
-    if side == "own" or grant.access is Access.ALL:
+    if side == "own" or grant.access is Access.ALL or operation in SCOPED_FIGURES:
         return success_status(operation, method)
     if method == "POST" and operation in FOREIGN_CREATE:
         return FOREIGN_CREATE[operation]
@@ -458,7 +524,10 @@ async def test_matrix(
     world = await World(client).build()
     structure_key = ROLE_STRUCTURE[role]
     structure_id = world.ids[structure_key] if structure_key else None
-    credentials: Credentials = await create_api_client(sessionmaker, role, structure_id)
+    territory = {"territory": "departement:76"} if role is Role.OBSERVER else {}
+    credentials: Credentials = await create_api_client(
+        sessionmaker, role, structure_id, **territory
+    )
     async with http_client(app) as anonymous:
         token = await get_token(anonymous, credentials)
         build = BUILDERS[operation]
