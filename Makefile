@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 
 
-.PHONY: bench-matching
+.PHONY: bench-matching bench-stats
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
@@ -74,6 +74,10 @@ lock:
 # Matching at national scale on PostgreSQL (a database of its own, dropped after).
 bench-matching: venv
 	$(BIN)/python benchmarks/matching.py
+
+# The figures at national scale on PostgreSQL (a database of its own, dropped after).
+bench-stats: venv
+	$(BIN)/python benchmarks/stats.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache
