@@ -145,12 +145,13 @@ class History:
             nonlocal phase, previous_recorded
             rec = self.recorded(when, previous_recorded, imported)
             rows.append([uuid7(rec), cid, phase, target, reason, False, target not in reached,
-                         when, rec, None, None])  # fmt: skip
+                         when, rec, None, None, rows[0][7] if rows else when])  # fmt: skip
             reached.add(target)
             phase, previous_recorded = target, rec
 
         move("recruitment", at)
         self.activity(cid, "work_trial", "recruitment", at + timedelta(days=5), imported)
+        self.activity(cid, "project_evaluation", "recruitment", at + timedelta(days=12), imported)
         for _ in range(8):
             at = at + timedelta(days=RNG.randint(20, 200))
             if at > NOW - timedelta(days=2):
@@ -164,16 +165,21 @@ class History:
                     else ("recruitment", "mission_broke_down") if roll < 0.7
                     else ("exited", RNG.choice(EXITS))
                 )  # fmt: skip
-                self.activity(cid, "training", "support", at - timedelta(days=10), imported, 150)
+                self.activity(cid, "training", "support", at - timedelta(days=15), imported, 150)
+                self.activity(cid, "work_mission", "support", at - timedelta(days=12), imported)
+                self.activity(cid, "skills_assessment", "support", at - timedelta(days=9), imported)
             elif phase == "securing":
+                self.activity(
+                    cid, "certification_exam", "securing", at - timedelta(days=9), imported
+                )
+                self.activity(cid, "hiring_support", "securing", at - timedelta(days=8), imported)
+                if RNG.random() < 0.5:
+                    self.rejected(cid, dep, all_jobs, at - timedelta(days=7), imported)
                 if roll < 0.6:
                     at = self.hire(cid, dep, all_jobs, at, imported, move)
                     continue
                 target, reason = (
                     ("support", "failed_exam") if roll < 0.7 else ("exited", RNG.choice(EXITS))
-                )
-                self.activity(
-                    cid, "certification_exam", "securing", at - timedelta(days=5), imported
                 )
             elif phase == "employed":
                 if roll < 0.9:
@@ -205,6 +211,20 @@ class History:
              "external" if kind == "training" else None, None,
              "RNCP40892" if kind == "certification_exam" else None, None, None, "system",
              rec, rec, 1)
+        )  # fmt: skip
+
+    def rejected(self, cid: uuid.UUID, dep: str, all_jobs: list[list[Any]], at: datetime,
+                 imported: bool) -> None:  # fmt: skip
+        """A proposal the landlord turned down."""
+        job = RNG.choice(self.jobs.get(dep) or all_jobs)
+        pid, proposed = uuid7(), at - timedelta(days=20)
+        rec = self.recorded(at, None, imported)
+        self.moves.append(
+            (uuid7(rec), pid, "proposed", "rejected", "not_suited", at, rec, *ACTOR, None)
+        )
+        self.placements.append(
+            (pid, cid, job[0], "rejected", "job", proposed, at, None, None, None, None,
+             "not_suited", None, None, None, None, None, None, None, proposed, rec, 1)
         )  # fmt: skip
 
     def hire(self, cid: uuid.UUID, dep: str, all_jobs: list[list[Any]], start: datetime,
@@ -265,7 +285,7 @@ COLUMNS = {
     "driving_licence_required required_competencies required_certification start_date "
     "end_date status created_at updated_at version",
     "candidate_transitions": "id candidate_id from_phase to_phase reason forced first_reach at "
-    "recorded_at ended_at ended_recorded_at actor_kind actor_id actor_role note",
+    "recorded_at ended_at ended_recorded_at entered_at actor_kind actor_id actor_role note",
     "placements": "id candidate_id vacancy_id status vacancy_kind proposed_at status_changed_at "
     "start_date end_date started_on ended_on closing_reason notes follow_up_6m_on "
     "follow_up_6m_in_post follow_up_12m_on follow_up_12m_in_post follow_up_6m_recorded_at "
@@ -348,29 +368,30 @@ WITH starts AS (
     FROM placement_transitions pt JOIN placements p ON p.id = pt.placement_id
     WHERE pt.to_status = 'started' AND p.vacancy_kind = 'job' AND pt.recorded_at <= $3
       AND pt.at >= $1 AND pt.at < $2 {people_p}
-), entries AS (
-    SELECT candidate_id, at FROM candidate_transitions
-    WHERE from_phase IS NULL AND recorded_at <= $3 AND at < $2 {people}
-), firsts AS (
-    SELECT candidate_id, at FROM candidate_transitions
-    WHERE to_phase = 'employed' AND first_reach AND recorded_at <= $3 AND at < $2 {people}
+), path AS (
+    SELECT from_phase, to_phase, first_reach, at, entered_at FROM candidate_transitions
+    WHERE (from_phase IS NULL OR (to_phase = 'employed' AND first_reach))
+      AND recorded_at <= $3 AND at < $2 {people}
 ), acts AS (
-    SELECT type, hours, candidate_id FROM activities
+    SELECT candidate_id, sum(hours) FILTER (WHERE type = 'training') AS hours,
+        bool_or(type = 'certification_exam') AS sat
+    FROM activities
     WHERE type IN ('training', 'certification_exam') AND created_at <= $3
       AND occurred_on >= $1::date AND occurred_on < $2::date {people}
+    GROUP BY candidate_id
 )
 SELECT
     (SELECT count(*) FROM starts) AS hires,
     (SELECT count(*) FROM starts WHERE at < $4) AS due_12m,
     (SELECT count(*) FROM starts WHERE at < $4 AND follow_up_12m_recorded_at <= $3)
         AS followed_12m,
-    (SELECT count(*) FROM entries WHERE at >= $1) AS entered,
-    (SELECT count(*) FROM entries e JOIN firsts f USING (candidate_id) WHERE e.at >= $1) AS hired,
+    (SELECT count(*) FROM path WHERE from_phase IS NULL AND entered_at >= $1) AS entered,
+    (SELECT count(*) FROM path WHERE to_phase = 'employed' AND entered_at >= $1) AS hired,
     (SELECT percentile_cont(0.5) WITHIN GROUP (
-        ORDER BY (f.at AT TIME ZONE 'UTC')::date - (e.at AT TIME ZONE 'UTC')::date)
-     FROM firsts f JOIN entries e USING (candidate_id) WHERE f.at >= $1) AS median_days,
-    (SELECT coalesce(sum(hours), 0) FROM acts WHERE type = 'training') AS training_hours,
-    (SELECT count(DISTINCT candidate_id) FROM acts WHERE type = 'certification_exam') AS sat
+        ORDER BY (at AT TIME ZONE 'UTC')::date - (entered_at AT TIME ZONE 'UTC')::date)
+     FROM path WHERE to_phase = 'employed' AND at >= $1) AS median_days,
+    (SELECT coalesce(sum(hours), 0) FROM acts) AS training_hours,
+    (SELECT count(*) FROM acts WHERE sat) AS sat
 """
 MONTHLY_SQL = """
 WITH entries AS (

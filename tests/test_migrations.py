@@ -213,6 +213,7 @@ async def test_reporting_backfills_the_history(fresh_url: str) -> None:
         assert all(r.recorded_at == r.at for r in rows)
         assert [r.first_reach for r in rows] == [True, True, True]
         assert [r.ended_at for r in rows] == [moves[0][3], moves[1][3], None]
+        assert [r.entered_at for r in rows] == [created] * 3
         await asyncio.to_thread(migrations.downgrade, fresh_url, "0005_job_ended_reason")
         async with engine.connect() as conn:
             left = await conn.scalar(text("SELECT count(*) FROM candidate_transitions"))

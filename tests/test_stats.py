@@ -399,3 +399,30 @@ async def test_hidden_filters_are_refused(
         )
     assert is_problem(refused, 422)
     assert ["query", "structure_id"] in [e["loc"] for e in refused.json()["errors"]]
+
+
+async def test_median_days_to_hire_of_an_even_number_of_hires(client: httpx.AsyncClient) -> None:
+    programme = await Programme.make(client)
+    for days in (100, 201, 150, 400):
+        entered = date(2015, 1, 5)
+        await programme.hired_path(entered, entered + timedelta(days=days), follow_ups=False)
+    outcomes = await ok(
+        await client.get(
+            "/v1/stats/outcomes", params={"year": 2015, "structure_id": programme.structure_id}
+        )
+    )
+    # Hired in 2015: after 100, 150 and 201 days (the fourth in 2016); entered: all four.
+    assert outcomes["median_days_to_hire"] == 150
+    assert outcomes["hire_rate"] == 0.75
+    both = await ok(
+        await client.get(
+            "/v1/stats/outcomes",
+            params={
+                "from": "2015-01-01",
+                "to": "2016-12-31",
+                "structure_id": programme.structure_id,
+            },
+        )
+    )
+    assert both["median_days_to_hire"] == (150 + 201) / 2
+    assert both["hire_rate"] == 1.0

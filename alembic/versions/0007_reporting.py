@@ -36,6 +36,7 @@ TRANSITION_CHECKS = {
     "ended_after_start": "ended_at IS NULL OR ended_at >= at",
     "recorded_after_effect": "recorded_at >= at",
     "entry_first": "from_phase IS NOT NULL OR first_reach",
+    "entered_before": "entered_at <= at",
 }
 CLIENT_CHECKS = {
     "observer_territory": "(role = 'observer') = (territory IS NOT NULL)",
@@ -60,6 +61,12 @@ FROM (
     FROM candidate_transitions
 ) nxt
 WHERE nxt.id = candidate_transitions.id AND nxt.next_at IS NOT NULL
+"""
+ENTERED = """
+UPDATE candidate_transitions SET entered_at = (
+    SELECT entry.at FROM candidate_transitions entry
+    WHERE entry.candidate_id = candidate_transitions.candidate_id AND entry.from_phase IS NULL
+)
 """
 
 
@@ -210,13 +217,16 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("ended_at", UTC, nullable=True))
         batch_op.add_column(sa.Column("ended_recorded_at", UTC, nullable=True))
         batch_op.add_column(sa.Column("recorded_at", UTC, nullable=True))
+        batch_op.add_column(sa.Column("entered_at", UTC, nullable=True))
         batch_op.alter_column("from_phase", existing_type=sa.VARCHAR(length=32), nullable=True)
     op.execute("UPDATE candidate_transitions SET recorded_at = at")
     _entry_rows()
     op.execute(FIRST_REACH)
     op.execute(ENDED)
+    op.execute(ENTERED)
     with op.batch_alter_table("candidate_transitions", schema=None) as batch_op:
         batch_op.alter_column("recorded_at", existing_type=UTC, nullable=False)
+        batch_op.alter_column("entered_at", existing_type=UTC, nullable=False)
         batch_op.alter_column("first_reach", existing_type=sa.Boolean(), server_default=None)
         for name, condition in TRANSITION_CHECKS.items():
             batch_op.create_check_constraint(op.f(f"ck_candidate_transitions_{name}"), condition)
@@ -233,6 +243,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("candidates", schema=None) as batch_op:
         batch_op.add_column(sa.Column("anonymised_at", UTC, nullable=True))
+
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.create_index("ix_activities_type_occurred_on", ["type", "occurred_on"])
 
     with op.batch_alter_table("placement_transitions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recorded_at", UTC, nullable=True))
@@ -277,6 +290,9 @@ def downgrade() -> None:
         )
         batch_op.drop_column("recorded_at")
 
+    with op.batch_alter_table("activities", schema=None) as batch_op:
+        batch_op.drop_index("ix_activities_type_occurred_on")
+
     with op.batch_alter_table("candidates", schema=None) as batch_op:
         batch_op.drop_column("anonymised_at")
 
@@ -293,6 +309,7 @@ def downgrade() -> None:
             batch_op.drop_constraint(op.f(f"ck_candidate_transitions_{name}"), type_="check")
         batch_op.alter_column("from_phase", existing_type=sa.VARCHAR(length=32), nullable=False)
         batch_op.drop_column("recorded_at")
+        batch_op.drop_column("entered_at")
         batch_op.drop_column("ended_recorded_at")
         batch_op.drop_column("ended_at")
         batch_op.drop_column("first_reach")

@@ -56,6 +56,8 @@ class Activity(Entity):
     __table_args__ = (
         CheckConstraint("hours IS NULL OR (hours >= 0 AND hours <= 2000)", name="hours_range"),
         CheckConstraint("end_on IS NULL OR end_on >= occurred_on", name="end_after_start"),
+        # Figures read the trainings and exams of a period.
+        Index("ix_activities_type_occurred_on", "type", "occurred_on"),
     )
 
 
@@ -85,8 +87,10 @@ class CandidateTransition(_TransitionRecord, Base):
     it. Moves are appended in order (each takes effect no earlier than the one before),
     so the phase at an instant T as known at A is the row with `at <= T` and
     `recorded_at <= A` whose span had not ended by then, and figures read it in one scan.
-    `first_reach` marks the first time the person reached `to_phase`. Nothing else of
-    a row is ever updated, except its note when the person's data is erased.
+    `first_reach` marks the first time the person reached `to_phase`, and `entered_at`
+    repeats when their path began (the entry row's `at`) so that the time to a hire reads
+    without a join. Nothing else of a row is ever updated, except its note when the
+    person's data is erased.
     """
 
     __tablename__ = "candidate_transitions"
@@ -104,6 +108,7 @@ class CandidateTransition(_TransitionRecord, Base):
     )
     forced: Mapped[bool] = mapped_column(default=False)
     first_reach: Mapped[bool] = mapped_column(default=False)
+    entered_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     ended_recorded_at: Mapped[datetime | None]
 
@@ -112,6 +117,7 @@ class CandidateTransition(_TransitionRecord, Base):
         CheckConstraint("ended_at IS NULL OR ended_at >= at", name="ended_after_start"),
         CheckConstraint("recorded_at >= at", name="recorded_after_effect"),
         CheckConstraint("from_phase IS NOT NULL OR first_reach", name="entry_first"),
+        CheckConstraint("entered_at <= at", name="entered_before"),
         # Figures scan the history by phase and date.
         Index("ix_candidate_transitions_to_phase_at", "to_phase", "at"),
         # One open span per person: the latest move, whatever the concurrency.

@@ -190,6 +190,7 @@ async def _append(
         note=note,
         forced=forced,
         first_reach=not reached_before,
+        entered_at=previous.entered_at if previous is not None else effective,
     )
     session.add(record)
     return record

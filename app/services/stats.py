@@ -357,6 +357,7 @@ async def funnel(
     def first_reach(phase: Phase) -> ColumnElement[int]:
         return _count_if(T.c.to_phase == phase.value, T.c.first_reach, *started)
 
+    exited = T.c.to_phase == Phase.EXITED.value
     row = (
         await session.execute(
             select(
@@ -368,28 +369,42 @@ async def funnel(
                     _count_if(T.c.to_phase == phase.value, open_at_end).label(phase.value)
                     for phase in Phase
                 ),
+                # Whoever left in the period and is still out at its end: that exit is their
+                # last one in the period.
+                *(
+                    _count_if(exited, open_at_end, T.c.reason == reason.value, *started).label(
+                        f"out_{reason.value}"
+                    )
+                    for reason in EXIT_REASONS
+                ),
             ).where(*known)
         )
     ).one()
-    # Each person's last exit in the period: few rows, found through (to_phase, at).
-    last = (
+    exits = {reason.value: int(getattr(row, f"out_{reason.value}")) for reason in EXIT_REASONS}
+    # The few who came back within the period: each one's last exit there counts, unless
+    # it is one of those still open at the end (counted above). A window over their exits
+    # only, not over everyone's.
+    came_back_ids = select(T.c.candidate_id).where(exited, ~open_at_end, *known, *started)
+    their_exits = (
         select(
             T.c.reason,
+            open_at_end.label("still_out"),
             func.row_number()
             .over(partition_by=T.c.candidate_id, order_by=(T.c.at.desc(), T.c.id.desc()))
             .label("n"),
         )
-        .where(T.c.to_phase == Phase.EXITED.value, *known, *started)
+        .where(exited, *known, *started, T.c.candidate_id.in_(came_back_ids))
         .subquery()
     )
-    exits: dict[str, int] = {
-        str(reason): int(n)
-        for reason, n in (
-            await session.execute(
-                select(last.c.reason, func.count()).where(last.c.n == 1).group_by(last.c.reason)
-            )
-        ).all()
-    }
+    came_back = (
+        await session.execute(
+            select(their_exits.c.reason, func.count())
+            .where(their_exits.c.n == 1, ~their_exits.c.still_out)
+            .group_by(their_exits.c.reason)
+        )
+    ).all()
+    for reason, n in came_back:
+        exits[str(reason)] += int(n)
     mask = Masker(scope, settings)
     return {
         "entered": mask.count("entered", int(row.entered)),
@@ -453,89 +468,66 @@ async def outcomes(
         )
     ).one()
 
-    known = [T.c.recorded_at <= as_of, *scope.members(T.c.candidate_id)]
-    # Of the people who entered in the period, who was hired by its end.
-    hired_later = T.alias("hired_later")
-    rate_row = (
+    # Every row carries when its person's path began: the hire rate and the time to hire
+    # read the first moves to employed without a join.
+    employed_first = and_(T.c.to_phase == Phase.EMPLOYED.value, T.c.first_reach)
+    known = [T.c.recorded_at <= as_of, T.c.at < period.hi, *scope.members(T.c.candidate_id)]
+    entered_in = [] if period.lo is None else [T.c.entered_at >= period.lo]
+    path_row = (
         await session.execute(
-            select(func.count().label("entered"), func.count(hired_later.c.id).label("hired"))
-            .select_from(
-                T.outerjoin(
-                    hired_later,
-                    and_(
-                        hired_later.c.candidate_id == T.c.candidate_id,
-                        hired_later.c.to_phase == Phase.EMPLOYED.value,
-                        hired_later.c.first_reach,
-                        hired_later.c.at < period.hi,
-                        hired_later.c.recorded_at <= as_of,
-                    ),
-                )
-            )
-            .where(T.c.from_phase.is_(None), *_in_period(T.c.at, period), *known)
+            select(
+                _count_if(T.c.from_phase.is_(None), *entered_in).label("entered"),
+                _count_if(employed_first, *entered_in).label("hired"),
+            ).where(or_(T.c.from_phase.is_(None), employed_first), *known)
         )
     ).one()
-
-    # Days from entry to first job start, for the people hired in the period; the median
-    # by rank (portable: no percentile function in SQLite).
-    entry = T.alias("entry")
-    spans = (
-        select(days_between(entry.c.at, T.c.at).label("days"))
-        .select_from(
-            T.join(
-                entry, and_(entry.c.candidate_id == T.c.candidate_id, entry.c.from_phase.is_(None))
-            )
+    days = days_between(T.c.entered_at, T.c.at)
+    ranked = (
+        select(
+            days.label("days"),
+            func.row_number().over(order_by=days).label("n"),
+            func.count().over().label("people"),
         )
-        .where(
-            T.c.to_phase == Phase.EMPLOYED.value,
-            T.c.first_reach,
-            *_in_period(T.c.at, period),
-            *known,
-        )
+        .where(employed_first, *known, *_in_period(T.c.at, period))
         .subquery()
     )
-    ranked = select(
-        spans.c.days,
-        func.row_number().over(order_by=spans.c.days).label("n"),
-        func.count().over().label("people"),
-    ).subquery()
     median_row = (
         await session.execute(
             select(func.avg(ranked.c.days), func.max(ranked.c.people)).where(
-                ranked.c.n.in_([(ranked.c.people + 1) / 2, (ranked.c.people + 2) / 2])
+                ranked.c.n.in_([(ranked.c.people + 1) // 2, (ranked.c.people + 2) // 2])
             )
         )
     ).one()
     median = None if median_row[0] is None else round(float(median_row[0]), 1)
     hired_people = int(median_row[1] or 0)
 
-    training = ActivityType.TRAINING.value
-    exam = ActivityType.CERTIFICATION_EXAM.value
+    # Per person, in one grouped scan of the period's trainings and exams.
+    training = A.c.type == ActivityType.TRAINING.value
+    exam = A.c.type == ActivityType.CERTIFICATION_EXAM.value
+    passed_exam = and_(exam, A.c.outcome == ActivityOutcome.POSITIVE.value)
+    activity_people = (
+        select(
+            func.sum(case((training, A.c.hours))).label("hours"),
+            func.max(case((training, 1), else_=0)).label("trained"),
+            func.max(case((exam, 1), else_=0)).label("sat"),
+            func.max(case((passed_exam, 1), else_=0)).label("passed"),
+        )
+        .where(
+            A.c.type.in_([ActivityType.TRAINING.value, ActivityType.CERTIFICATION_EXAM.value]),
+            A.c.created_at <= as_of,
+            *_days(period, A.c.occurred_on),
+            *scope.members(A.c.candidate_id),
+        )
+        .group_by(A.c.candidate_id)
+        .subquery()
+    )
     activity_row = (
         await session.execute(
             select(
-                func.coalesce(func.sum(case((A.c.type == training, A.c.hours))), 0).label("hours"),
-                func.count(func.distinct(case((A.c.type == training, A.c.candidate_id)))).label(
-                    "trained"
-                ),
-                func.count(func.distinct(case((A.c.type == exam, A.c.candidate_id)))).label("sat"),
-                func.count(
-                    func.distinct(
-                        case(
-                            (
-                                and_(
-                                    A.c.type == exam,
-                                    A.c.outcome == ActivityOutcome.POSITIVE.value,
-                                ),
-                                A.c.candidate_id,
-                            )
-                        )
-                    )
-                ).label("passed"),
-            ).where(
-                A.c.type.in_([training, exam]),
-                A.c.created_at <= as_of,
-                *_days(period, A.c.occurred_on),
-                *scope.members(A.c.candidate_id),
+                func.coalesce(func.sum(activity_people.c.hours), 0).label("hours"),
+                func.coalesce(func.sum(activity_people.c.trained), 0).label("trained"),
+                func.coalesce(func.sum(activity_people.c.sat), 0).label("sat"),
+                func.coalesce(func.sum(activity_people.c.passed), 0).label("passed"),
             )
         )
     ).one()
@@ -544,8 +536,8 @@ async def outcomes(
     out: dict[str, Any] = {"hires": mask.count("hires", int(hires.hires))}
     out["hire_rate"] = mask.derived(
         "hire_rate",
-        _rate(int(rate_row.hired), int(rate_row.entered)),
-        people=(int(rate_row.entered), int(rate_row.hired)),
+        _rate(int(path_row.hired), int(path_row.entered)),
+        people=(int(path_row.entered), int(path_row.hired)),
     )
     for months in (6, 12):
         key = f"retention_{months}m"
