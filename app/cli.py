@@ -223,8 +223,9 @@ class _Progress:
         filled = width * self.done // max(self.total, 1)
         bar = "#" * filled + "." * (width - filled)
         print(f"\r{self.label} [{bar}] {self.done}/{self.total}", end="", file=sys.stderr)
-        if self.done >= self.total:
-            print(file=sys.stderr)
+
+    def finish(self) -> None:
+        print(file=sys.stderr)
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
@@ -251,6 +252,7 @@ def cmd_retention(args: argparse.Namespace) -> int:
                     )
                 done += run.anonymised
                 if run.found < args.batch:
+                    bar.finish()
                     return found, done
         finally:
             await engine.dispose()

@@ -245,7 +245,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("anonymised_at", UTC, nullable=True))
 
     with op.batch_alter_table("activities", schema=None) as batch_op:
-        batch_op.create_index("ix_activities_type_occurred_on", ["type", "occurred_on"])
+        batch_op.create_index(
+            "ix_activities_type_occurred_on",
+            ["type", "occurred_on"],
+            postgresql_include=["candidate_id", "hours", "outcome", "created_at"],
+        )
 
     with op.batch_alter_table("placement_transitions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("recorded_at", UTC, nullable=True))

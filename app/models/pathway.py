@@ -56,8 +56,14 @@ class Activity(Entity):
     __table_args__ = (
         CheckConstraint("hours IS NULL OR (hours >= 0 AND hours <= 2000)", name="hours_range"),
         CheckConstraint("end_on IS NULL OR end_on >= occurred_on", name="end_after_start"),
-        # Figures read the trainings and exams of a period.
-        Index("ix_activities_type_occurred_on", "type", "occurred_on"),
+        # Figures read the trainings and exams of a period (from the index alone on
+        # PostgreSQL).
+        Index(
+            "ix_activities_type_occurred_on",
+            "type",
+            "occurred_on",
+            postgresql_include=["candidate_id", "hours", "outcome", "created_at"],
+        ),
     )
 
 

@@ -45,6 +45,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -250,6 +251,14 @@ def _hired_by(landlord_id: uuid.UUID, as_of: datetime) -> Select[Any]:
 _OBJECTIVE_READER = SYSTEM_ACTOR
 
 
+async def _plan_each_query(session: AsyncSession) -> None:
+    """Figures are few, heavy queries whose best plan depends on their values (a national
+    scan, or a département's few thousand people through an index): PostgreSQL plans each
+    one for its values instead of reusing a generic plan after five runs."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
 def scope_of(actor: Actor, filters: Filters, as_of: datetime) -> Scope:
     """The caller's share of the figures, narrowed by the request's filters."""
     hidden = [name for name in HIDDEN_FILTERS.get(actor.role, ()) if getattr(filters, name)]
@@ -347,6 +356,7 @@ async def funnel(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
     scope = scope_of(actor, filters, period.as_of)
+    await _plan_each_query(session)
     known = [T.c.recorded_at <= period.as_of, T.c.at < period.hi, *scope.members(T.c.candidate_id)]
     started = [] if period.lo is None else [T.c.at >= period.lo]
     # A span still open at the end of the period, as known at as_of.
@@ -448,6 +458,7 @@ async def outcomes(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
     scope = scope_of(actor, filters, period.as_of)
+    await _plan_each_query(session)
     as_of = period.as_of
     as_of_day = as_of.astimezone(UTC).date()
     retention_columns = []
@@ -501,33 +512,37 @@ async def outcomes(
     median = None if median_row[0] is None else round(float(median_row[0]), 1)
     hired_people = int(median_row[1] or 0)
 
-    # Per person, in one grouped scan of the period's trainings and exams.
-    training = A.c.type == ActivityType.TRAINING.value
-    exam = A.c.type == ActivityType.CERTIFICATION_EXAM.value
-    passed_exam = and_(exam, A.c.outcome == ActivityOutcome.POSITIVE.value)
-    activity_people = (
-        select(
-            func.sum(case((training, A.c.hours))).label("hours"),
-            func.max(case((training, 1), else_=0)).label("trained"),
-            func.max(case((exam, 1), else_=0)).label("sat"),
-            func.max(case((passed_exam, 1), else_=0)).label("passed"),
-        )
-        .where(
-            A.c.type.in_([ActivityType.TRAINING.value, ActivityType.CERTIFICATION_EXAM.value]),
+    # The period's trainings and exams, each kind through its covering index.
+    def activities_of(kind: ActivityType) -> list[ColumnElement[bool]]:
+        return [
+            A.c.type == kind.value,
             A.c.created_at <= as_of,
             *_days(period, A.c.occurred_on),
             *scope.members(A.c.candidate_id),
-        )
-        .group_by(A.c.candidate_id)
-        .subquery()
-    )
+        ]
+
+    training = ActivityType.TRAINING
+    exam = ActivityType.CERTIFICATION_EXAM
+    passed_by = case((A.c.outcome == ActivityOutcome.POSITIVE.value, A.c.candidate_id))
     activity_row = (
         await session.execute(
             select(
-                func.coalesce(func.sum(activity_people.c.hours), 0).label("hours"),
-                func.coalesce(func.sum(activity_people.c.trained), 0).label("trained"),
-                func.coalesce(func.sum(activity_people.c.sat), 0).label("sat"),
-                func.coalesce(func.sum(activity_people.c.passed), 0).label("passed"),
+                select(func.coalesce(func.sum(A.c.hours), 0))
+                .where(*activities_of(training))
+                .scalar_subquery()
+                .label("hours"),
+                select(func.count(func.distinct(A.c.candidate_id)))
+                .where(*activities_of(training))
+                .scalar_subquery()
+                .label("trained"),
+                select(func.count(func.distinct(A.c.candidate_id)))
+                .where(*activities_of(exam))
+                .scalar_subquery()
+                .label("sat"),
+                select(func.count(func.distinct(passed_by)))
+                .where(*activities_of(exam))
+                .scalar_subquery()
+                .label("passed"),
             )
         )
     ).one()
@@ -590,6 +605,7 @@ async def monthly(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
     scope = scope_of(actor, filters, period.as_of)
+    await _plan_each_query(session)
     entries: dict[str, int] = {
         str(month): int(n)
         for month, n in (
@@ -646,6 +662,7 @@ async def hires_in_year(
     """An objective's hires: job starts in the year within its scope (`filters`)."""
     period = Period(date(year, 1, 1), date(year, 12, 31), as_of)
     scope = scope_of(_OBJECTIVE_READER, filters, as_of)
+    await _plan_each_query(session)
     count = await session.scalar(
         select(func.count())
         .select_from(PT.join(P, P.c.id == PT.c.placement_id))
