@@ -426,3 +426,40 @@ async def test_median_days_to_hire_of_an_even_number_of_hires(client: httpx.Asyn
     )
     assert both["median_days_to_hire"] == (150 + 201) / 2
     assert both["hire_rate"] == 1.0
+
+
+async def test_people_who_left_twice_count_once_with_their_last_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    programme = await Programme.make(client)
+    back_again = await programme.exited_path(date(2015, 1, 5), date(2015, 3, 2), "moved_away")
+    still_out = await programme.exited_path(date(2015, 1, 6), date(2015, 3, 3), "moved_away")
+    for person, days in ((back_again, (5, 6, 7)), (still_out, (5, 6))):
+        steps = [
+            ("recruitment", {"reason": "re_entry"}),
+            ("exited", {"reason": "dropped_out"}),
+            ("recruitment", {"reason": "re_entry"}),
+        ][: len(days)]
+        for (to, extra), month in zip(steps, days, strict=True):
+            await programme.move(person, to, date(2015, month, 1), **extra)
+    funnel = await ok(
+        await client.get(
+            "/v1/stats/funnel", params={"year": 2015, "structure_id": programme.structure_id}
+        )
+    )
+    assert funnel["exited"] == 2
+    assert funnel["exited_by_reason"]["dropped_out"] == 2
+    assert funnel["exited_by_reason"]["moved_away"] == 0
+    assert (funnel["in_phase"]["recruitment"], funnel["in_phase"]["exited"]) == (1, 1)
+    # Before the second exits, both had left once, for the first reason.
+    spring = await ok(
+        await client.get(
+            "/v1/stats/funnel",
+            params={
+                "from": "2015-01-01",
+                "to": "2015-04-30",
+                "structure_id": programme.structure_id,
+            },
+        )
+    )
+    assert (spring["exited"], spring["exited_by_reason"]["moved_away"]) == (2, 2)
