@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 
 
-.PHONY: bench-matching bench-events clients-ts worker
+.PHONY: bench-matching bench-events bench-stats clients-ts worker
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
@@ -90,6 +90,10 @@ bench-events: venv
 # Matching at national scale on PostgreSQL (a database of its own, dropped after).
 bench-matching: venv
 	$(BIN)/python benchmarks/matching.py
+
+# The figures at national scale on PostgreSQL (a database of its own, dropped after).
+bench-stats: venv
+	$(BIN)/python benchmarks/stats.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

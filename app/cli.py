@@ -233,6 +233,44 @@ def cmd_jobs(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Anonymise people with no change for RETENTION_INACTIVE_MONTHS; safe to repeat."""
+    from app.db import create_engine, create_sessionmaker, session_scope
+    from app.progress import Progress
+    from app.services.data_rights import anonymise_inactive
+
+    settings = get_settings()
+
+    async def work() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            maker = create_sessionmaker(engine)
+            async with session_scope(maker) as session:
+                found = (await anonymise_inactive(session, settings, dry_run=True)).found
+            if args.dry_run or not found:
+                return found, 0
+            done = 0
+            with Progress("anonymising", total=found) as bar:
+                while True:  # one transaction per batch: a long run holds no lock for long
+                    async with session_scope(maker) as session:
+                        run = await anonymise_inactive(
+                            session, settings, dry_run=False, limit=args.batch, progress=bar.advance
+                        )
+                    done += run.anonymised
+                    if run.found < args.batch:
+                        return found, done
+        finally:
+            await engine.dispose()
+
+    found, done = asyncio.run(work())
+    months = settings.retention_inactive_months
+    if args.dry_run:
+        print(f"dry run: {found} people inactive for {months} months would be anonymised")
+    else:
+        print(f"anonymised {done} people inactive for {months} months")
+    return 0
+
+
 def cmd_permissions_doc(args: argparse.Namespace) -> int:
     from app.services.permissions import render_markdown
 
@@ -407,6 +445,15 @@ def main(argv: list[str] | None = None) -> None:
 
     listing = sub.add_parser("jobs", help="list the scheduled jobs and their schedules")
     listing.set_defaults(func=cmd_jobs)
+
+    retention = sub.add_parser(
+        "retention", help="anonymise people inactive for RETENTION_INACTIVE_MONTHS"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="count them, change nothing")
+    retention.add_argument(
+        "--batch", type=_positive_int, default=500, help="people per transaction"
+    )
+    retention.set_defaults(func=cmd_retention)
 
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = ["RS256", "ES256"]
     oidc_role_claim: str = "tremplin_role"
     oidc_structure_claim: str = "tremplin_structure_id"
+    # Observers: `national`, `region:<code>` or `departement:<code>`; absent: national.
+    oidc_territory_claim: str = "tremplin_territory"
 
     # Requests per minute and per caller (token bucket, per process).
     rate_limit_admin: int = Field(default=1200, ge=1)
@@ -109,6 +111,10 @@ class Settings(BaseSettings):
     # "off" turns a job off.
     worker_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
     job_schedules: dict[str, str] = {}
+    # Figures: for every role but admins, a count concerning fewer people than this is
+    # masked. Retention: people with no change recorded for this long are anonymised.
+    stats_mask_threshold: int = Field(default=5, ge=1, le=100)
+    retention_inactive_months: int = Field(default=24, ge=1, le=240)
 
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)

@@ -38,8 +38,10 @@ from app.routers import (
     health,
     matching,
     oauth,
+    objectives,
     pathway,
     placements,
+    stats,
     structures,
     vacancies,
     webhooks,
@@ -199,6 +201,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit,
         events,
         webhooks,
+        stats,
+        objectives,
     ):
         app.include_router(module.router)
     install_docs(app)
@@ -258,6 +262,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 "name": "webhooks",
                 "description": "Signed push of the change feed (Standard Webhooks).",
             },
+            {"name": "stats", "description": "Figures computed from the history (aggregates)."},
+            {"name": "objectives", "description": "Yearly recruitment objectives and progress."},
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],

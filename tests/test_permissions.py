@@ -46,7 +46,13 @@ from tests.conftest import (
     get_token,
     http_client,
 )
-from tests.factories import candidate_payload, job_payload, structure_payload, vacancy_payload
+from tests.factories import (
+    candidate_payload,
+    job_payload,
+    referral_payload,
+    structure_payload,
+    vacancy_payload,
+)
 
 ROLE_STRUCTURE = {
     Role.ADMIN: None,
@@ -112,18 +118,28 @@ class World:
     async def started_hire(self, side: str) -> str:
         """A job placement started more than six months ago, due for its follow-up."""
         candidate = await self.candidate(side)
-        for phase in ("support", "securing"):
+        for phase, day in (("support", "2024-01-10"), ("securing", "2024-01-20")):
             moved = await self.admin.post(
                 f"/v1/candidates/{candidate}/transitions",
-                json={"to": phase, "force": True, "note": "set up for the permission matrix"},
+                json={
+                    "to": phase,
+                    "force": True,
+                    "note": "set up for the permission matrix",
+                    "effective_at": f"{day}T09:00:00Z",
+                },
             )
             assert moved.status_code == 200, moved.text
         vacancy = await self.post("/v1/vacancies", job_payload(self.ids[f"lan_{side}"]))
         placement = await self.post(
-            "/v1/placements", {"candidate_id": candidate, "vacancy_id": vacancy}
+            "/v1/placements",
+            {
+                "candidate_id": candidate,
+                "vacancy_id": vacancy,
+                "proposed_at": "2024-02-01T09:00:00Z",
+            },
         )
         started = (date.today() - timedelta(days=200)).isoformat()
-        for move in ({"to": "accepted"}, {"to": "started", "on": started}):
+        for move in ({"to": "accepted", "on": "2024-02-02"}, {"to": "started", "on": started}):
             moved = await self.admin.post(f"/v1/placements/{placement}/transitions", json=move)
             assert moved.status_code == 200, moved.text
         return placement
@@ -171,6 +187,28 @@ class World:
             session.add(delivery)
             await session.commit()
             return str(delivery.id)
+
+    async def objective(self, side: str) -> str:
+        """Own: the national objective, everybody's; foreign: one about another territory
+        (every structure of this world is in département 76, observers too)."""
+        key = f"obj_{side}"
+        if key not in self.ids:
+            scope = (
+                {"scope": "national"}
+                if side == "own"
+                else {"scope": "departement", "departement": "69"}
+            )
+            self.ids[key] = await self.post(
+                "/v1/objectives", {"year": 2016, "target": 100, **scope}
+            )
+        return self.ids[key]
+
+    async def fresh_objective(self) -> str:
+        return await self.post("/v1/objectives", self.objective_payload())
+
+    def objective_payload(self) -> dict[str, Any]:
+        self.years = getattr(self, "years", 2030) + 1
+        return {"year": self.years, "target": 10, "scope": "national"}
 
 
 class RoleWriter:
@@ -242,7 +280,7 @@ async def _candidates_create(w: World, side: str, role: Role) -> Call:
         # A prescriber refers people to any insertion structure, in its own name only.
         referrer = None if side == "own" else w.ids["par_foreign"]
         return Call(
-            "POST", "/v1/candidates", candidate_payload(w.ids["ins_own"], referrer_id=referrer)
+            "POST", "/v1/candidates", referral_payload(w.ids["ins_own"], referrer_id=referrer)
         )
     return Call("POST", "/v1/candidates", candidate_payload(w.ids[f"ins_{side}"]))
 
@@ -465,6 +503,46 @@ async def _webhooks_redeliver(w: World, side: str, role: Role) -> Call:
     return Call("POST", f"/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver")
 
 
+async def _candidates_export(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/export")
+
+
+async def _stats_funnel(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/funnel")
+
+
+async def _stats_outcomes(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/outcomes?year=2024")
+
+
+async def _stats_monthly(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/monthly?year=2024")
+
+
+async def _objectives_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/objectives?limit=200", target=await w.objective(side))
+
+
+async def _objectives_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}")
+
+
+async def _objectives_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/objectives", w.objective_payload())
+
+
+async def _objectives_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/objectives/{await w.objective(side)}", {"target": 120})
+
+
+async def _objectives_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/objectives/{await w.fresh_objective()}")
+
+
+async def _objectives_progress(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}/progress")
+
+
 BUILDERS: dict[str, Builder] = {
     name.removeprefix("_"): fn
     for name, fn in list(globals().items())
@@ -526,11 +604,15 @@ def success_status(operation: str, method: str) -> int:
     return SUCCESS[method]
 
 
+# Figures are scoped, never refused: outside one's share they count nobody.
+SCOPED_FIGURES = {"stats_funnel", "stats_outcomes", "stats_monthly"}
+
+
 def expected(operation: str, role: Role, side: str, method: str) -> int:
     grant = OPERATIONS[operation].grants.get(role)
     if grant is None:
         return 403
-    if side == "own" or grant.access is Access.ALL:
+    if side == "own" or grant.access is Access.ALL or operation in SCOPED_FIGURES:
         return success_status(operation, method)
     if method == "POST" and operation in FOREIGN_CREATE:
         return FOREIGN_CREATE[operation]
@@ -581,7 +663,10 @@ async def test_matrix(
     world = await World(client, app, sessionmaker).build()
     structure_key = ROLE_STRUCTURE[role]
     structure_id = world.ids[structure_key] if structure_key else None
-    credentials: Credentials = await create_api_client(sessionmaker, role, structure_id)
+    territory = {"territory": "departement:76"} if role is Role.OBSERVER else {}
+    credentials: Credentials = await create_api_client(
+        sessionmaker, role, structure_id, **territory
+    )
     async with http_client(app) as anonymous:
         token = await get_token(anonymous, credentials)
         build = BUILDERS[operation]

@@ -1,11 +1,12 @@
 """integration: the change feed's positions and audiences, webhooks, job runs, external refs
 
 Revision ID: 0008_integration
-Revises: 0005_job_ended_reason
+Revises: 0007_reporting
 Create Date: 2026-12-02 05:51:27.462094+00:00
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -14,7 +15,7 @@ import app.models.base
 from alembic import op
 
 revision: str = "0008_integration"
-down_revision: str | None = "0006_visibility"
+down_revision: str | None = "0007_reporting"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -317,9 +318,12 @@ def _backfill_events() -> None:
         sa.column("type", sa.String()),
         sa.column("subject_id", sa.Uuid()),
         sa.column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql")),
+        sa.column("occurred_at", sa.DateTime(timezone=True)),
     )
     rows = conn.execute(
-        sa.select(events.c.id, events.c.type, events.c.subject_id, events.c.payload)
+        sa.select(
+            events.c.id, events.c.type, events.c.subject_id, events.c.payload, events.c.occurred_at
+        )
     )
     for row in rows.all():
         payload = dict(row.payload)
@@ -332,6 +336,14 @@ def _backfill_events() -> None:
             }
         elif row.type.startswith("candidate."):
             payload["candidate_id"] = subject
+            if row.type == "candidate.phase_changed" and "at" not in payload:
+                # Moves before effective dates took effect when they were written.
+                occurred = row.occurred_at
+                if isinstance(occurred, str):  # SQLite gives the stored text back
+                    occurred = datetime.fromisoformat(occurred)
+                if occurred.tzinfo is None:
+                    occurred = occurred.replace(tzinfo=UTC)
+                payload["at"] = occurred.isoformat()
         elif row.type.startswith("placement."):
             payload["placement_id"] = subject
         if row.type == "placement.status_changed":

@@ -10,6 +10,7 @@ from app.models.integration import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from app.models.objective import Objective
 from app.models.pathway import Activity, CandidateTransition, Event, PlacementTransition
 from app.models.placement import Placement
 from app.models.structure import Structure
@@ -26,6 +27,7 @@ __all__ = [
     "FollowUpReminder",
     "IdempotencyKey",
     "JobRun",
+    "Objective",
     "Placement",
     "PlacementTransition",
     "Structure",

@@ -23,6 +23,7 @@ from app.schemas.common import (
     ReadModel,
     RncpCode,
     UpdateModel,
+    UtcInstant,
     check_coordinates,
 )
 
@@ -127,6 +128,12 @@ class CandidateCreate(InputModel):
         "the time of consent is recorded.",
     )
     external_ref: ExternalRef | None = None
+    entered_at: UtcInstant | None = Field(
+        default=None,
+        description="When the person's path began, to import past history (default: now; "
+        "not in the future). Admins and the person's insertion structure only. It is the "
+        "first row of the history, from which every figure counts.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={

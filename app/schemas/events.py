@@ -67,6 +67,9 @@ class CandidatePhaseChanged(EventData):
     to_phase: Phase = Field(alias="to")
     reason: TransitionReason | None
     forced: bool
+    at: dt.datetime = Field(
+        description="When the move took effect (a history import gives past dates)."
+    )
 
 
 class ActivityRecorded(EventData):

@@ -14,7 +14,7 @@ from app.domain.enums import (
     TransitionReason,
     VacancyKind,
 )
-from app.schemas.common import FieldRuleError, InputModel, Page, ReadModel
+from app.schemas.common import FieldRuleError, InputModel, Page, ReadModel, UtcInstant
 
 Note = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 
@@ -33,12 +33,19 @@ class TransitionRequest(InputModel):
         description="National administrators only: move although a guard fails. "
         "Needs a justification in `note`; recorded as forced.",
     )
+    effective_at: UtcInstant | None = Field(
+        default=None,
+        description="When the move took effect, to import past history (default: now). Not "
+        "in the future and not before the person's previous transition (422 naming both "
+        "dates). The history keeps it as `at`, and the time of the call as `recorded_at`.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"to": "support"},
                 {"to": "exited", "reason": "other_job", "note": "Hired by a cleaning company."},
+                {"to": "securing", "effective_at": "2014-10-06T09:00:00Z"},
             ]
         }
     )
@@ -53,9 +60,10 @@ class TransitionRequest(InputModel):
 class CandidateTransition(ReadModel):
     id: uuid.UUID
     candidate_id: uuid.UUID
-    from_phase: Phase
+    from_phase: Phase | None = Field(description="Null for the entry into the path.")
     to_phase: Phase
-    at: dt.datetime
+    at: dt.datetime = Field(description="When the move took effect.")
+    recorded_at: dt.datetime = Field(description="When Tremplin learnt of it.")
     actor_kind: ActorKind
     actor_id: str | None = Field(description="Hidden from prescribers.")
     actor_role: Role

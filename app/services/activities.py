@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, date
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,10 +24,10 @@ from app.errors import Conflict, NotFound, ValidationFailed, field_error, pydant
 from app.models import Activity, Candidate
 from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
 from app.schemas.events import ActivityRecorded, ActivityUpdated
-from app.services import audit, events, structures, tenancy, visibility
+from app.services import audit, dates, events, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, paginate
-from app.services.pathway import lock_candidate, snapshot
+from app.services.pathway import entered_at, lock_candidate, snapshot
 
 
 async def _journal(
@@ -50,6 +51,18 @@ def _check_phase(candidate: Candidate, activity_type: ActivityType) -> Phase:
             activity_phase=phase.value,
         )
     return phase
+
+
+async def _check_date(session: AsyncSession, candidate: Candidate, occurred_on: date) -> None:
+    """Nothing happens on a path before it began."""
+    entered = await entered_at(session, candidate.id)
+    if entered is not None:
+        dates.not_before(
+            occurred_on,
+            entered.astimezone(UTC).date(),
+            ["body", "occurred_on"],
+            "the person entered the path",
+        )
 
 
 def _apply_levels(candidate: Candidate, activity: Activity) -> None:
@@ -132,6 +145,7 @@ async def create(
 ) -> Activity:
     candidate = await lock_candidate(session, actor, candidate_id)
     phase = _check_phase(candidate, data.type)
+    await _check_date(session, candidate, data.occurred_on)
     values = _columns(data)
     if values.get("landlord_id") is not None:
         await structures.require_kind(
@@ -233,6 +247,8 @@ async def update(
         await structures.require_kind(
             session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
         )
+    if "occurred_on" in changes:
+        await _check_date(session, candidate, values["occurred_on"])
     touched = _exam_codes(activity)  # a corrected code frees the old one too
     before = activity.version
     for name, value in values.items():

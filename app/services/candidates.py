@@ -14,8 +14,8 @@ from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.schemas.events import CandidateCreated, CandidateDeleted, CandidateUpdated
-from app.services import audit, events, structures, tenancy, visibility
+from app.schemas.events import CandidateCreated, CandidateUpdated
+from app.services import audit, dates, events, pathway, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -38,13 +38,15 @@ class CandidateFilters:
 
 
 _JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
+# Fields of a request that are not columns of the candidate.
+_NOT_COLUMNS = {"entered_at"}
 
 
 def _column_values(
     data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
-    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS)
+    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
     values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
     return values
 
@@ -92,17 +94,21 @@ async def create(
         if data.external_ref is not None:
             raise Forbidden("external_ref is the accompanying structure's own reference.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
+    if data.entered_at is not None:
+        dates.may_date(actor.role in (Role.ADMIN, Role.INSERTION))
+        dates.not_in_future(data.entered_at, ["body", "entered_at"])
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
         **_column_values(data, exclude_unset=False),
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
-        phase_changed_at=now,
+        phase_changed_at=data.entered_at or now,
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
     await flush(session, _CONFLICTS)
+    await pathway.record_entry(session, candidate, actor, data.entered_at or now)
     events.emit(
         session,
         CandidateCreated(
@@ -208,23 +214,6 @@ async def update(
     view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, view)
     return candidate
-
-
-async def delete(
-    session: AsyncSession,
-    actor: Actor,
-    candidate_id: uuid.UUID,
-    expected_versions: frozenset[int] | None,
-) -> None:
-    candidate = await _visible(session, actor, candidate_id)
-    check_version(candidate.version, expected_versions)
-    view = await _view(session, actor, candidate_id)
-    audience = events.candidate_audience(candidate)
-    await session.delete(candidate)
-    await flush(session)
-    # A tombstone: partners that copied the person must forget them too.
-    events.emit(session, CandidateDeleted(candidate_id=candidate_id), audience)
-    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, view)
 
 
 async def upsert(

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.models import IdempotencyKey, JobRun
 from app.models.base import utcnow
-from app.services import audit, placements
+from app.services import audit, data_rights, placements
 
 logger = logging.getLogger("tremplin.jobs")
 
@@ -66,8 +66,24 @@ async def _purge_idempotency_keys(session: AsyncSession, settings: Settings) -> 
     return f"purged {await purge_idempotency_keys(session)} idempotency keys"
 
 
-# The table of jobs. The retention job (app/services/retention.py, anonymising people
-# inactive for 24 months) joins it as one more line.
+# People anonymised per statement batch of the retention job (its run is one transaction).
+RETENTION_BATCH = 500
+
+
+async def _retention(session: AsyncSession, settings: Settings) -> str:
+    done = 0
+    while True:
+        run = await data_rights.anonymise_inactive(
+            session, settings, dry_run=False, limit=RETENTION_BATCH
+        )
+        done += run.anonymised
+        if run.found < RETENTION_BATCH:
+            return (
+                f"anonymised {done} people inactive for {settings.retention_inactive_months} months"
+            )
+
+
+# The table of jobs.
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -94,6 +110,12 @@ JOBS: dict[str, Job] = {
             "5 * * * *",
             "Delete expired idempotency keys",
             _purge_idempotency_keys,
+        ),
+        Job(
+            "retention",
+            "45 3 * * *",
+            "Anonymise people with no change for RETENTION_INACTIVE_MONTHS",
+            _retention,
         ),
     )
 }

@@ -6,7 +6,7 @@ import uuid
 from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import ColumnElement, or_, select
@@ -15,9 +15,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from app.config import Settings
 from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
     POSITION_HOLDING_STATUSES,
     AuditAction,
     Phase,
+    PlacementEndReason,
     PlacementStatus,
     TransitionReason,
     VacancyKind,
@@ -49,7 +51,7 @@ from app.schemas.placements import (
     PlacementUpdate,
 )
 from app.schemas.placements import _months_later as months_later
-from app.services import audit, events, pathway, tenancy, vacancies, visibility
+from app.services import audit, dates, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
 from app.services.common import (
     PageRequest,
@@ -161,8 +163,20 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
     if not candidate.consent_to_share:
         raise ConsentMissing("Without the person's consent their profile is not shared.")
     check_phase_fits(candidate, vacancy.kind)
+    proposed_at = data.proposed_at or utcnow()
+    if data.proposed_at is not None:
+        dates.not_in_future(proposed_at, ["body", "proposed_at"])
+        entered = await pathway.entered_at(session, candidate.id)
+        if entered is not None:
+            dates.not_before(
+                proposed_at, entered, ["body", "proposed_at"], "the person entered the path"
+            )
     placement = Placement(
-        **data.model_dump(), status=PlacementStatus.PROPOSED, vacancy_kind=vacancy.kind
+        **data.model_dump(exclude={"proposed_at"}),
+        status=PlacementStatus.PROPOSED,
+        vacancy_kind=vacancy.kind,
+        proposed_at=proposed_at,
+        status_changed_at=proposed_at,
     )
     session.add(placement)
     await flush(session, _CONFLICTS)
@@ -337,11 +351,12 @@ async def _apply_move(
     *,
     reason: object = None,
     note: str | None = None,
-    on: date | None = None,
+    at: datetime | None = None,
 ) -> None:
     """Write a move: capacity, the candidate's phase, history and event, together.
 
-    Lock order is placement, vacancy, candidate everywhere, so movers never deadlock.
+    `at`: when it took effect (default now), already checked by the caller. Lock order is
+    placement, vacancy, candidate everywhere, so movers never deadlock.
     """
     origin = placement.status
     held_before = origin in POSITION_HOLDING_STATUSES
@@ -362,7 +377,9 @@ async def _apply_move(
         vacancy.filled_positions -= 1
     vacancies.refresh_status(vacancy)
 
-    today = on or utcnow().date()
+    now = utcnow()
+    effective = at or now
+    today = effective.astimezone(UTC).date()
     if target is PlacementStatus.STARTED:
         candidate = await _locked(session, Candidate, placement.candidate_id)
         check_phase_fits(candidate, placement.vacancy_kind)
@@ -377,6 +394,7 @@ async def _apply_move(
                 reason=TransitionReason.JOB_STARTED,
                 note=None,
                 forced=False,
+                at=effective,
             )
     if target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED):
         placement.ended_on = today
@@ -392,18 +410,19 @@ async def _apply_move(
                 reason=TransitionReason.JOB_ENDED,
                 note=None,
                 forced=False,
+                at=effective,
             )
     if reason is not None:
         placement.closing_reason = reason  # type: ignore[assignment]
-    now = utcnow()
     placement.status = target
-    placement.status_changed_at = now
+    placement.status_changed_at = effective
     session.add(
         PlacementTransition(
             placement_id=placement.id,
             from_status=origin,
             to_status=target,
-            at=now,
+            at=effective,
+            recorded_at=now,
             actor_kind=actor.kind,
             actor_id=actor.id,
             actor_role=actor.role,
@@ -453,26 +472,53 @@ async def transition(
         raise ValidationFailed(
             [field_error(["body", "reason"], f"required to move to {data.to.value}", "missing")]
         )
-    if data.on is not None:
-        _check_move_date(placement, data.to, data.on)
-    await _apply_move(
-        session, actor, placement, data.to, reason=data.reason, note=data.note, on=data.on
-    )
+    at = None
+    if data.on is not None or data.effective_at is not None:
+        # Whoever may make a move may date it: the landlord knows when it accepted.
+        at = await _move_instant(session, placement, data)
+    await _apply_move(session, actor, placement, data.to, reason=data.reason, note=data.note, at=at)
     await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
-def _check_move_date(placement: Placement, target: PlacementStatus, on: date) -> None:
-    """A start or an end has happened: not in the future, and an end not before its start."""
-    problem = None
-    if on > utcnow().date():
-        problem = "is in the future"
-    elif target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED) and (
-        placement.started_on is not None and on < placement.started_on
-    ):
-        problem = f"is before the start ({placement.started_on.isoformat()})"
-    if problem:
-        raise ValidationFailed([field_error(["body", "on"], problem, "value_error")])
+async def _move_instant(
+    session: AsyncSession, placement: Placement, data: PlacementTransitionRequest
+) -> datetime:
+    """When a dated move took effect, checked against what it follows: the placement's
+    previous move (the proposal first), and for a job's start the person's path."""
+    loc = ["body", "effective_at" if data.effective_at is not None else "on"]
+    floors = [placement.status_changed_at]
+    reached = None
+    if data.to is PlacementStatus.STARTED and placement.vacancy_kind is VacancyKind.JOB:
+        reached = await pathway.open_span(session, placement.candidate_id)
+        if reached is not None:
+            floors.append(reached.at)
+    if data.effective_at is not None:
+        at: date | datetime = data.effective_at
+        if data.on is not None and data.on != data.effective_at.astimezone(UTC).date():
+            raise dates.refuse(["body", "on"], "is not the UTC day of effective_at")
+    else:
+        assert data.on is not None
+        at = data.on  # compared by day; placed after what it follows on that day, below
+
+    def floor(instant: datetime) -> date | datetime:
+        return instant if isinstance(at, datetime) else instant.astimezone(UTC).date()
+
+    dates.not_in_future(at, loc)
+    previous = (
+        "the proposal"
+        if placement.status is PlacementStatus.PROPOSED
+        else f"the placement's previous move ({placement.status.value})"
+    )
+    dates.not_before(at, floor(placement.status_changed_at), loc, previous)
+    if reached is not None:
+        what = (
+            "the person reached securing"
+            if reached.to_phase is Phase.SECURING
+            else "the person's previous transition"
+        )
+        dates.not_before(at, floor(reached.at), loc, what)
+    return at if isinstance(at, datetime) else dates.instant_of_day(at, floors)
 
 
 async def history(
@@ -495,22 +541,19 @@ async def record_follow_up(
     started = placement.started_on
     if placement.vacancy_kind is not VacancyKind.JOB or started is None:
         raise FollowUpRefused("Follow-ups are for job placements that started.")
-    if data.at > utcnow().date():
-        raise ValidationFailed([field_error(["body", "at"], "is in the future", "value_error")])
+    dates.not_in_future(data.at, ["body", "at"])
     if data.at >= months_later(started, 12):
         milestone = 12
     elif data.at >= months_later(started, 6):
         milestone = 6
     else:
-        raise ValidationFailed(
-            [
-                field_error(
-                    ["body", "at"],
-                    f"the first follow-up is due from {months_later(started, 6).isoformat()}",
-                    "value_error",
-                )
-            ]
+        dates.not_before(
+            data.at,
+            months_later(started, 6),
+            ["body", "at"],
+            f"the due date of the first follow-up (6 months after the start on {started})",
         )
+        raise AssertionError("unreachable: the date is before the due date")
     if getattr(placement, f"follow_up_{milestone}m_on") is not None:
         raise FollowUpRefused(f"The {milestone}-month follow-up is already recorded.")
     if data.in_post and placement.ended_on is not None and placement.ended_on <= data.at:
@@ -519,6 +562,7 @@ async def record_follow_up(
         )
     setattr(placement, f"follow_up_{milestone}m_on", data.at)
     setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
+    setattr(placement, f"follow_up_{milestone}m_recorded_at", utcnow())
     events.emit(
         session,
         PlacementFollowUpRecorded(
@@ -557,3 +601,23 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
         )
     await _journal(session, SYSTEM_ACTOR, stale, AuditAction.UPDATE)
     return len(stale)
+
+
+async def withdraw_open(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> int:
+    """Withdraw the person's proposals not yet started (their data is being erased): the
+    landlord is not left waiting on someone who no longer exists. Started placements stay."""
+    pending = [s for s in OPEN_PLACEMENT_STATUSES if s is not PlacementStatus.STARTED]
+    rows = (
+        await session.scalars(
+            for_update(
+                select(Placement)
+                .where(Placement.candidate_id == candidate_id, Placement.status.in_(pending))
+                .order_by(Placement.id)
+            )
+        )
+    ).all()
+    for placement in rows:
+        await _apply_move(
+            session, actor, placement, PlacementStatus.WITHDRAWN, reason=PlacementEndReason.OTHER
+        )
+    return len(rows)

@@ -66,6 +66,11 @@ def proposed_to_vacancy(
 
 
 def candidates(actor: Actor) -> ColumnElement[bool]:
+    # An erased person is kept, anonymised, for the figures only: nobody finds them.
+    return Candidate.anonymised_at.is_(None) & _candidates(actor)
+
+
+def _candidates(actor: Actor) -> ColumnElement[bool]:
     match actor.role:
         case Role.ADMIN:
             return true()
