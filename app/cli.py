@@ -189,16 +189,10 @@ def cmd_purge_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_purge_idempotency(_args: argparse.Namespace) -> int:
-    from sqlalchemy import delete
-
-    from app.models import IdempotencyKey
-    from app.models.base import utcnow
+    from app.services.jobs import purge_idempotency_keys
 
     async def work(session: AsyncSession) -> int:
-        result = await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await purge_idempotency_keys(session)
 
     removed = asyncio.run(_with_session(get_settings(), work))
     print(f"purged {removed} expired idempotency keys")
@@ -216,6 +210,64 @@ def cmd_expire_proposals(_args: argparse.Namespace) -> int:
 
     closed = asyncio.run(_with_session(settings, work))
     print(f"expired {closed} proposals unanswered for {settings.proposal_expiry_days} days")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver webhooks and run the scheduled jobs until SIGTERM."""
+    import logging
+
+    from app import worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(worker.serve(get_settings(), name=args.name, once=args.once))
+    return 0
+
+
+def cmd_jobs(_args: argparse.Namespace) -> int:
+    from app.services.jobs import JOBS, schedule_of
+
+    settings = get_settings()
+    for job in JOBS.values():
+        print(f"{job.name:<24} {schedule_of(job, settings):<14} {job.description}")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Anonymise people with no change for RETENTION_INACTIVE_MONTHS; safe to repeat."""
+    from app.db import create_engine, create_sessionmaker, session_scope
+    from app.progress import Progress
+    from app.services.data_rights import anonymise_inactive
+
+    settings = get_settings()
+
+    async def work() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            maker = create_sessionmaker(engine)
+            async with session_scope(maker) as session:
+                found = (await anonymise_inactive(session, settings, dry_run=True)).found
+            if args.dry_run or not found:
+                return found, 0
+            done = 0
+            with Progress("anonymising", total=found) as bar:
+                while True:  # one transaction per batch: a long run holds no lock for long
+                    async with session_scope(maker) as session:
+                        run = await anonymise_inactive(
+                            session, settings, dry_run=False, limit=args.batch, progress=bar.advance
+                        )
+                    done += run.anonymised
+                    if run.found < args.batch:
+                        return found, done
+        finally:
+            await engine.dispose()
+
+    found, done = asyncio.run(work())
+    months = settings.retention_inactive_months
+    if args.dry_run:
+        print(f"dry run: {found} people inactive for {months} months would be anonymised")
+    else:
+        print(f"anonymised {done} people inactive for {months} months")
     return 0
 
 
@@ -385,6 +437,23 @@ def main(argv: list[str] | None = None) -> None:
 
     expire = sub.add_parser("expire-proposals", help="close proposals left unanswered")
     expire.set_defaults(func=cmd_expire_proposals)
+
+    work = sub.add_parser("worker", help="deliver webhooks and run the scheduled jobs")
+    work.add_argument("--name", default=None, help="default: host:pid:random")
+    work.add_argument("--once", action="store_true", help="one round, then exit")
+    work.set_defaults(func=cmd_worker)
+
+    listing = sub.add_parser("jobs", help="list the scheduled jobs and their schedules")
+    listing.set_defaults(func=cmd_jobs)
+
+    retention = sub.add_parser(
+        "retention", help="anonymise people inactive for RETENTION_INACTIVE_MONTHS"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="count them, change nothing")
+    retention.add_argument(
+        "--batch", type=_positive_int, default=500, help="people per transaction"
+    )
+    retention.set_defaults(func=cmd_retention)
 
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))

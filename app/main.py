@@ -26,7 +26,7 @@ from app.errors import (
     problem_response,
 )
 from app.logs import configure_logging
-from app.metrics import mark_process_dead, metrics_endpoint
+from app.metrics import mark_process_dead, metrics_endpoint, register_event_backlog
 from app.migrations import head_revision
 from app.observability import RequestId
 from app.ratelimit import RateLimiter
@@ -35,13 +35,17 @@ from app.routers import (
     audit,
     candidates,
     clients,
+    events,
     health,
     matching,
     oauth,
+    objectives,
     pathway,
     placements,
+    stats,
     structures,
     vacancies,
+    webhooks,
 )
 from app.routers.idempotency import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -50,6 +54,7 @@ from app.routers.idempotency import (
 )
 from app.schemas.problems import conflict_description
 from app.services.auth import Authenticator
+from app.services.events import backlog_by_stage
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
 API_VERSION = "0.1.0"
@@ -200,11 +205,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         matching,
         clients,
         audit,
+        events,
+        webhooks,
+        stats,
+        objectives,
     ):
         app.include_router(module.router)
     install_docs(app)
     if settings.metrics_enabled:
         app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+        register_event_backlog(app, backlog_by_stage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -253,12 +263,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "matching", "description": "Rankings and assignments (suggestions)."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},
             {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
+            {"name": "events", "description": "The change feed, in commit order."},
+            {
+                "name": "webhooks",
+                "description": "Signed push of the change feed (Standard Webhooks).",
+            },
+            {"name": "stats", "description": "Figures computed from the history (aggregates)."},
+            {"name": "objectives", "description": "Yearly recruitment objectives and progress."},
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],
     )
     _errors_as_problem_json(schema)
     _security(schema)
+    oauth.document_token_request(schema)
     app.openapi_schema = schema
     return schema
 

@@ -18,7 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,13 @@ POOL_WAITING = Gauge(
 )
 EVENT_BACKLOG = Gauge(
     "tremplin_event_backlog",
-    "Events written to the outbox and not yet delivered (read at each scrape).",
+    "Work waiting for workers, read at each scrape: `unsequenced` events committed "
+    "without a feed position yet, `undelivered` webhook attempts still pending.",
+    ["stage"],
     multiprocess_mode="mostrecent",
 )
 
-BacklogReader = Callable[[AsyncSession], Awaitable[int]]
+BacklogReader = Callable[[AsyncSession], Awaitable[Mapping[str, int]]]
 BACKLOG_READ_TIMEOUT_S = 2.0
 
 
@@ -146,7 +148,7 @@ def sample_pool(engine: AsyncEngine | None) -> None:
 
 
 def register_event_backlog(app: FastAPI, reader: BacklogReader) -> None:
-    """Fill tremplin_event_backlog: `reader` counts the undelivered events, given a
+    """Fill tremplin_event_backlog: `reader` counts the waiting work by stage, given a
     session; it runs at each scrape, bounded by BACKLOG_READ_TIMEOUT_S."""
     app.state.event_backlog_reader = reader
 
@@ -158,7 +160,8 @@ async def _refresh_backlog(app: Any) -> None:
         return
     try:
         async with asyncio.timeout(BACKLOG_READ_TIMEOUT_S), sessionmaker() as session:
-            EVENT_BACKLOG.set(await reader(session))
+            for stage, count in (await reader(session)).items():
+                EVENT_BACKLOG.labels(stage).set(count)
     except Exception as exc:  # a scrape must answer even when the database does not
         logger.warning("event backlog not read: %s", type(exc).__name__)
 

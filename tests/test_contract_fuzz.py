@@ -61,6 +61,8 @@ SEMANTIC_RULES = {
     "clients_create": "structure required by some roles, of the role's kind; scopes of the role",
     "clients_update": "scopes of the client's role",
     "matching_assign": "landlords and vacancies named must exist",
+    "webhooks_create": "the callback's host must resolve, to a public address",
+    "webhooks_update": "the callback's host must resolve, to a public address",
     # Opaque cursors: a string this server did not issue is refused.
     **dict.fromkeys(
         (
@@ -73,10 +75,20 @@ SEMANTIC_RULES = {
             "placements_history",
             "clients_list",
             "audit_list",
+            "webhooks_list",
+            "webhooks_deliveries",
         ),
         "cursor is opaque",
     ),
 }
+# Bulk routes answer each item on its own, a schema-violating one included (as a failed
+# item with the problem the single route gives): the batch itself is accepted by design.
+ITEM_BY_ITEM = {
+    "candidates_bulk": "items are validated one by one",
+    "vacancies_bulk": "items are validated one by one",
+}
+# schemathesis' own list for schema-violating requests.
+NEGATIVE_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]
 # schemathesis' own list, plus 412: a well-formed If-Match naming another version is
 # refused by design (RFC 9110 13.1.1), whatever the payload.
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
@@ -129,6 +141,11 @@ def write_config(path: Path, server: LiveServer) -> None:
         "[[operations]]",
         f"include-operation-id = {_toml(sorted(SEMANTIC_RULES))}",
         "checks.positive_data_acceptance.expected-statuses = " + _toml([*POSITIVE_STATUSES, "422"]),
+        "",
+        "[[operations]]",
+        f"include-operation-id = {_toml(sorted(ITEM_BY_ITEM))}",
+        # The batch is answered 200 with the failed item in it.
+        "checks.negative_data_rejection.expected-statuses = " + _toml(["200", *NEGATIVE_STATUSES]),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -197,4 +214,4 @@ def test_schemathesis_finds_no_failure(server: LiveServer, role: str, tmp_path: 
     assert result.returncode == 0, (
         result.stdout[-20000:] + result.stderr[-5000:] + server.log_file.read_text()[-5000:]
     )
-    assert "0 generated" not in result.stdout
+    assert not re.search(r"(?<![0-9])0 generated", result.stdout), "no case was generated"

@@ -58,6 +58,9 @@ async def _people_named(admin: httpx.AsyncClient, call: Call, body: Any) -> set[
     people = _people_in(body)
     if match := _PERSON_PATH.match(call.path):
         people.add(match.group(1))
+    if call.path == "/v1/candidates/bulk":
+        # Each item's result names the person it created or updated.
+        people |= {str(item["id"]) for item in body["items"] if item["id"] is not None}
     if match := _PLACEMENT_PATH.match(call.path):
         placement = await admin.get(f"/v1/placements/{match.group(1)}")
         people.add(placement.json()["candidate_id"])
@@ -79,8 +82,10 @@ async def _rows_of(admin: httpx.AsyncClient, request_id: str) -> list[dict[str, 
     return [row for row in await _journal(admin) if row["request_id"] == request_id]
 
 
-async def _a_world(admin: httpx.AsyncClient) -> World:
-    world = await World(admin).build()
+async def _a_world(
+    admin: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> World:
+    world = await World(admin, app, sessionmaker).build()
     # Someone a ranking and an assignment of the own vacancy find (the world's own
     # candidate is already proposed to it): in recruitment, in the vacancy's commune.
     extra = await admin.post(
@@ -93,11 +98,14 @@ async def _a_world(admin: httpx.AsyncClient) -> World:
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 async def test_each_operation_leaves_its_journal_rows(
-    client: httpx.AsyncClient, operation: str
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    operation: str,
 ) -> None:
     journal = JOURNAL.get(operation)
     assert journal is not None, f"{operation} is not classified in permissions.JOURNAL"
-    world = await _a_world(client)
+    world = await _a_world(client, app, sessionmaker)
     call = await BUILDERS[operation](world, "own", Role.ADMIN)
     request_id = f"journal-{operation}-{uuid.uuid4().hex[:8]}"
     response = await client.request(
@@ -138,7 +146,7 @@ async def test_a_landlords_rows_carry_its_view(
     sessionmaker: async_sessionmaker[AsyncSession],
     operation: str,
 ) -> None:
-    world = await _a_world(client)
+    world = await _a_world(client, app, sessionmaker)
     call = await BUILDERS[operation](world, "own", Role.LANDLORD)
     request_id = f"journal-landlord-{operation}"
     async with await client_as(app, sessionmaker, "landlord", world.ids["lan_own"]) as staff:
@@ -162,7 +170,7 @@ async def test_refused_and_failed_calls_leave_no_row(
     client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """The journal row is written in the transaction of the access: no access, no row."""
-    world = await _a_world(client)
+    world = await _a_world(client, app, sessionmaker)
     before = await _journal(client)
     async with await client_as(app, sessionmaker, "landlord", world.ids["lan_own"]) as staff:
         for path in (

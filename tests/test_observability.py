@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.main import create_app
 from app.metrics import register_event_backlog
 from tests.conftest import Backend, client_as, http_client, make_settings
-from tests.factories import candidate_payload, create_structure
+from tests.factories import candidate_payload, create_candidate, create_structure
 from tests.live_server import live_server
 
 
@@ -216,8 +216,8 @@ async def test_pool_gauges_show_connections_in_use_and_waiting(backend: Backend)
 async def test_the_event_backlog_gauge_reads_what_is_registered(backend: Backend) -> None:
     application = create_app(make_settings(backend.url))
 
-    async def backlog(session: AsyncSession) -> int:
-        return 42
+    async def backlog(session: AsyncSession) -> dict[str, int]:
+        return {"unsequenced": 42, "undelivered": 7}
 
     register_event_backlog(application, backlog)
     async with (
@@ -225,7 +225,22 @@ async def test_the_event_backlog_gauge_reads_what_is_registered(backend: Backend
         http_client(application) as http,
     ):
         text = (await http.get("/metrics")).text
-    assert sample(text, "tremplin_event_backlog") == 42
+    assert sample(text, "tremplin_event_backlog", stage="unsequenced") == 42
+    assert sample(text, "tremplin_event_backlog", stage="undelivered") == 7
+
+
+async def test_the_event_backlog_gauge_counts_events_not_yet_in_the_feed(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The app registers the outbox's own backlog: a write adds an unsequenced event,
+    reading the feed sequences it."""
+    structure = await create_structure(client, "insertion")
+    await create_candidate(client, structure["id"])
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "tremplin_event_backlog", stage="unsequenced") >= 1
+    assert (await client.get("/v1/events")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "tremplin_event_backlog", stage="unsequenced") == 0
 
 
 @pytest.fixture

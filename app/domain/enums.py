@@ -178,6 +178,16 @@ ROLE_STRUCTURE_KIND: dict[Role, StructureKind | None] = {
 }
 
 
+class ObjectiveScope(StrEnum):
+    """What a recruitment objective covers; each but national names one reference."""
+
+    NATIONAL = "national"
+    REGION = "region"
+    DEPARTEMENT = "departement"
+    LANDLORD = "landlord"
+    STRUCTURE = "structure"
+
+
 class ActorKind(StrEnum):
     CLIENT = "client"  # an API client (OAuth2 client credentials)
     USER = "user"  # a person signed in through the OpenID Connect provider

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
@@ -63,6 +63,9 @@ class Candidate(Entity):
         enum_column_type(Phase, "candidate_phase"), default=Phase.RECRUITMENT, index=True
     )
     phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by erasure (or the retention job): the identifying fields are gone, the path's
+    # dates and outcomes stay for the figures, and the person answers 404 to everyone.
+    anonymised_at: Mapped[datetime | None]
 
     # The partial views (reduced for landlords, referral for prescribers) have their own
     # version and stamp, moved only when a field of that view changes (the rule is in
@@ -76,6 +79,9 @@ class Candidate(Entity):
     referral_updated_at: Mapped[datetime] = mapped_column(
         default=same_as_created, index=True, sort_order=101
     )
+    # The partner's own reference for the record, unique per structure: bulk sync
+    # upserts by it.
+    external_ref: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
@@ -89,4 +95,12 @@ class Candidate(Entity):
         # Its first column also gives the largest commute.
         Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
         Index("ix_candidates_commute_location", "max_commute_km", "latitude", "longitude"),
+        Index(
+            "uq_candidates_structure_id_external_ref",
+            "structure_id",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
     )

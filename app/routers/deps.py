@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.convertors import Convertor, register_url_convertor
 
 from app.config import Settings
 from app.errors import Forbidden, Unauthorized
@@ -63,6 +64,23 @@ class ApiRoute(APIRoute):
             return response
 
         return api_handler
+
+
+class RecordId(Convertor[str]):
+    """A record's id in a path: any segment but a collection's own action (`bulk`), so
+    that /v1/candidates/bulk is a path of its own, whose undeclared methods answer 405
+    instead of reaching GET /v1/candidates/{candidate_id} with a malformed id (422)."""
+
+    regex = "(?!bulk$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("record_id", RecordId())
 
 
 async def _admit(request: Request, session: AsyncSession, name: str, operation: Operation) -> Actor:

@@ -27,5 +27,8 @@ class ListQuery(PageQuery):
 
     updated_since: UtcInstant | None = Field(
         default=None,
-        description="Only resources changed at or after this instant (RFC 3339), to sync.",
+        description="Only resources changed at or after this instant (RFC 3339). "
+        "Approximate: `updated_at` is stamped when a change is written, not when it "
+        "commits, so a change committed late can carry an earlier time. To synchronise "
+        "without missing anything, follow the change feed (GET /v1/events) instead.",
     )

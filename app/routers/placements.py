@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
 
 from app import errors
 from app.domain.enums import PlacementStatus
@@ -31,6 +32,11 @@ class PlacementListQuery(ListQuery):
     candidate_id: uuid.UUID | None = None
     vacancy_id: uuid.UUID | None = None
     status: PlacementStatus | None = None
+    follow_up_due: bool | None = Field(
+        default=None,
+        description="true: started jobs whose 6- or 12-month follow-up is due and not "
+        "recorded; false: the others.",
+    )
 
 
 @router.post(
@@ -73,6 +79,7 @@ async def list_(
         vacancy_id=query.vacancy_id,
         status=query.status,
         updated_since=query.updated_since,
+        follow_up_due=query.follow_up_due,
     )
     items, next_cursor = await service.list_(session, actor, filters, query.page())
     notes = placement_fields(actor).notes

@@ -13,6 +13,7 @@ from app.schemas.common import (
     CommuneInsee,
     CompetencyLevels,
     EntityRead,
+    ExternalRef,
     InputModel,
     Latitude,
     Longitude,
@@ -22,6 +23,7 @@ from app.schemas.common import (
     ReadModel,
     RncpCode,
     UpdateModel,
+    UtcInstant,
     check_coordinates,
 )
 
@@ -125,6 +127,13 @@ class CandidateCreate(InputModel):
         description="The person agreed to share their profile with landlords; "
         "the time of consent is recorded.",
     )
+    external_ref: ExternalRef | None = None
+    entered_at: UtcInstant | None = Field(
+        default=None,
+        description="When the person's path began, to import past history (default: now; "
+        "not in the future). Admins and the person's insertion structure only. It is the "
+        "first row of the history, from which every figure counts.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -197,6 +206,7 @@ class CandidateUpdate(UpdateModel):
     preferred_contract_types: ContractPreferences | None = None
     max_weekly_hours: MaxWeeklyHours | None = None
     consent_to_share: bool | None = None
+    external_ref: ExternalRef | None = None
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"max_commute_km": 40, "consent_to_share": True}]}
@@ -242,6 +252,7 @@ class Candidate(EntityRead):
     consent_given_at: dt.datetime | None
     phase: Phase = Field(description="Read-only: changed by path transitions only.")
     phase_changed_at: dt.datetime
+    external_ref: str | None = Field(description="The accompanying structure's own reference.")
 
 
 _VIEW_STAMP = (

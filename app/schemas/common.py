@@ -309,6 +309,16 @@ CompetencyRequirements: Any = _competency_model(
 )
 
 
+ExternalRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    Field(
+        description="Your own reference for the record, unique within the structure (or "
+        "landlord): bulk sync creates or updates by it.",
+        examples=["SIAE-2026-0042"],
+    ),
+]
+
 Departement = Annotated[
     str, StringConstraints(pattern=DEPARTEMENT_PATTERN), Field(examples=["76", "2A", "974"])
 ]

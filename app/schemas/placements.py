@@ -13,7 +13,15 @@ from app.domain.enums import (
     Role,
     VacancyKind,
 )
-from app.schemas.common import EntityRead, InputModel, Page, ReadModel, UpdateModel, check_dates
+from app.schemas.common import (
+    EntityRead,
+    InputModel,
+    Page,
+    ReadModel,
+    UpdateModel,
+    UtcInstant,
+    check_dates,
+)
 
 Notes = Annotated[
     str,
@@ -28,6 +36,11 @@ class PlacementCreate(InputModel):
     start_date: dt.date | None = Field(default=None, description="Planned start.")
     end_date: dt.date | None = Field(default=None, description="Planned end, for missions.")
     notes: Notes | None = None
+    proposed_at: UtcInstant | None = Field(
+        default=None,
+        description="When the proposal was made, to import past history (default: now). Not "
+        "in the future, not before the person entered the path.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -65,7 +78,18 @@ class PlacementTransitionRequest(InputModel):
     )
     note: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
     on: dt.date | None = Field(
-        default=None, description="When it happened (a start or an end); default today."
+        default=None,
+        description="The day it happened (default today): a start's or an end's day. A move "
+        "dated by its day only takes effect at the start of that day, or just after the "
+        "move it follows if that was the same day.",
+    )
+    effective_at: UtcInstant | None = Field(
+        default=None,
+        description="When the move took effect, to import past history (default: now). "
+        "Give `on` or `effective_at` (or both, on the same UTC day). A dated move is not in "
+        "the future, not before the placement's previous move (nor its proposal), and a "
+        "job's start not before the person reached securing (422 naming both dates). "
+        "Whoever may make the move may date it.",
     )
 
     model_config = ConfigDict(
@@ -74,6 +98,7 @@ class PlacementTransitionRequest(InputModel):
                 {"to": "accepted"},
                 {"to": "rejected", "reason": "not_suited", "note": "Needs a driving licence."},
                 {"to": "started", "on": "2027-01-04"},
+                {"to": "accepted", "effective_at": "2014-06-02T10:00:00Z"},
             ]
         }
     )
@@ -144,6 +169,8 @@ class Placement(EntityRead):
     follow_up_6m_in_post: bool | None
     follow_up_12m_on: dt.date | None
     follow_up_12m_in_post: bool | None
+    follow_up_6m_recorded_at: dt.datetime | None
+    follow_up_12m_recorded_at: dt.datetime | None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import PROJECT_ROOT, Settings
 from app.domain.enums import ROLE_STRUCTURE_KIND, ActorKind, Role
+from app.domain.territory import NATIONAL, Territory, parse_territory
 from app.errors import BadRequest, Unauthorized
 from app.models import ApiClient, Structure
 from app.models.base import utcnow
@@ -43,6 +44,8 @@ class Actor:
     # The permission table's name of the operation being served: the audit journal
     # records it. None for commands run on the server.
     operation: str | None = None
+    # Observers: the territory of the figures they read (app.domain.territory).
+    territory: Territory | None = None
 
 
 SYSTEM_ACTOR = Actor(
@@ -235,7 +238,13 @@ class Authenticator:
             raise InvalidToken("client secret rotated; get a new token")
         scopes = frozenset(str(claims.get("scope", "")).split()) & frozenset(client.scopes)
         return Actor(
-            ActorKind.CLIENT, str(client.id), client.role, client.structure_id, scopes, request_id
+            ActorKind.CLIENT,
+            str(client.id),
+            client.role,
+            client.structure_id,
+            scopes,
+            request_id,
+            territory=parse_territory(client.territory) if client.territory else None,
         )
 
     async def _user_actor(self, session: AsyncSession, token: str, request_id: str | None) -> Actor:
@@ -262,8 +271,17 @@ class Authenticator:
         structure_id = await _claimed_structure(
             session, claims.get(settings.oidc_structure_claim), role
         )
+        territory = None
+        if role is Role.OBSERVER:
+            territory = _claimed_territory(claims.get(settings.oidc_territory_claim))
         return Actor(
-            ActorKind.USER, str(claims["sub"]), role, structure_id, default_scopes(role), request_id
+            ActorKind.USER,
+            str(claims["sub"]),
+            role,
+            structure_id,
+            default_scopes(role),
+            request_id,
+            territory=territory,
         )
 
 
@@ -297,6 +315,16 @@ async def _claimed_structure(session: AsyncSession, raw: object, role: Role) -> 
     if structure is None or (expected_kind is not None and structure.kind is not expected_kind):
         raise InvalidToken("the token's structure does not fit its role")
     return structure_id
+
+
+def _claimed_territory(raw: object) -> Territory:
+    """An observer user's territory claim; absent means national, as for API clients."""
+    if raw is None:
+        return NATIONAL
+    try:
+        return parse_territory(str(raw))
+    except ValueError:
+        raise InvalidToken("malformed territory claim") from None
 
 
 async def _find_client(session: AsyncSession, client_id: str) -> ApiClient | None:

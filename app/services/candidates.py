@@ -9,12 +9,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.errors import Forbidden, NotFound
+from app.errors import DuplicateResource, Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, structures, tenancy, visibility
+from app.schemas.events import CandidateCreated, CandidateUpdated
+from app.services import audit, dates, events, pathway, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -33,16 +34,19 @@ class CandidateFilters:
     phase: Phase | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    external_ref: str | None = None
 
 
 _JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
+# Fields of a request that are not columns of the candidate.
+_NOT_COLUMNS = {"entered_at"}
 
 
 def _column_values(
     data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
-    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS)
+    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
     values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
     return values
 
@@ -52,6 +56,20 @@ visible_to = tenancy.candidates
 
 async def _view(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> CandidateView:
     return (await visibility.candidate_views(session, actor, [candidate_id]))[candidate_id]
+
+
+class ExternalRefTaken(DuplicateResource):
+    slug, title = "external-ref-taken", "This external reference is already used"
+
+
+def _ref_taken() -> ExternalRefTaken:
+    return ExternalRefTaken("The structure already has a candidate with this external_ref.")
+
+
+_CONFLICTS = {
+    "uq_candidates_structure_id_external_ref": _ref_taken,
+    "unique:candidates.structure_id, candidates.external_ref": _ref_taken,
+}
 
 
 async def _check_references(
@@ -73,18 +91,31 @@ async def create(
     if actor.role is Role.PRESCRIBER:
         if data.referrer_id not in (None, actor.structure_id):
             raise Forbidden("A prescriber refers people in its own name only.")
+        if data.external_ref is not None:
+            raise Forbidden("external_ref is the accompanying structure's own reference.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
+    if data.entered_at is not None:
+        dates.may_date(actor.role in (Role.ADMIN, Role.INSERTION))
+        dates.not_in_future(data.entered_at, ["body", "entered_at"])
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
         **_column_values(data, exclude_unset=False),
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
-        phase_changed_at=now,
+        phase_changed_at=data.entered_at or now,
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    await pathway.record_entry(session, candidate, actor, data.entered_at or now)
+    events.emit(
+        session,
+        CandidateCreated(
+            candidate_id=candidate.id, structure_id=candidate.structure_id, phase=candidate.phase
+        ),
+        events.candidate_audience(candidate),
+    )
     view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
     return candidate, view
@@ -117,6 +148,7 @@ async def list_(
             "structure_id": filters.structure_id,
             "phase": filters.phase,
             "departement": filters.departement,
+            "external_ref": filters.external_ref,
         },
     )
     stmt = select(Candidate).where(visible_to(actor))
@@ -126,6 +158,8 @@ async def list_(
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
+    if filters.external_ref is not None:
+        stmt = stmt.where(Candidate.external_ref == filters.external_ref)
     if filters.updated_since is not None:
         # Each person's stamp in the caller's view: a hidden change brings no one back.
         stmt = stmt.where(visibility.view_updated_at(actor) >= filters.updated_since)
@@ -164,22 +198,41 @@ async def update(
     consent = changes.get("consent_to_share")
     if consent is not None and consent != candidate.consent_to_share:
         changes["consent_given_at"] = utcnow() if consent else None
+    before = candidate.version
     apply_changes(candidate, changes)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    if candidate.version != before:
+        events.emit(
+            session,
+            CandidateUpdated(
+                candidate_id=candidate.id,
+                structure_id=candidate.structure_id,
+                version=candidate.version,
+            ),
+            events.candidate_audience(candidate),
+        )
     view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, view)
     return candidate
 
 
-async def delete(
-    session: AsyncSession,
-    actor: Actor,
-    candidate_id: uuid.UUID,
-    expected_versions: frozenset[int] | None,
-) -> None:
-    candidate = await _visible(session, actor, candidate_id)
-    check_version(candidate.version, expected_versions)
-    view = await _view(session, actor, candidate_id)
-    await session.delete(candidate)
-    await flush(session)
-    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, view)
+async def upsert(
+    session: AsyncSession, actor: Actor, data: CandidateCreate
+) -> tuple[Candidate, str]:
+    """Create the candidate, or update the structure's one with this external_ref (the
+    fields given only); every rule of create and update applies. Returns the record and
+    `created`, `updated` or `unchanged`."""
+    existing = await session.scalar(
+        select(Candidate).where(
+            Candidate.structure_id == data.structure_id,
+            Candidate.external_ref == data.external_ref,
+            visible_to(actor),
+        )
+    )
+    if existing is None:
+        candidate, _view = await create(session, actor, data)
+        return candidate, "created"
+    before = existing.version
+    changes = CandidateUpdate.model_validate(data.model_dump(exclude_unset=True))
+    candidate = await update(session, actor, existing.id, changes, None)
+    return candidate, "unchanged" if candidate.version == before else "updated"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import ROLE_STRUCTURE_KIND, Role
+from app.domain.territory import NATIONAL
 from app.errors import Conflict, ValidationFailed, field_error
 from app.models import ApiClient
 from app.models.base import utcnow
@@ -100,6 +101,14 @@ def _check_scopes(role: Role, scopes: Sequence[str]) -> None:
         )
 
 
+def _check_territory(role: Role, territory: str | None) -> None:
+    """Only observers read figures by territory; the others are scoped by their structure."""
+    if territory is not None and role is not Role.OBSERVER:
+        raise ValidationFailed(
+            [field_error(["body", "territory"], "for observer clients only", "value_error")]
+        )
+
+
 async def create(session: AsyncSession, data: ApiClientCreate) -> tuple[ApiClient, str]:
     kind = ROLE_STRUCTURE_KIND[data.role]
     if kind is not None and data.structure_id is None:
@@ -117,6 +126,7 @@ async def create(session: AsyncSession, data: ApiClientCreate) -> tuple[ApiClien
             await structures.require_exists(session, data.structure_id, "structure_id")
     scopes = sorted(default_scopes(data.role)) if data.scopes is None else data.scopes
     _check_scopes(data.role, scopes)
+    _check_territory(data.role, data.territory)
     secret = new_secret()
     client = ApiClient(
         name=data.name,
@@ -125,6 +135,8 @@ async def create(session: AsyncSession, data: ApiClientCreate) -> tuple[ApiClien
         scopes=scopes,
         secret_hash=hash_secret(secret),
         expires_at=data.expires_at,
+        # National unless told otherwise, like an observer without a structure.
+        territory=(data.territory or str(NATIONAL)) if data.role is Role.OBSERVER else None,
     )
     session.add(client)
     await flush(session)
@@ -155,6 +167,8 @@ async def update(
         _check_scopes(client.role, changes["scopes"])
     await _guard_last_admin(session, client, revoking=False, changes=changes)
     check_version(client.version, expected_versions)
+    if "territory" in changes:
+        _check_territory(client.role, changes["territory"])
     for name, value in changes.items():
         setattr(client, name, value)
     await flush(session)

@@ -33,6 +33,7 @@ class Operation:
 
 
 ADM, INS, LAN, PRE = Role.ADMIN, Role.INSERTION, Role.LANDLORD, Role.PRESCRIBER
+OBS = Role.OBSERVER
 ALL, OWN = Grant(Access.ALL), Grant(Access.OWN, "their own structure")
 
 _READ_STRUCTURES = {ADM: ALL, INS: ALL, LAN: ALL, PRE: ALL}
@@ -59,7 +60,43 @@ _READ_PLACEMENTS = {
     ),
 }
 _ADMIN_ONLY = {ADM: ALL}
+_READ_EVENTS = {
+    ADM: ALL,
+    INS: Grant(
+        Access.OWN, "events of their candidates and what hangs off them; published vacancies"
+    ),
+    LAN: Grant(Access.OWN, "events of their vacancies and the placements on them"),
+    PRE: Grant(Access.OWN, "events of the people they referred (not their path's records)"),
+}
+# A subscription delivers what its owner reads in the feed; each structure sees its own.
+_WEBHOOKS = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+    LAN: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+    PRE: Grant(Access.OWN, "their structure's subscriptions; deliver what they read"),
+}
 _OWN_CANDIDATES = Grant(Access.OWN, "candidates their structure accompanies")
+# Figures are aggregates; below admins, counts concerning few people are masked.
+_FIGURES = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "their structure's people; small counts masked"),
+    LAN: Grant(
+        Access.OWN, "the people they hired and the hires on their vacancies; small counts masked"
+    ),
+    PRE: Grant(Access.OWN, "the people they referred; small counts masked"),
+    OBS: Grant(Access.OWN, "everyone in their client's territory; small counts masked"),
+}
+_READ_OBJECTIVES = {
+    ADM: ALL,
+    INS: Grant(Access.OWN, "national ones, their territory's and their structure's"),
+    LAN: Grant(Access.OWN, "national ones, their territory's and their structure's"),
+    PRE: Grant(Access.OWN, "national ones and their territory's"),
+    OBS: Grant(Access.OWN, "national ones and those within their client's territory"),
+}
+_OBJECTIVE_PROGRESS = {
+    role: Grant(grant.access, grant.note + ("; small counts masked" if grant.note else ""))
+    for role, grant in _READ_OBJECTIVES.items()
+}
 
 OPERATIONS: dict[str, Operation] = {
     "structures_list": Operation("structures:read", "List structures", _READ_STRUCTURES),
@@ -208,6 +245,52 @@ OPERATIONS: dict[str, Operation] = {
         "clients:admin", "Rotate an API client's secret", _ADMIN_ONLY
     ),
     "audit_list": Operation("audit:read", "Read the audit journal", _ADMIN_ONLY),
+    "events_list": Operation("events:read", "Read the change feed", _READ_EVENTS),
+    "webhooks_list": Operation("webhooks:manage", "List webhook subscriptions", _WEBHOOKS),
+    "webhooks_get": Operation("webhooks:manage", "Get a webhook subscription", _WEBHOOKS),
+    "webhooks_create": Operation(
+        "webhooks:manage", "Subscribe an endpoint to the events one may read", _WEBHOOKS
+    ),
+    "webhooks_update": Operation(
+        "webhooks:manage", "Change or re-enable a webhook subscription", _WEBHOOKS
+    ),
+    "webhooks_delete": Operation("webhooks:manage", "Delete a webhook subscription", _WEBHOOKS),
+    "webhooks_rotate_secret": Operation(
+        "webhooks:manage", "Rotate a webhook subscription's signing secret", _WEBHOOKS
+    ),
+    "webhooks_deliveries": Operation(
+        "webhooks:manage", "List a subscription's deliveries and their attempts", _WEBHOOKS
+    ),
+    "webhooks_redeliver": Operation("webhooks:manage", "Deliver an event again", _WEBHOOKS),
+    "candidates_bulk": Operation(
+        "candidates:write",
+        "Create or update up to 1,000 candidates by external reference",
+        {ADM: ALL, INS: Grant(Access.OWN, "for their own structure")},
+    ),
+    "vacancies_bulk": Operation(
+        "vacancies:write",
+        "Create or update up to 1,000 vacancies by external reference",
+        {ADM: ALL, LAN: Grant(Access.OWN, "for their structure")},
+    ),
+    "pathway_placements": Operation(
+        "pathway:read", "Read the placement state machine", dict.fromkeys(Role, ALL)
+    ),
+    "candidates_export": Operation(
+        "candidates:export",
+        "Export everything held about a person (journaled)",
+        {ADM: ALL, INS: _OWN_CANDIDATES},
+    ),
+    "stats_funnel": Operation("stats:read", "Read the path's funnel", _FIGURES),
+    "stats_outcomes": Operation("stats:read", "Read hires, retention and training", _FIGURES),
+    "stats_monthly": Operation("stats:read", "Read entries and hires by month", _FIGURES),
+    "objectives_list": Operation("objectives:read", "List objectives", _READ_OBJECTIVES),
+    "objectives_get": Operation("objectives:read", "Get an objective", _READ_OBJECTIVES),
+    "objectives_create": Operation("objectives:write", "Set an objective", _ADMIN_ONLY),
+    "objectives_update": Operation("objectives:write", "Change an objective", _ADMIN_ONLY),
+    "objectives_delete": Operation("objectives:write", "Delete an objective", _ADMIN_ONLY),
+    "objectives_progress": Operation(
+        "stats:read", "Read an objective's progress", _OBJECTIVE_PROGRESS
+    ),
 }
 
 # What the audit journal records of each operation: the action of its rows (one row
@@ -269,6 +352,34 @@ JOURNAL: dict[str, Journal] = {
     # The journal names people by id only and is itself the record of access; reading
     # it is not journaled (each read would add rows to what it reads).
     "audit_list": NOT_PERSONAL,
+    # What happened to people, by id: journaled one row per person named in the page.
+    "events_list": _L,
+    # Subscriptions and their attempts name events, not people.
+    "webhooks_list": NOT_PERSONAL,
+    "webhooks_get": NOT_PERSONAL,
+    "webhooks_create": NOT_PERSONAL,
+    "webhooks_update": NOT_PERSONAL,
+    "webhooks_delete": NOT_PERSONAL,
+    "webhooks_rotate_secret": NOT_PERSONAL,
+    "webhooks_deliveries": NOT_PERSONAL,
+    "webhooks_redeliver": NOT_PERSONAL,
+    # Each item goes through candidates_create or candidates_update and is journaled as
+    # that (creation or update).
+    "candidates_bulk": _C,
+    "vacancies_bulk": NOT_PERSONAL,
+    "pathway_placements": NOT_PERSONAL,
+    # Everything held about the person, and who accessed it: a read, journaled as such.
+    "candidates_export": _R,
+    # Figures and objectives are aggregates, masked below the threshold: nobody's data.
+    "stats_funnel": NOT_PERSONAL,
+    "stats_outcomes": NOT_PERSONAL,
+    "stats_monthly": NOT_PERSONAL,
+    "objectives_list": NOT_PERSONAL,
+    "objectives_get": NOT_PERSONAL,
+    "objectives_create": NOT_PERSONAL,
+    "objectives_update": NOT_PERSONAL,
+    "objectives_delete": NOT_PERSONAL,
+    "objectives_progress": NOT_PERSONAL,
 }
 
 # Operations anyone may call without a token.
@@ -325,8 +436,8 @@ def render_markdown() -> str:
     lines += [f"{i}. {note[2:]}" for i, note in enumerate(notes, start=1)]
     lines += [
         "",
-        "Observers get aggregated statistics only, which no operation serves yet: apart",
-        "from the path's state machine (no personal data), an observer's token is refused.",
+        "Observers get aggregated statistics only (the stats operations and objectives, within",
+        "their client's territory), and the path's state machine (no personal data).",
         "",
     ]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from app.domain.enums import (
     Role,
     VacancyStatus,
 )
-from app.models import Candidate, Placement, Vacancy
+from app.models import Candidate, Event, Placement, Vacancy
 from app.services.auth import Actor
 
 
@@ -66,6 +66,11 @@ def proposed_to_vacancy(
 
 
 def candidates(actor: Actor) -> ColumnElement[bool]:
+    # An erased person is kept, anonymised, for the figures only: nobody finds them.
+    return Candidate.anonymised_at.is_(None) & _candidates(actor)
+
+
+def _candidates(actor: Actor) -> ColumnElement[bool]:
     match actor.role:
         case Role.ADMIN:
             return true()
@@ -120,5 +125,24 @@ def placements(actor: Actor) -> ColumnElement[bool]:
                     Vacancy.id == Placement.vacancy_id, Vacancy.landlord_id == actor.structure_id
                 )
             )
+        case _:
+            return false()
+
+
+def events(actor: Actor) -> ColumnElement[bool]:
+    """The change feed, per role: what the reader may read of each event's subject, as it
+    stood when the event happened (the audience columns written with the event)."""
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.INSERTION:
+            # Their candidates and what hangs off them; published vacancies, as they read.
+            return (Event.structure_id == actor.structure_id) | Event.published.is_(True)
+        case Role.PRESCRIBER:
+            # The people they referred: the person's own events, never the path's records.
+            return Event.referrer_id == actor.structure_id
+        case Role.LANDLORD:
+            # Their vacancies and the placements on them.
+            return Event.landlord_id == actor.structure_id
         case _:
             return false()

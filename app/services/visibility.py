@@ -332,10 +332,13 @@ def vacancy_ranking(actor: Actor, vacancy: Vacancy, *, include_excluded: bool) -
     criteria = disclosure(base).criteria
     everyone_in_full = base is CandidateView.FULL
     _check_include_excluded(include_excluded, everyone_in_full, actor)
-    reachable = tenancy.candidates(actor) if actor.role is not Role.ADMIN else true()
+    # Erased people are kept for the figures only: tenancy never reaches them.
+    reachable = tenancy.candidates(actor)
     if actor.role is Role.LANDLORD:
         reachable = and_(
-            Candidate.consent_to_share.is_(True), tenancy.proposed_to_vacancy(Candidate.id, vacancy)
+            Candidate.anonymised_at.is_(None),
+            Candidate.consent_to_share.is_(True),
+            tenancy.proposed_to_vacancy(Candidate.id, vacancy),
         )
     return RankingRules(
         named=and_(reachable, _off_path_hidden(actor)),

@@ -1,7 +1,7 @@
 """matching: candidates indexed by commute and location
 
-Revision ID: 0007_matching_commute_index
-Revises: 0006_visibility
+Revision ID: 0010_matching_commute_index
+Revises: 0008_integration
 Create Date: 2026-12-02 09:00:00.000000+00:00
 """
 
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_matching_commute_index"
-down_revision: str | None = "0006_visibility"
+revision: str = "0010_matching_commute_index"
+down_revision: str | None = "0008_integration"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
