@@ -184,6 +184,7 @@ def candidates(insertion: list[uuid.UUID]) -> list[tuple[Any, ...]]:
                 created,
                 1,
                 created,
+                created,  # entered the path when registered
             )
         )
     return rows
@@ -197,7 +198,7 @@ CANDIDATE_COPY_COLUMNS = [
     "preferred_contract_types", "max_weekly_hours", "training_hours",
     "positive_skills_assessments", "consent_to_share", "consent_given_at", "phase",
     "phase_changed_at", "created_at", "updated_at", "version", "reduced_version",
-    "reduced_updated_at", "referral_version", "referral_updated_at",
+    "reduced_updated_at", "referral_version", "referral_updated_at", "entered_at",
 ]  # fmt: skip
 VACANCY_COPY_COLUMNS = [
     "id", "landlord_id", "title", "description", "kind", "mission_type", "contract_type",

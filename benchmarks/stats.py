@@ -199,7 +199,7 @@ class History:
             (cid, "Prénom", "Synthétique", date(1985, 1, 1), None, None, postcode, insee, None,
              dep, DEPARTEMENT_REGION[dep], None, None, structure, None, 30, False, False, None,
              "{}", "[]", "[]", None, 0.0, 0, False, None, phase, rows[-1][7],
-             rows[0][8], rows[-1][8], 1)
+             rows[0][8], rows[-1][8], 1, 1, rows[0][8], 1, rows[0][8], rows[0][7])
         )  # fmt: skip
 
     def activity(self, cid: uuid.UUID, kind: str, phase: str, at: datetime, imported: bool,
@@ -279,7 +279,8 @@ COLUMNS = {
     "max_commute_km has_driving_licence accepts_onsite_housing available_from competencies "
     "certifications preferred_contract_types max_weekly_hours training_hours "
     "positive_skills_assessments consent_to_share consent_given_at phase phase_changed_at "
-    "created_at updated_at version",
+    "created_at updated_at version reduced_version reduced_updated_at referral_version "
+    "referral_updated_at entered_at",
     "vacancies": "id landlord_id title description kind mission_type contract_type rome_code "
     "appellation_code weekly_hours positions filled_positions address_line postcode "
     "commune_insee commune_name departement region latitude longitude onsite_housing "

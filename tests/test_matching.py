@@ -9,6 +9,7 @@ during a test have waited 0 days.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 import uuid
@@ -57,9 +58,14 @@ def north_of_rouen(km: float) -> dict[str, Any]:
 
 
 async def person(admin: httpx.AsyncClient, structure_id: str, **kw: Any) -> str:
-    """A consenting candidate in recruitment at Rouen (with coordinates)."""
-    body = candidate_payload(structure_id, **{**ROUEN, **kw})
+    """A consenting candidate in recruitment at Rouen (with coordinates), on the path
+    since today unless `entered_at` says otherwise."""
+    body = candidate_payload(structure_id, **{**ROUEN, "entered_at": _now(), **kw})
     return str((await create(admin, "/v1/candidates", body))["id"])
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 async def mission(admin: httpx.AsyncClient, landlord_id: str, **kw: Any) -> str:
@@ -183,6 +189,26 @@ async def test_vacancy_ranking_by_score_with_contributions_distance_and_explanat
         assert is_problem(refused, 422), refused.text
     missing = await client.get(f"/v1/vacancies/{uuid.uuid4()}/matches")
     assert is_problem(missing, 404), missing.text
+
+
+async def test_waiting_counts_from_when_the_path_began_not_from_the_import(
+    client: httpx.AsyncClient,
+) -> None:
+    """A structure importing its history registers people today whose path began long
+    ago: the waiting criterion reads the path's start (saturating at 365 days)."""
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    vacancy = await mission(client, landlord)
+    today = dt.datetime.now(dt.UTC)
+    imported = await person(client, siae, entered_at=(today - dt.timedelta(days=400)).isoformat())
+    halfway = await person(
+        client, siae, entered_at=(today - dt.timedelta(days=146, hours=1)).isoformat()
+    )
+    new = await person(client, siae)
+    body = await ranking(client, vacancy)
+    waiting = {item["candidate"]["id"]: item["contributions"]["waiting"] for item in body["items"]}
+    assert waiting == {imported: 10.0, halfway: pytest.approx(4.0, abs=0.01), new: 0.0}
+    assert ranked_ids(body) == [imported, halfway, new]
 
 
 async def test_a_vacancy_without_coordinates_falls_back_to_the_departement(
@@ -427,7 +453,7 @@ async def test_rankings_follow_writes(client: httpx.AsyncClient) -> None:
         f"/v1/candidates/{candidate}/activities",
         json={
             "type": "training",
-            "occurred_on": "2026-03-02",
+            "occurred_on": dt.date.today().isoformat(),
             "hours": 75,
             "training_mode": "external",
         },
@@ -447,7 +473,7 @@ async def test_rankings_follow_writes(client: httpx.AsyncClient) -> None:
         f"/v1/candidates/{candidate}/activities",
         json={
             "type": "work_mission",
-            "occurred_on": "2026-04-06",
+            "occurred_on": dt.date.today().isoformat(),
             "landlord_id": landlord,
             "outcome": "positive",
         },

@@ -63,6 +63,9 @@ class Candidate(Entity):
         enum_column_type(Phase, "candidate_phase"), default=Phase.RECRUITMENT, index=True
     )
     phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the path began (the entry row's date: a history import gives a past one), kept
+    # here so matching reads how long someone has waited without reading the history.
+    entered_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by erasure (or the retention job): the identifying fields are gone, the path's
     # dates and outcomes stay for the figures, and the person answers 404 to everyone.
     anonymised_at: Mapped[datetime | None]

@@ -104,6 +104,7 @@ async def create(
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
         phase_changed_at=data.entered_at or now,
+        entered_at=data.entered_at or now,
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)

@@ -51,7 +51,7 @@ CANDIDATE_COLUMNS = (
     cast(Candidate.certifications, String).label("certifications"),
     Candidate.training_hours,
     Candidate.positive_skills_assessments,
-    Candidate.created_at,
+    Candidate.entered_at,
     cast(Candidate.preferred_contract_types, String).label("preferred_contract_types"),
     Candidate.max_weekly_hours,
     Candidate.version,
@@ -113,7 +113,7 @@ def _floats(values: Iterable[float | None], n: int) -> FloatArray:
 class DecodedCandidates:
     ids: list[uuid.UUID]
     arrays: CandidateArrays  # days_in_path as of `today`; busy all False
-    created_day: IntArray  # date ordinal of each creation
+    entered_day: IntArray  # date ordinal of each entry into the path
     versions: IntArray
 
 
@@ -145,8 +145,8 @@ def decode_candidates(rows: Sequence[Any], rncp: RncpIndex, today: date) -> Deco
     levels = np.column_stack(
         [_floats(col[f"level_{code}"], n) for code in COMPETENCY_CODES]
     ).reshape(n, len(COMPETENCY_CODES))
-    created_day = np.fromiter(
-        (t.date().toordinal() for t in col["created_at"]), dtype=np.int64, count=n
+    entered_day = np.fromiter(
+        (t.date().toordinal() for t in col["entered_at"]), dtype=np.int64, count=n
     )
     arrays = CandidateArrays(
         lat=_floats(col["latitude"], n),
@@ -169,13 +169,13 @@ def decode_candidates(rows: Sequence[Any], rncp: RncpIndex, today: date) -> Deco
         ),
         training_hours=_floats(col["training_hours"], n),
         positive_assessments=_floats(col["positive_skills_assessments"], n),
-        days_in_path=(today.toordinal() - created_day).astype(np.float64),
+        days_in_path=(today.toordinal() - entered_day).astype(np.float64),
         contract_preferences=preferences,
         max_weekly_hours=_floats(col["max_weekly_hours"], n),
         busy=np.zeros(n, dtype=np.bool_),
     )
     versions = np.fromiter(col["version"], dtype=np.int64, count=n)
-    return DecodedCandidates(list(col["id"]), arrays, created_day, versions)
+    return DecodedCandidates(list(col["id"]), arrays, entered_day, versions)
 
 
 @dataclass(slots=True)

@@ -188,7 +188,7 @@ class CandidateStore:
             if name == "certifications" and values.shape[1] < width:
                 values = np.pad(values, ((0, 0), (0, width - values.shape[1])))
             self._columns[name][slots] = values
-        self._columns["created_day"][slots] = decoded.created_day
+        self._columns["entered_day"][slots] = decoded.entered_day
         self._columns["version"][slots] = decoded.versions
         high, low = _id_keys(decoded.ids)
         self._columns["id_high"][slots] = high
@@ -242,7 +242,7 @@ class CandidateStore:
         col = self._columns
         arrays = CandidateArrays(
             **{name: col[name][:n] for name in _KEPT},
-            days_in_path=(today.toordinal() - col["created_day"][:n]).astype(np.float64),
+            days_in_path=(today.toordinal() - col["entered_day"][:n]).astype(np.float64),
             busy=np.zeros(n, dtype=np.bool_),
         )
         present = col["present"][:n]
@@ -298,7 +298,7 @@ def _empty(rows: int, width: int) -> dict[str, np.ndarray]:
         "positive_assessments": np.zeros(rows),
         "contract_preferences": np.zeros(rows, dtype=np.int64),
         "max_weekly_hours": np.full(rows, np.nan),
-        "created_day": np.zeros(rows, dtype=np.int64),
+        "entered_day": np.zeros(rows, dtype=np.int64),
         "version": np.zeros(rows, dtype=np.int64),
         "id_high": np.zeros(rows, dtype=np.uint64),
         "id_low": np.zeros(rows, dtype=np.uint64),
