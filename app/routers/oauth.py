@@ -7,10 +7,16 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request, Response
 
+from app.ratelimit import RateLimiter
 from app.routers.deps import ApiRoute, Session, client_address
 from app.schemas.access import TokenRequest, TokenResponse
 from app.schemas.problems import problem_responses
-from app.services.auth import Authenticator, InvalidClient, UnsupportedGrantType
+from app.services.auth import (
+    Authenticator,
+    InvalidClient,
+    UnknownClient,
+    UnsupportedGrantType,
+)
 
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"], route_class=ApiRoute)
 
@@ -45,14 +51,31 @@ async def token(
     response: Response,
     form: Annotated[TokenRequest, Form()],
 ) -> TokenResponse:
-    request.app.state.rate_limiter.hit_anonymous(f"token:{client_address(request)}")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = client_address(request)
     if form.grant_type != "client_credentials":
         raise UnsupportedGrantType()
-    client_id, client_secret = _basic_credentials(request) or (form.client_id, form.client_secret)
+    try:
+        credentials = _basic_credentials(request) or (form.client_id, form.client_secret)
+    except InvalidClient:
+        await limiter.hit_anonymous(address)
+        raise
+    client_id, client_secret = credentials
     if not client_id or not client_secret:
+        await limiter.hit_anonymous(address)
         raise InvalidClient()
+    await limiter.check_token_attempt(client_id, address)
     authenticator: Authenticator = request.app.state.authenticator
-    issued = await authenticator.client_credentials(session, client_id, client_secret, form.scope)
+    try:
+        issued = await authenticator.client_credentials(
+            session, client_id, client_secret, form.scope
+        )
+    except UnknownClient:
+        await limiter.hit_anonymous(address)
+        raise
+    except InvalidClient:
+        await limiter.token_failed(client_id, address)
+        raise
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
