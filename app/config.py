@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     # Pool settings apply to PostgreSQL; SQLite uses one connection per checkout.
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # No overflow by default: connections beyond the pool are opened and closed per use
+    # under load (a connection costs more than the request); size the pool instead.
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_pool_recycle_s: int = Field(default=1800, ge=-1)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)

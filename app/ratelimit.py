@@ -24,12 +24,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Protocol
 
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.util import WindowStats
 
 from app.config import Settings
 from app.domain.enums import Role
@@ -41,21 +43,71 @@ logger = logging.getLogger("tremplin.ratelimit")
 _REDIS_TIMEOUT_S = 0.5
 
 
+class Windows(Protocol):
+    """Moving windows: `limits`' strategy over Redis, or `MemoryWindows` in the process."""
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool: ...
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats: ...
+
+
+class MemoryWindows:
+    """The same moving windows as `limits`' Redis strategy, kept in this process.
+
+    (`limits`' own asyncio memory storage sends every expiry sweep to a thread: a cost
+    on every request that this plain version does not pay.) Each key keeps at most
+    `amount` instants, so memory stays bounded by callers times their limit.
+    """
+
+    _MAX_KEYS = 50_000
+
+    def __init__(self) -> None:
+        self._hits: dict[tuple[str, ...], deque[float]] = {}
+
+    def _window(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> deque[float]:
+        key = (item.key_for(), *identifiers)
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self._MAX_KEYS:
+                self._hits.clear()  # crude bound; only resets callers' allowances
+            hits = self._hits[key] = deque(maxlen=item.amount)
+        cutoff = time.time() - item.get_expiry()
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        return hits
+
+    async def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        hits = self._window(item, identifiers)
+        if len(hits) >= item.amount:
+            return False
+        hits.append(time.time())
+        return True
+
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        return len(self._window(item, identifiers)) < item.amount
+
+    async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        hits = self._window(item, identifiers)
+        oldest = hits[0] if hits else time.time()
+        return WindowStats(oldest + item.get_expiry(), item.amount - len(hits))
+
+
 class RateLimiter:
     def __init__(self, settings: Settings) -> None:
         self.shared = settings.redis_url is not None
-        self._storage: Storage
+        self._redis: RedisStorage | None = None
+        self._windows: Windows
         if settings.redis_url is not None:
-            self._storage = RedisStorage(
+            self._redis = RedisStorage(
                 _async_uri(settings.redis_url),
                 implementation="redispy",
                 key_prefix=settings.rate_limit_key_prefix,
                 socket_timeout=_REDIS_TIMEOUT_S,
                 socket_connect_timeout=_REDIS_TIMEOUT_S,
             )
+            self._windows = MovingWindowRateLimiter(self._redis)
         else:
-            self._storage = MemoryStorage()
-        self._windows = MovingWindowRateLimiter(self._storage)
+            self._windows = MemoryWindows()
         self._per_role: dict[Role, RateLimitItem] = {
             role: RateLimitItemPerMinute(getattr(settings, f"rate_limit_{role.value}"))
             for role in Role
@@ -69,7 +121,7 @@ class RateLimiter:
         return cls(settings)
 
     async def close(self) -> None:
-        bridge = getattr(self._storage, "bridge", None)
+        bridge = getattr(self._redis, "bridge", None)
         client: Any = getattr(bridge, "storage", None)
         if client is not None:
             await client.aclose()

@@ -66,7 +66,7 @@ N_CANDIDATES = int(os.environ.get("BENCH_CANDIDATES", "10000"))
 SIGNING_KEY = secrets.token_hex(32)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 APPS = ("tremplin", "reference", "bare")
-OPERATIONS = ("get", "list")
+OPERATIONS = tuple(os.environ.get("BENCH_OPERATIONS", "get,list").split(","))
 
 
 @dataclass
@@ -296,8 +296,8 @@ def wrk(server: Server, operation: str, token: str, script: Path) -> Sample:
     cpu = cpu_seconds(server.process.pid) - before
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s*50%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s*99%\s+(\S+)\s*$", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = int(bad.group(1)) if bad else 0
     sock = re.search(r"Socket errors: (.*)", out)

@@ -1,7 +1,8 @@
 """The reference apps of `make bench-api`: Starlette and the raw database driver.
 
 BENCH_VARIANT=reference does exactly the work of Tremplin's authenticated reads:
-  - the token check: the bearer JWT verified (HS256, issuer, audience, required claims);
+  - the token check: the bearer JWT verified (HS256, issuer, audience, required claims)
+    once per process and token, its expiry checked on every request (Tremplin's rule);
   - the client check: the client's credential version, revocation, expiry, role,
     structure and scopes, read from the database at most every AUTH_CLIENT_CACHE_S
     seconds per process (Tremplin's own rule, so both do the same database work);
@@ -94,13 +95,23 @@ class ClientCache:
 CLIENTS = ClientCache()
 
 
+VERIFIED: dict[str, dict[str, Any]] = {}
+
+
 def claims_of(request: Request) -> dict[str, Any]:
+    """Verified once per process and token, expiry checked on every use (as Tremplin)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthorized
+    token = token.strip()
+    known = VERIFIED.get(token)
+    if known is not None:
+        if known["exp"] <= time.time():
+            raise Unauthorized
+        return known
     try:
         claims: dict[str, Any] = jwt.decode(
-            token.strip(),
+            token,
             SIGNING_KEY,
             algorithms=["HS256"],
             audience=AUDIENCE,
@@ -109,6 +120,9 @@ def claims_of(request: Request) -> dict[str, Any]:
         )
     except jwt.PyJWTError:
         raise Unauthorized from None
+    if len(VERIFIED) >= 20_000:
+        VERIFIED.clear()
+    VERIFIED[token] = claims
     return claims
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
 
@@ -276,16 +276,24 @@ class CandidatePage(Page[CandidateAny]):
 def present(
     candidate: object, view: CandidateView
 ) -> Candidate | CandidateReduced | CandidateReferral:
-    """The representation of a stored candidate that a view allows."""
+    """The representation of a stored candidate (entity or row) that a view allows."""
+    mapping = getattr(candidate, "_mapping", None)
+    if mapping is not None:  # a row: pydantic validates a dict fastest
+        candidate = dict(mapping)
     if view is CandidateView.FULL:
         return Candidate.model_validate(candidate)
     if view is CandidateView.REFERRAL:
         return CandidateReferral.model_validate(candidate)
-    last_name: str = getattr(candidate, "last_name", "")
+    source = candidate
+
+    def value(name: str) -> Any:
+        return source[name] if isinstance(source, dict) else getattr(source, name)
+
+    last_name: str = value("last_name")
     return CandidateReduced.model_validate(
         {
             **{
-                name: getattr(candidate, name)
+                name: value(name)
                 for name in CandidateReduced.model_fields
                 if name not in {"view", "last_name_initial"}
             },

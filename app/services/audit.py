@@ -6,8 +6,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView
@@ -15,6 +16,9 @@ from app.models import AuditEvent
 from app.models.base import utcnow
 from app.services.auth import Actor
 from app.services.common import PageRequest, paginate
+
+_INSERT = insert(cast(Table, AuditEvent.__table__))
+_INSERT_MANY = _INSERT.returning(AuditEvent.__table__.c.id)
 
 
 async def record(
@@ -41,7 +45,14 @@ async def record(
         for candidate_id in candidate_ids
     ]
     if rows:
-        await session.execute(insert(AuditEvent), rows)
+        # Core on the session's connection: a plain INSERT, no ORM bulk machinery.
+        connection = await session.connection()
+        if len(rows) == 1:
+            await connection.execute(_INSERT, rows[0])
+        else:
+            # RETURNING makes SQLAlchemy send one multi-row INSERT ("insertmanyvalues")
+            # instead of an executemany, which asyncpg runs row by row.
+            await connection.execute(_INSERT_MANY, rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ from app.models.base import utcnow
 from app.services.permissions import OPERATIONS, default_scopes
 
 SECRET_BYTES = 32
+# Tokens whose signature this process has verified (each a few hundred bytes).
+_MAX_VERIFIED_TOKENS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +208,10 @@ class ClientStates:
         cached = self._states.get(client_id)
         if cached is not None and now - cached[0] < self.ttl_s:
             return cached[1]
+        # Core on the session's connection: no ORM machinery for a row of plain values.
+        connection = await session.connection()
         row = (
-            await session.execute(
+            await connection.execute(
                 select(
                     ApiClient.role,
                     ApiClient.structure_id,
@@ -251,6 +255,7 @@ class Authenticator:
         self._key = load_signing_key(settings)
         self._oidc = OidcKeys(settings) if settings.oidc_enabled else None
         self.clients = ClientStates(settings.auth_client_cache_s)
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, client: ApiClient, scopes: frozenset[str]) -> IssuedToken:
         now = datetime.now(UTC)
@@ -296,19 +301,23 @@ class Authenticator:
     async def authenticate(
         self, session: AsyncSession, token: str, request_id: str | None
     ) -> Actor:
+        claims = self._verified.get(token)
+        if claims is not None:
+            return await self._client_actor(session, claims, request_id)
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
         if algorithm == self._OWN_ALGORITHM:
-            return await self._client_actor(session, token, request_id)
+            return await self._client_actor(session, self._verify(token), request_id)
         if self._oidc is not None:
             return await self._user_actor(session, token, request_id)
         raise InvalidToken("unknown issuer")
 
-    async def _client_actor(
-        self, session: AsyncSession, token: str, request_id: str | None
-    ) -> Actor:
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Our token's claims, verified once per process and token: a client sends the
+        same token for its whole life, and the signature of a given string cannot change.
+        Expiry is checked again on every use (`_client_actor`)."""
         claims = _decode(
             token,
             self._key,
@@ -316,6 +325,16 @@ class Authenticator:
             audience=self.settings.token_audience,
             issuer=self.settings.token_issuer,
         )
+        if len(self._verified) >= _MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def _client_actor(
+        self, session: AsyncSession, claims: dict[str, Any], request_id: str | None
+    ) -> Actor:
+        if claims["exp"] <= time.time():
+            raise InvalidToken("token expired")
         try:
             client_id = uuid.UUID(str(claims["sub"]))
         except ValueError:

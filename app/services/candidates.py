@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
@@ -23,9 +24,12 @@ from app.services.common import (
     check_version,
     cross_field,
     flush,
-    paginate,
+    paginate_rows,
     territory,
 )
+
+# A candidate as read by get and list: its columns, by name (`row.first_name`).
+CandidateRow = Row[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,7 @@ visible_to = tenancy.candidates
 
 
 async def _views(
-    session: AsyncSession, actor: Actor, candidates: Sequence[Candidate]
+    session: AsyncSession, actor: Actor, candidates: Sequence[Candidate | CandidateRow]
 ) -> dict[uuid.UUID, CandidateView]:
     if actor.role is Role.PRESCRIBER:
         return {c.id: CandidateView.REFERRAL for c in candidates}
@@ -113,10 +117,28 @@ async def _visible(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID)
     return candidate
 
 
+# Reads select the columns (Core, on the session's connection), not ORM entities:
+# building and tracking entities is most of an ORM read's cost, and nothing here
+# changes them.
+_READ = select(Candidate.__table__)
+
+
+@lru_cache(maxsize=1024)
+def _read_one(caller: Actor) -> Select[Any]:
+    """The read of one candidate as this caller may see it, built once per caller (the
+    id is a parameter): building the statement costs more than running it. The caller
+    comes without its request id, so only what decides its tenancy is in the key."""
+    return _READ.where(Candidate.id == bindparam("candidate_id"), visible_to(caller))
+
+
 async def get(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
-) -> tuple[Candidate, CandidateView]:
-    candidate = await _visible(session, actor, candidate_id)
+) -> tuple[CandidateRow, CandidateView]:
+    connection = await session.connection()
+    statement = _read_one(replace(actor, request_id=None))
+    candidate = (await connection.execute(statement, {"candidate_id": candidate_id})).first()
+    if candidate is None:
+        raise NotFound("No candidate with this id.")
     view = (await _views(session, actor, [candidate]))[candidate.id]
     await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
     return candidate, view
@@ -145,16 +167,16 @@ def _check_filters(actor: Actor, filters: CandidateFilters) -> None:
 
 async def list_(
     session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
-) -> tuple[list[tuple[Candidate, CandidateView]], str | None]:
+) -> tuple[list[tuple[CandidateRow, CandidateView]], str | None]:
     _check_filters(actor, filters)
-    stmt = select(Candidate).where(visible_to(actor))
+    stmt = _READ.where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
     if filters.phase is not None:
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
-    rows, next_cursor = await paginate(session, Candidate, stmt, page, filters.updated_since)
+    rows, next_cursor = await paginate_rows(session, Candidate, stmt, page, filters.updated_since)
     views = await _views(session, actor, rows)
     for view in set(views.values()):
         ids = [c.id for c in rows if views[c.id] is view]
