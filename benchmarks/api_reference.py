@@ -12,8 +12,8 @@ BENCH_VARIANT=reference does exactly the work of Tremplin's authenticated reads:
 BENCH_VARIANT=bare does the read alone: no token, no transaction, no journal.
 
 PostgreSQL through asyncpg (a pool of DB_POOL_SIZE connections); SQLite through aiosqlite
-(the same pragmas as Tremplin; the read in a DEFERRED transaction that takes the write
-lock at the journal INSERT, waiting up to the busy timeout).
+(the same pragmas as Tremplin; a read that journals is a write there: BEGIN IMMEDIATE,
+the process's writers taking turns on an asyncio lock, as Tremplin's do).
 """
 
 from __future__ import annotations
@@ -282,6 +282,7 @@ class Sqlite(Backend):
         self.path = DATABASE_URL.split("///", 1)[1]
         self.idle: asyncio.Queue[Any] = asyncio.Queue()
         self.connections: list[Any] = []
+        self.writers = asyncio.Lock()
 
     async def start(self) -> None:
         import aiosqlite
@@ -329,8 +330,10 @@ class Sqlite(Backend):
         return client
 
     async def _in_transaction(self, sql: str, params: tuple[Any, ...], audit: Any) -> list[Any]:
-        async with self.connection() as conn:
-            await conn.execute("BEGIN")
+        """Tremplin's rule: a read that journals is a write on SQLite, so it takes the
+        write lock at BEGIN, one writer of the process at a time, in arrival order."""
+        async with self.writers, self.connection() as conn:
+            await conn.execute("BEGIN IMMEDIATE")
             try:
                 cursor = await conn.execute(sql, params)
                 rows = list(await cursor.fetchall())
