@@ -7,7 +7,7 @@ PORT ?= 8000
 export PORT
 
 
-.PHONY: bench-matching
+.PHONY: bench-matching bench-api
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
@@ -74,6 +74,12 @@ lock:
 # Matching at national scale on PostgreSQL (a database of its own, dropped after).
 bench-matching: venv
 	$(BIN)/python benchmarks/matching.py
+
+# Authenticated reads against a Starlette + raw driver reference and a bare read, on
+# PostgreSQL and SQLite; wrk (Debian's package) is installed when missing.
+bench-api: venv
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(BIN)/python benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     db_command_timeout_s: float = Field(default=20, gt=0)
     # Off: a dead connection is detected at checkout without a round trip (see app/db.py).
     db_pool_pre_ping: bool = False
+    # Through PgBouncer in transaction mode: no cached prepared statements, unique names.
+    db_pgbouncer: bool = False
     # Retry-After of a 503 when the database is busy or unreachable.
     db_retry_after_s: int = Field(default=2, ge=1)
     readiness_timeout_s: float = Field(default=2, gt=0)

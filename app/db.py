@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -39,6 +40,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
         return engine
+    server_settings = {"application_name": settings.db_application_name}
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_s,
+        # Each statement, BEGIN and COMMIT included, is bounded on this side too.
+        "command_timeout": settings.db_command_timeout_s,
+        "server_settings": server_settings,
+    }
+    if settings.db_pgbouncer:
+        # A transaction-mode pooler hands each transaction any server connection: a
+        # statement prepared on one is unknown on the next. No statement cache, and
+        # names that never collide. PgBouncer refuses unknown startup parameters, so
+        # statement_timeout is set on the database role instead (README).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
+    else:
+        server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
     engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
@@ -48,18 +66,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.db_pool_timeout_s,
         pool_recycle=settings.db_pool_recycle_s,
         pool_pre_ping=settings.db_pool_pre_ping,
-        connect_args={
-            "timeout": settings.db_connect_timeout_s,
-            # Each statement, BEGIN and COMMIT included, is bounded on this side too.
-            "command_timeout": settings.db_command_timeout_s,
-            "server_settings": {
-                "application_name": settings.db_application_name,
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-            },
-        },
+        connect_args=connect_args,
     )
     _discard_closed_connections(engine)
     return engine
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
 def _discard_closed_connections(engine: AsyncEngine) -> None:

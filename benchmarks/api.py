@@ -422,8 +422,9 @@ def main() -> None:
     print(f"bench-api: load average at start {loadavg()} ({os.cpu_count()} CPUs)")
     out: list[str] = []
     for database in DATABASES:
-        out += asyncio.run(bench(database))
-        print("\n".join(out[-12:]), flush=True)
+        lines = asyncio.run(bench(database))
+        print("\n".join(lines), flush=True)
+        out += lines
     print("\n=== summary ===" + "\n".join(out))
     print(f"\n({time.perf_counter() - started:.0f} s)")
 

@@ -566,3 +566,23 @@ def _now_dt() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_behind_pgbouncer_statements_are_not_cached(
+    client: httpx.AsyncClient, backend: Backend, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """DB_PGBOUNCER: every statement is prepared afresh under a unique name, so a
+    transaction-mode pooler may hand each transaction another server connection."""
+    if not backend.is_postgres:
+        pytest.skip("PgBouncer sits in front of PostgreSQL")
+    async with running(make_settings(backend.url, db_pgbouncer=True)) as application:
+        token = await admin_token(application, sessionmaker)
+        async with answering(application, token) as http:
+            for _ in range(3):
+                assert (await http.get("/v1/structures")).status_code == 200
+            assert (await http.post("/v1/structures", json=structure_payload())).status_code == 201
+        async with application.state.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver._stmt_cache.get_max_size() == 0

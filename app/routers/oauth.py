@@ -42,8 +42,10 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     summary="Get an access token (OAuth2 client credentials)",
     description="Send `grant_type=client_credentials` with the client's id and secret, "
     "either as form fields or with HTTP Basic authentication. The token is a JWT valid "
-    "for `expires_in` seconds; send it as `Authorization: Bearer <token>`.",
-    responses=problem_responses(400, 401, 422),
+    "for `expires_in` seconds; send it as `Authorization: Bearer <token>`. Failed "
+    "attempts are limited per client id and address (429 with `Retry-After`): an address "
+    "that failed too often for a client waits, other addresses and clients do not.",
+    responses=problem_responses(400, 401, 422, 429),
 )
 async def token(
     request: Request,
