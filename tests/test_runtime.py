@@ -523,11 +523,8 @@ async def test_migration_0009_names_the_kind_of_existing_keys(url_at_0005: str) 
                 )
         await asyncio.to_thread(migrations.upgrade, url_at_0005)
         async with engine.connect() as conn:
-            kinds = dict(
-                (await conn.execute(text("SELECT actor_id, actor_kind FROM idempotency_keys")))
-                .tuples()
-                .all()
-            )
+            rows = await conn.execute(text("SELECT actor_id, actor_kind FROM idempotency_keys"))
+            kinds = dict(rows.all())
             assert kinds == {str(client_id): "client", "user-7f3a": "user"}
             # The same key for a client and for a user of the same id: two rows.
             await conn.execute(insert_key("user", str(client_id)))
