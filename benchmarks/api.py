@@ -65,7 +65,10 @@ OPEN_LOOP_S = float(os.environ.get("BENCH_OPEN_LOOP_S", "10"))
 N_CANDIDATES = int(os.environ.get("BENCH_CANDIDATES", "10000"))
 SIGNING_KEY = secrets.token_hex(32)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-APPS = ("tremplin", "reference", "bare")
+# BENCH_BASELINE_ROOT: another checkout of Tremplin (say, before a change), run as a
+# fourth app ("baseline") in the same rounds, for before/after figures of one run.
+BASELINE_ROOT = os.environ.get("BENCH_BASELINE_ROOT")
+APPS = ("tremplin", "reference", "bare", *(("baseline",) if BASELINE_ROOT else ()))
 OPERATIONS = tuple(os.environ.get("BENCH_OPERATIONS", "get,list").split(","))
 
 
@@ -234,14 +237,18 @@ def start(name: str, data: Dataset) -> Server:
         BENCH_VARIANT=name,
     )
     env.pop("REDIS_URL", None)
-    if name == "tremplin":
+    cwd = ROOT
+    if name in ("tremplin", "baseline"):
         target = ["app.main:create_app", "--factory"]
+        if name == "baseline" and BASELINE_ROOT:
+            cwd = Path(BASELINE_ROOT)
+            env["PYTHONPATH"] = BASELINE_ROOT
     else:
         target = ["--app-dir", str(ROOT / "benchmarks"), "api_reference:app"]
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", *target, "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env,
+        cwd=cwd, env=env,
     )  # fmt: skip
     return Server(name, port, process)
 
@@ -385,11 +392,27 @@ async def bench(database: str) -> list[str]:
                     f"{median(s, 'cpu_ms'):>12.2f}{median(s, 'p50_ms'):>9.1f}"
                     f"{median(s, 'p99_ms'):>9.1f}{sum(x.errors for x in s):>8}"
                 )
-            ours, ref, bare = (median(srv.samples[operation], "rps") for srv in servers)
+            cpu = {srv.name: median(srv.samples[operation], "cpu_ms") for srv in servers}
+            lines.append(
+                f"{operation:<10}CPU per request: Tremplin {cpu['tremplin'] / cpu['reference']:.2f}"
+                f" times the reference's"
+                + (
+                    f", {cpu['tremplin'] / cpu['baseline']:.2f} times the baseline's"
+                    if "baseline" in cpu
+                    else ""
+                )
+            )
+            rps = {srv.name: median(srv.samples[operation], "rps") for srv in servers}
+            ours, ref, bare = rps["tremplin"], rps["reference"], rps["bare"]
             goal = "meets" if ours / ref >= 0.5 else "misses"
             lines.append(
                 f"{operation:<10}ratios: Tremplin/reference {ours / ref:.2f}x (goal >= 0.5x: "
                 f"{goal}), Tremplin/bare {ours / bare:.2f}x"
+                + (
+                    f", Tremplin/baseline {ours / rps['baseline']:.2f}x"
+                    if "baseline" in rps
+                    else ""
+                )
             )
         for operation in OPERATIONS:
             rate = 0.8 * median(servers[0].samples[operation], "rps")

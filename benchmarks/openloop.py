@@ -53,14 +53,19 @@ async def run(url: str, rate: float, seconds: float, token: str, paths: list[str
     async def one(due: float, raw: bytes) -> None:
         nonlocal errors
         conn = idle.pop() if idle else None
-        try:
-            if conn is None:
-                reader, writer = await asyncio.open_connection(host, port)
-                conn = Connection(reader, writer)
-            status = await conn.request(raw)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
-            return
+        for attempt in range(2):
+            try:
+                if conn is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                    conn = Connection(reader, writer)
+                status = await conn.request(raw)
+                break
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                # A kept-alive connection the server closed meanwhile: one more try.
+                conn = None
+                if attempt == 1:
+                    errors += 1
+                    return
         latencies.append(time.perf_counter() - due)
         statuses[status] = statuses.get(status, 0) + 1
         idle.append(conn)

@@ -127,7 +127,10 @@ _READ = select(Candidate.__table__)
 def _read_one(caller: Actor) -> Select[Any]:
     """The read of one candidate as this caller may see it, built once per caller (the
     id is a parameter): building the statement costs more than running it. The caller
-    comes without its request id, so only what decides its tenancy is in the key."""
+    comes without its request id, so only what decides its tenancy is in the key.
+    Tenancy conditions are SQL evaluated by the database, a function of the caller
+    alone: one that bound the clock or a value read from the database when built would
+    be frozen here."""
     return _READ.where(Candidate.id == bindparam("candidate_id"), visible_to(caller))
 
 
