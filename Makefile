@@ -8,6 +8,7 @@ export PORT
 
 
 .PHONY: bench-matching bench-api
+.PHONY: bench-matching bench-events bench-stats clients-ts worker
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
 help:
@@ -22,10 +23,16 @@ $(VENV)/.stamp: requirements.lock pyproject.toml
 
 venv: $(VENV)/.stamp
 
+# The API and, beside it, the worker (webhooks and scheduled jobs); both stop together.
 run: venv
 	$(BIN)/python -m app migrate
 	$(BIN)/python -m app bootstrap-admin
+	$(BIN)/python -m app worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	$(BIN)/python -m app serve --host 127.0.0.1 --port $(PORT)
+
+worker: venv
+	$(BIN)/python -m app worker
 
 migrate: venv
 	$(BIN)/python -m app migrate
@@ -34,8 +41,14 @@ demo: venv
 	$(BIN)/python -m app migrate
 	$(BIN)/python -m app demo
 
-test: venv
+test: venv clients-ts
 	$(BIN)/python -m tests.run
+
+# The pinned npm packages the TypeScript client test generates its client with.
+clients-ts:
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix clients/typescript --no-audit --no-fund --silent; \
+	else echo "npm not found: the TypeScript client test will be skipped"; fi
 
 check: venv lint typecheck openapi-check docs-check alembic-check
 
@@ -71,6 +84,10 @@ lock:
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements-prod.lock
 
+# Webhook delivery by one worker to a local receiver, on PostgreSQL (EVENTS=n to size it).
+bench-events: venv
+	$(BIN)/python benchmarks/events.py
+
 # Matching at national scale on PostgreSQL (a database of its own, dropped after).
 bench-matching: venv
 	$(BIN)/python benchmarks/matching.py
@@ -80,6 +97,9 @@ bench-matching: venv
 bench-api: venv
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python benchmarks/api.py
+# The figures at national scale on PostgreSQL (a database of its own, dropped after).
+bench-stats: venv
+	$(BIN)/python benchmarks/stats.py
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

@@ -72,11 +72,16 @@ def cmd_alembic_check(_args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.logs import configure_logging
+    from app.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
     problems = settings.production_problems()
     if problems:
         print(f"refusing to serve in production: {'; '.join(problems)}.", file=sys.stderr)
         return 2
+    configure_logging(settings.log_level)
+    prepare_multiprocess_dir()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -87,7 +92,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
-        log_level="info",
+        log_level=settings.log_level.lower(),
+        # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -189,16 +197,10 @@ def cmd_purge_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_purge_idempotency(_args: argparse.Namespace) -> int:
-    from sqlalchemy import delete
-
-    from app.models import IdempotencyKey
-    from app.models.base import utcnow
+    from app.services.jobs import purge_idempotency_keys
 
     async def work(session: AsyncSession) -> int:
-        result = await session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= utcnow())
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return await purge_idempotency_keys(session)
 
     removed = asyncio.run(_with_session(get_settings(), work))
     print(f"purged {removed} expired idempotency keys")
@@ -216,6 +218,64 @@ def cmd_expire_proposals(_args: argparse.Namespace) -> int:
 
     closed = asyncio.run(_with_session(settings, work))
     print(f"expired {closed} proposals unanswered for {settings.proposal_expiry_days} days")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver webhooks and run the scheduled jobs until SIGTERM."""
+    import logging
+
+    from app import worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    asyncio.run(worker.serve(get_settings(), name=args.name, once=args.once))
+    return 0
+
+
+def cmd_jobs(_args: argparse.Namespace) -> int:
+    from app.services.jobs import JOBS, schedule_of
+
+    settings = get_settings()
+    for job in JOBS.values():
+        print(f"{job.name:<24} {schedule_of(job, settings):<14} {job.description}")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Anonymise people with no change for RETENTION_INACTIVE_MONTHS; safe to repeat."""
+    from app.db import create_engine, create_sessionmaker, session_scope
+    from app.progress import Progress
+    from app.services.data_rights import anonymise_inactive
+
+    settings = get_settings()
+
+    async def work() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            maker = create_sessionmaker(engine)
+            async with session_scope(maker) as session:
+                found = (await anonymise_inactive(session, settings, dry_run=True)).found
+            if args.dry_run or not found:
+                return found, 0
+            done = 0
+            with Progress("anonymising", total=found) as bar:
+                while True:  # one transaction per batch: a long run holds no lock for long
+                    async with session_scope(maker) as session:
+                        run = await anonymise_inactive(
+                            session, settings, dry_run=False, limit=args.batch, progress=bar.advance
+                        )
+                    done += run.anonymised
+                    if run.found < args.batch:
+                        return found, done
+        finally:
+            await engine.dispose()
+
+    found, done = asyncio.run(work())
+    months = settings.retention_inactive_months
+    if args.dry_run:
+        print(f"dry run: {found} people inactive for {months} months would be anonymised")
+    else:
+        print(f"anonymised {done} people inactive for {months} months")
     return 0
 
 
@@ -244,10 +304,98 @@ def cmd_demo(_args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+class CommandError(Exception):
+    """A failure the user can fix: printed as one line, exit status 1."""
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A readable reason for a known failure, without values that could be personal data."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import (
+        ArgumentError,
+        DBAPIError,
+        NoSuchModuleError,
+        OperationalError,
+        SQLAlchemyError,
+    )
+
+    from app.errors import TremplinError
+
+    if isinstance(exc, CommandError):
+        return str(exc)
+    if type(exc).__module__.startswith("alembic"):
+        return f"migration: {exc}"
+    if isinstance(exc, TremplinError):
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body')}: {e['message']}"
+            for e in exc.extensions.get("errors", [])
+        ]
+        return "; ".join(problems) if problems else exc.detail
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors()})
+        return f"invalid {', '.join(fields)}"
+    if isinstance(exc, ArgumentError | NoSuchModuleError):
+        return f"DATABASE_URL: {exc}"
+    orig = type(getattr(exc, "orig", exc)).__name__
+    if "no such table" in str(exc) or orig == "UndefinedTableError":
+        return "the database has no schema: run `python -m app migrate` first"
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        return f"the database does not answer ({orig})"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    if isinstance(exc, DBAPIError | SQLAlchemyError):
+        return f"database error ({type(getattr(exc, 'orig', exc)).__name__})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+# Failures a user can cause and fix; anything else is a bug and keeps its traceback.
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from alembic.util.exc import CommandError as MigrationError
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.errors import TremplinError
+
+    return (
+        CommandError,
+        MigrationError,
+        TremplinError,
+        ValidationError,
+        SQLAlchemyError,
+        ConnectionError,
+        TimeoutError,
+        OSError,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one command; a known failure becomes one line on stderr and exit status 1."""
+    try:
+        status: int = args.func(args)
+    except KeyboardInterrupt:
+        print(f"{args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _known_errors() as exc:
+        print(f"{args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    return status
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -282,7 +430,7 @@ def main(argv: list[str] | None = None) -> None:
     client = sub.add_parser("create-client", help="create an API client and print its secret")
     client.add_argument("--name", required=True)
     client.add_argument("--role", required=True, choices=[r.value for r in Role])
-    client.add_argument("--structure-id", type=uuid.UUID, default=None)
+    client.add_argument("--structure-id", type=_uuid, default=None)
     client.add_argument("--scope", action="append", help="repeat; default: all of the role's")
     client.set_defaults(func=cmd_create_client)
 
@@ -301,10 +449,27 @@ def main(argv: list[str] | None = None) -> None:
     expire = sub.add_parser("expire-proposals", help="close proposals left unanswered")
     expire.set_defaults(func=cmd_expire_proposals)
 
+    work = sub.add_parser("worker", help="deliver webhooks and run the scheduled jobs")
+    work.add_argument("--name", default=None, help="default: host:pid:random")
+    work.add_argument("--once", action="store_true", help="one round, then exit")
+    work.set_defaults(func=cmd_worker)
+
+    listing = sub.add_parser("jobs", help="list the scheduled jobs and their schedules")
+    listing.set_defaults(func=cmd_jobs)
+
+    retention = sub.add_parser(
+        "retention", help="anonymise people inactive for RETENTION_INACTIVE_MONTHS"
+    )
+    retention.add_argument("--dry-run", action="store_true", help="count them, change nothing")
+    retention.add_argument(
+        "--batch", type=_positive_int, default=500, help="people per transaction"
+    )
+    retention.set_defaults(func=cmd_retention)
+
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))
     perms.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     perms.set_defaults(func=cmd_permissions_doc)
 
-    args = parser.parse_args(argv)
-    sys.exit(args.func(args))
+    args = parser.parse_args(argv)  # argparse prints its own one-line usage errors (exit 2)
+    sys.exit(run(args))

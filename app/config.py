@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.webhooks import RETRY_SCHEDULE_S
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tremplin.db'}"
 
@@ -50,6 +52,8 @@ class Settings(BaseSettings):
     oidc_algorithms: list[str] = ["RS256", "ES256"]
     oidc_role_claim: str = "tremplin_role"
     oidc_structure_claim: str = "tremplin_structure_id"
+    # Observers: `national`, `region:<code>` or `departement:<code>`; absent: national.
+    oidc_territory_claim: str = "tremplin_territory"
 
     # Requests per minute and per caller (token bucket, per process).
     rate_limit_admin: int = Field(default=1200, ge=1)
@@ -84,6 +88,35 @@ class Settings(BaseSettings):
     # (measured on the benchmark's data: 50 gave a higher total than 100 or 200).
     matching_nearest: int = Field(default=50, ge=1, le=5000)
     matching_min_score: float = Field(default=40, ge=0, le=100)
+
+    # JSON log lines on stderr, one per request plus what the code logs (app/logs.py).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # /metrics (Prometheus): unauthenticated; off, or only for these addresses/networks.
+    metrics_enabled: bool = True
+    metrics_allow_from: list[IPvAnyNetwork] = []
+    # Webhooks (Standard Webhooks). Private, loopback and link-local targets, and plain
+    # http, are refused unless allowed here (tests and closed networks only).
+    webhook_allow_private_targets: bool = False
+    webhook_allow_http: bool = False
+    webhook_timeout_s: float = Field(default=15, gt=0, le=60)
+    # Delays before each retry; the default is the specification's (about three days).
+    webhook_retry_schedule_s: list[float] = Field(
+        default_factory=lambda: list(RETRY_SCHEDULE_S), min_length=1, max_length=20
+    )
+    webhook_secret_grace_s: int = Field(default=86400, ge=0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    # How long a worker holds a delivery it attempts; default: twice the timeout + 30 s.
+    webhook_lease_s: float | None = Field(default=None, gt=0)
+
+    # The worker (python -m app worker): how often it looks for work, and the schedule of
+    # each job (cron, UTC) when not its default, e.g. {"expire_proposals": "0 3 * * *"};
+    # "off" turns a job off.
+    worker_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    job_schedules: dict[str, str] = {}
+    # Figures: for every role but admins, a count concerning fewer people than this is
+    # masked. Retention: people with no change recorded for this long are anonymised.
+    stats_mask_threshold: int = Field(default=5, ge=1, le=100)
+    retention_inactive_months: int = Field(default=24, ge=1, le=240)
 
     idempotency_ttl_s: int = Field(default=86400, ge=60)
     audit_retention_days: int = Field(default=365, ge=1)

@@ -7,7 +7,7 @@ Details never contain personal data: they name fields and ids, never values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -207,6 +207,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, BodyTooLarge):
             return _from_error(request, PayloadTooLarge(str(exc.detail)))
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI could not read the body (not UTF-8, nested too deep...): the payload
+            # is invalid, as for any JSON syntax error.
+            return _from_error(request, unreadable_body())
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
         phrase = HTTPStatus(exc.status_code).phrase
         slug = phrase.lower().replace(" ", "-").replace("'", "")
         return problem_response(
@@ -215,7 +222,7 @@ def install_error_handlers(app: FastAPI) -> None:
             type_=problem_type(slug),
             title=phrase,
             detail=str(exc.detail) if exc.detail else phrase,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(IntegrityError)
@@ -266,6 +273,38 @@ def _unavailable(
 ) -> ServiceUnavailable:
     settings = getattr(request.app.state, "settings", None)
     return ServiceUnavailable(detail, retry_after_s=getattr(settings, "db_retry_after_s", 2))
+
+
+def unreadable_body() -> ValidationFailed:
+    return ValidationFailed(
+        [field_error(["body"], "the body is not valid UTF-8 JSON", "json_invalid")],
+        "The body could not be read as JSON.",
+    )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: a path's routes may be several
+    (GET and POST on a collection), while the router reports the first one's only."""
+    path: str = request.scope["path"]
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for route in _routes(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        route_methods = getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return ", ".join(sorted(methods))
+
+
+def _routes(routes: Sequence[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        if included is not None:
+            yield from _routes(included.routes)
+        else:
+            yield route
 
 
 def constraint_name(exc: IntegrityError) -> str | None:

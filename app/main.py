@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,35 +16,45 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __doc__ as app_doc
 from app.config import Settings, get_settings
 from app.db import SqliteWriters, create_engine, create_sessionmaker, dispose
+from app.docs import install_docs
 from app.errors import (
     PROBLEM_JSON,
     BodyTooLarge,
     PayloadTooLarge,
-    TremplinError,
     install_error_handlers,
     problem_response,
 )
+from app.logs import configure_logging
+from app.metrics import mark_process_dead, metrics_endpoint, register_event_backlog
 from app.migrations import head_revision
+from app.observability import RequestId
 from app.ratelimit import RateLimiter
 from app.routers import (
     activities,
     audit,
     candidates,
     clients,
+    events,
     health,
     matching,
     oauth,
+    objectives,
     pathway,
     placements,
+    stats,
     structures,
     vacancies,
+    webhooks,
 )
-from app.routers.idempotency import IdempotencyInProgress, ResponseNotReplayable
+from app.routers.idempotency import (
+    IDEMPOTENCY_KEY_PATTERN,
+    IdempotencyInProgress,
+    ResponseNotReplayable,
+)
 from app.schemas.problems import conflict_description
 from app.services.auth import Authenticator
+from app.services.events import backlog_by_stage
 from app.services.permissions import ALL_SCOPES, OPERATIONS
-
-logger = logging.getLogger("tremplin")
 
 API_VERSION = "0.1.0"
 DESCRIPTION = """
@@ -110,7 +118,8 @@ class BodySizeLimit:
 class SecurityHeaders:
     """Conservative headers for an API that serves personal data.
 
-    The interactive docs load their assets from a CDN, so they get no CSP here.
+    Every answer gets a Content-Security-Policy that allows nothing, unless it brings
+    its own (the interactive docs, app/docs.py, allow their own assets).
     """
 
     _COMMON = (
@@ -135,58 +144,17 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = message.setdefault("headers", [])
                 headers.extend(self._COMMON)
-                if is_api:
+                if not any(name == b"content-security-policy" for name, _ in headers):
                     headers.append(
                         (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
                     )
-                    if not any(name == b"cache-control" for name, _ in headers):
-                        headers.append((b"cache-control", b"no-store"))
+                if is_api and not any(name == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
                 if self.hsts:
                     headers.append((b"strict-transport-security", b"max-age=31536000"))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-class RequestId:
-    """Echoes X-Request-ID, or makes one, so a partner can quote it to support."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = None
-        for name, value in scope.get("headers", []):
-            if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
-                request_id = value.decode()
-        request_id = request_id or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            # Render unexpected errors here, inside this middleware, so that even a 500
-            # carries the id a partner quotes to support.
-            logger.exception("unhandled error on %s (request %s)", scope.get("path"), request_id)
-            if started:
-                raise
-            exc = TremplinError("An unexpected error occurred.")
-            response = problem_response(
-                Request(scope), status=500, type_=exc.type, title=exc.title, detail=exc.detail
-            )
-            await response(scope, receive, send_with_id)
 
 
 class ProductionMisconfigured(RuntimeError):
@@ -210,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.rate_limiter.close()
             await dispose(engine, settings.shutdown_timeout_s)
+            mark_process_dead()
 
     app = FastAPI(
         title="Tremplin",
@@ -218,7 +187,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        docs_url=None,
+        redoc_url=None,
     )
+    configure_logging(settings.log_level)
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter.from_settings(settings)
@@ -239,8 +211,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         matching,
         clients,
         audit,
+        events,
+        webhooks,
+        stats,
+        objectives,
     ):
         app.include_router(module.router)
+    install_docs(app)
+    if settings.metrics_enabled:
+        app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+        register_event_backlog(app, backlog_by_stage)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -267,7 +247,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost, so that even the 500s RequestId renders carry the headers.
     app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    logging.getLogger("tremplin").setLevel(logging.INFO)
     return app
 
 
@@ -290,12 +269,20 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             {"name": "matching", "description": "Rankings and assignments (suggestions)."},
             {"name": "clients", "description": "API clients of partner systems (admins)."},
             {"name": "audit", "description": "Journal of accesses to personal data (admins)."},
+            {"name": "events", "description": "The change feed, in commit order."},
+            {
+                "name": "webhooks",
+                "description": "Signed push of the change feed (Standard Webhooks).",
+            },
+            {"name": "stats", "description": "Figures computed from the history (aggregates)."},
+            {"name": "objectives", "description": "Yearly recruitment objectives and progress."},
             {"name": "oauth", "description": "Access tokens (OAuth2 client credentials)."},
             {"name": "health", "description": "Liveness and readiness probes."},
         ],
     )
     _errors_as_problem_json(schema)
     _security(schema)
+    oauth.document_token_request(schema)
     app.openapi_schema = schema
     return schema
 
@@ -313,8 +300,14 @@ def _document_idempotency(operation: dict[str, Any]) -> None:
             "name": "Idempotency-Key",
             "in": "header",
             "required": False,
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-            "description": "Makes retries safe: the first answer is kept for 24 hours and "
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+            },
+            "description": "1-255 printable ASCII characters, e.g. a UUID. "
+            "Makes retries safe: the first answer is kept for 24 hours and "
             "replayed (with `Idempotent-Replayed: true`) to a retry with the same key and "
             "body; the same key with another body answers 422 "
             "(`idempotency-key-reused`); a retry while the first request runs answers 409 "

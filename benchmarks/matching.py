@@ -176,6 +176,10 @@ def candidates(insertion: list[uuid.UUID]) -> list[tuple[Any, ...]]:
                 created,
                 created,
                 1,
+                1,  # the reduced and referral views' own versions and stamps
+                created,
+                1,
+                created,
             )
         )
     return rows
@@ -188,7 +192,8 @@ CANDIDATE_COPY_COLUMNS = [
     "accepts_onsite_housing", "available_from", "competencies", "certifications",
     "preferred_contract_types", "max_weekly_hours", "training_hours",
     "positive_skills_assessments", "consent_to_share", "consent_given_at", "phase",
-    "phase_changed_at", "created_at", "updated_at", "version",
+    "phase_changed_at", "created_at", "updated_at", "version", "reduced_version",
+    "reduced_updated_at", "referral_version", "referral_updated_at",
 ]  # fmt: skip
 VACANCY_COPY_COLUMNS = [
     "id", "landlord_id", "title", "description", "kind", "mission_type", "contract_type",

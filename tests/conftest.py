@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -237,6 +238,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             name = next((b for b in BACKENDS if f"[{b}" in nodeid or f"-{b}" in nodeid), "none")
             counts.setdefault(name, {}).setdefault(outcome, 0)
             counts[name][outcome] += 1
+    fuzz = sys.modules.get("tests.test_contract_fuzz")
+    figures: list[str] = getattr(fuzz, "FIGURES", [])
+    if figures:
+        terminalreporter.write_sep("-", "schemathesis (tests/test_contract_fuzz.py)")
+        for line in figures:
+            terminalreporter.write_line(line)
     terminalreporter.write_sep("-", "tests per database")
     for name, by_outcome in sorted(counts.items()):
         line = ", ".join(f"{n} {o}" for o, n in sorted(by_outcome.items()))

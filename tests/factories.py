@@ -37,7 +37,14 @@ def structure_payload(kind: str = "insertion", **overrides: Any) -> dict[str, An
     return payload
 
 
+# Candidates made by the factories entered their path on this day, so that tests may date
+# activities and moves in the past (nothing on a path precedes its start).
+ENTERED_AT = "2024-01-02T09:00:00Z"
+
+
 def candidate_payload(structure_id: str, **overrides: Any) -> dict[str, Any]:
+    """An insertion structure's registration; prescribers refer without `entered_at`
+    (`referral_payload`)."""
     payload: dict[str, Any] = {
         "first_name": "Camille",
         "last_name": "Exemple",
@@ -48,8 +55,16 @@ def candidate_payload(structure_id: str, **overrides: Any) -> dict[str, Any]:
         "commune_insee": "76540",
         "structure_id": structure_id,
         "consent_to_share": True,
+        "entered_at": ENTERED_AT,
     }
     payload.update(overrides)
+    return payload
+
+
+def referral_payload(structure_id: str, **overrides: Any) -> dict[str, Any]:
+    """A prescriber's referral: the path starts when it is made."""
+    payload = candidate_payload(structure_id, **overrides)
+    payload.pop("entered_at", None)
     return payload
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from app.db import session_scope
 from app.models import AuditEvent
 from app.services import audit
-from tests.access_helpers import build_world, count_rows, is_problem, propose, subject_of
+from tests.access_helpers import build_world, count_rows, is_problem, subject_of
 from tests.conftest import Backend, client_as
 from tests.factories import candidate_payload, create_candidate
 
@@ -61,7 +61,12 @@ async def test_scripted_session_leaves_exactly_the_expected_rows(
     )
     assert second.status_code == 201
     other = second.json()["id"]
-    await propose(client, person, world.vacancy_id)
+    proposed = await client.post(
+        "/v1/placements",
+        json={"candidate_id": person, "vacancy_id": world.vacancy_id},
+        headers=rid("adm-propose"),
+    )
+    assert proposed.status_code == 201, proposed.text
 
     async with (
         await client_as(app, sessionmaker, "insertion", world.insertion_id) as siae,
@@ -91,6 +96,7 @@ async def test_scripted_session_leaves_exactly_the_expected_rows(
         [
             ("create", "full", admin_id, person, "adm-create-1"),
             ("create", "full", admin_id, other, "adm-create-2"),
+            ("create", "full", admin_id, person, "adm-propose"),
             ("read", "full", siae_id, person, "siae-read"),
             ("list", "full", siae_id, person, "siae-list"),
             ("list", "full", siae_id, other, "siae-list"),

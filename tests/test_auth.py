@@ -9,7 +9,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.factories import candidate_payload, create_candidate, structure_payload
+from tests.history import Programme, ok
 
 TOKEN_URL = "/v1/oauth/token"
 
@@ -829,3 +830,38 @@ async def test_oidc_keys_fetched_from_a_url(
         forged = oidc.token(key=oidc.other_key, tremplin_structure_id=world.insertion_id)
         async with http_client(application, forged) as http:
             assert_invalid_token(await http.get("/v1/candidates"))
+
+
+# --- Observers' territory claim --------------------------------------------------------
+
+RHONE = {"postcode": "69008", "commune_insee": "69388"}
+
+
+@pytest.mark.parametrize(
+    ("claim", "hired"),
+    [(None, 11), ("departement:69", 6), ("region:28", 5)],
+    ids=["no-claim-national", "departement", "region"],
+)
+async def test_oidc_observers_read_their_territory(
+    client: httpx.AsyncClient, oidc: Oidc, claim: str | None, hired: int
+) -> None:
+    rouen = await Programme.make(client)
+    lyon = await Programme.make(client, **RHONE)
+    for i in range(5):
+        await rouen.hired_path(date(2015, 1, 5) + timedelta(days=i), date(2015, 9, 1))
+    for i in range(6):
+        await lyon.hired_path(date(2015, 1, 5) + timedelta(days=i), date(2015, 9, 1), **RHONE)
+    claims = {"tremplin_role": "observer"}
+    if claim is not None:
+        claims["tremplin_territory"] = claim
+    async with http_client(oidc.app, oidc.token(**claims)) as observer:
+        funnel = await ok(await observer.get("/v1/stats/funnel", params={"year": 2015}))
+        assert funnel["hired"] == hired
+        assert is_problem(await observer.get("/v1/candidates"), 403)
+
+
+async def test_a_malformed_territory_claim_is_refused(oidc: Oidc) -> None:
+    token = oidc.token(tremplin_role="observer", tremplin_territory="region:xx")
+    async with http_client(oidc.app, token) as observer:
+        refused = await observer.get("/v1/stats/funnel")
+    assert is_problem(refused, 401)

@@ -350,13 +350,22 @@ async def test_rankings_respect_tenancy(
         assert is_problem(refused, 404), refused.text
         assert is_problem(await siae.post("/v1/matching/assignments", json={}), 403)
 
+    await propose(client, own, vacancy)
     async with await client_as(app, sessionmaker, "landlord", landlord) as staff:
-        reduced = await ranking(staff, vacancy, include_excluded=True)
-        assert ranked_ids(reduced) == [foreign, own]
-        shown = [item["candidate"] for item in reduced["items"] + reduced["excluded"]]
-        for candidate in shown:
-            assert candidate["view"] == "reduced"
-            assert not PERSONAL_FIELDS & set(candidate), candidate
+        # Only the people proposed to the vacancy, by name; the others are counted.
+        reduced = await ranking(staff, vacancy)
+        assert ranked_ids(reduced) == [own]
+        [item] = reduced["items"]
+        assert item["candidate"]["view"] == "reduced"
+        assert not PERSONAL_FIELDS & set(item["candidate"]), item
+        assert item["distance_km"] is None
+        assert item["distance_band"] == "under_5_km"
+        assert reduced["considered"] is None
+        assert reduced["others"]["eligible"] == 0  # foreign alone: fewer than 5
+        refused = await staff.get(
+            f"/v1/vacancies/{vacancy}/matches", params={"include_excluded": "true"}
+        )
+        assert is_problem(refused, 422), refused.text
         assert is_problem(await staff.get(f"/v1/vacancies/{other_vacancy}/matches"), 404)
         assert is_problem(await staff.get(f"/v1/candidates/{own}/matches"), 403)
         assert is_problem(await staff.post("/v1/matching/assignments", json={}), 403)
@@ -373,19 +382,23 @@ async def test_rankings_respect_tenancy(
 async def test_a_landlord_never_sees_someone_who_did_not_consent(
     client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    """Consent is what lets a profile reach landlords: not even as an excluded entry."""
+    """Consent is what lets a profile reach landlords: withdrawn, the person leaves the
+    ranking, even though still proposed."""
     siae = (await create_structure(client, "insertion"))["id"]
     landlord = (await create_structure(client, "landlord"))["id"]
     vacancy = await mission(client, landlord)
     sharing = await person(client, siae)
-    private = await person(client, siae, consent_to_share=False)
+    private = await person(client, siae)
+    for someone in (sharing, private):
+        await propose(client, someone, vacancy)
+    patched = await client.patch(f"/v1/candidates/{private}", json={"consent_to_share": False})
+    assert patched.status_code == 200, patched.text
     async with await client_as(app, sessionmaker, "landlord", landlord) as staff:
-        body = await ranking(staff, vacancy, include_excluded=True)
+        body = await ranking(staff, vacancy)
         staff_id = subject_of(staff)
     assert ranked_ids(body) == [sharing]
-    assert private not in excluded(body)
     seen = {e["candidate_id"] for e in await journal(client) if e["actor_id"] == staff_id}
-    assert private not in seen
+    assert seen == {sharing}
 
 
 # --- rankings are fresh computations ------------------------------------------------------
@@ -753,11 +766,16 @@ async def test_rankings_are_journaled(
         [(ranked, admin_id, "full"), (refused, admin_id, "full")]
     )
 
+    proposed = await person(client, siae)
+    await propose(client, proposed, vacancy)
     async with await client_as(app, sessionmaker, "landlord", landlord) as staff:
         await ranking(staff, vacancy)
         staff_id = subject_of(staff)
+    # The landlord is named the person proposed; the others are only counted.
     staff_rows = [e for e in await journal(client, action="list") if e["actor_id"] == staff_id]
-    assert [(e["candidate_id"], e["field_class"]) for e in staff_rows] == [(ranked, "reduced")]
+    assert [(e["candidate_id"], e["field_class"], e["operation"]) for e in staff_rows] == [
+        (proposed, "reduced", "vacancies_matches")
+    ]
 
     await openings(client, ranked)
     reads = await journal(client, action="read", candidate_id=ranked)

@@ -329,10 +329,13 @@ class Place:
         return Phase(got.json()["phase"])
 
     async def history(self, candidate_id: str) -> list[dict[str, Any]]:
+        """The moves after the entry into the path (the history's first row)."""
         got = await self.admin.get(f"/v1/candidates/{candidate_id}/history", params={"limit": 200})
         assert got.status_code == 200, got.text
         items: list[dict[str, Any]] = got.json()["items"]
-        return items
+        entry, *moves = items
+        assert (entry["from_phase"], entry["to_phase"]) == (None, "recruitment")
+        return moves
 
 
 async def make_place(admin: httpx.AsyncClient) -> Place:
@@ -722,11 +725,12 @@ async def test_a_prescriber_reads_the_history_without_notes_or_authors(
         assert got.status_code == 200, got.text
         items = got.json()["items"]
         assert [(h["from_phase"], h["to_phase"]) for h in items] == [
+            (None, "recruitment"),
             ("recruitment", "support"),
             ("support", "exited"),
         ]
-        assert [h["forced"] for h in items] == [True, False]
-        assert [h["reason"] for h in items] == [None, "other_training"]
+        assert [h["forced"] for h in items] == [False, True, False]
+        assert [h["reason"] for h in items] == [None, None, "other_training"]
         assert all(h["note"] is None and h["actor_id"] is None for h in items)
         assert all(h["at"] for h in items)
         # The prescriber reads the outcome; it does not move the path.

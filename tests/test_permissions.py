@@ -12,6 +12,7 @@ Reads also check the exact set of fields returned.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,13 +27,17 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.enums import Role
+from app.domain.ids import uuid7
+from app.domain.webhooks import DeliveryStatus
+from app.models import Event, WebhookDelivery
 from app.schemas.access import ApiClient, ApiClientCredentials, AuditEvent
 from app.schemas.activities import Activity
 from app.schemas.candidates import Candidate, CandidateReduced, CandidateReferral
-from app.schemas.pathway import CandidateTransition, Pathway
+from app.schemas.pathway import CandidateTransition, Pathway, PlacementMachine
 from app.schemas.placements import Placement, PlacementTransition
 from app.schemas.structures import Structure
 from app.schemas.vacancies import Vacancy
+from app.schemas.webhooks import Webhook, WebhookWithSecret
 from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Access
 from tests.conftest import (
     TEST_SIGNING_KEY,
@@ -41,7 +46,13 @@ from tests.conftest import (
     get_token,
     http_client,
 )
-from tests.factories import candidate_payload, job_payload, structure_payload, vacancy_payload
+from tests.factories import (
+    candidate_payload,
+    job_payload,
+    referral_payload,
+    structure_payload,
+    vacancy_payload,
+)
 
 ROLE_STRUCTURE = {
     Role.ADMIN: None,
@@ -65,8 +76,15 @@ def fields(model: type[BaseModel]) -> set[str]:
 class World:
     """Two of everything: one within the caller's tenancy, one outside it."""
 
-    def __init__(self, admin: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        admin: httpx.AsyncClient,
+        app: FastAPI,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
         self.admin = admin
+        self.app = app
+        self.sessionmaker = sessionmaker
         self.ids: dict[str, str] = {}
 
     async def post(self, path: str, payload: dict[str, Any]) -> str:
@@ -100,18 +118,28 @@ class World:
     async def started_hire(self, side: str) -> str:
         """A job placement started more than six months ago, due for its follow-up."""
         candidate = await self.candidate(side)
-        for phase in ("support", "securing"):
+        for phase, day in (("support", "2024-01-10"), ("securing", "2024-01-20")):
             moved = await self.admin.post(
                 f"/v1/candidates/{candidate}/transitions",
-                json={"to": phase, "force": True, "note": "set up for the permission matrix"},
+                json={
+                    "to": phase,
+                    "force": True,
+                    "note": "set up for the permission matrix",
+                    "effective_at": f"{day}T09:00:00Z",
+                },
             )
             assert moved.status_code == 200, moved.text
         vacancy = await self.post("/v1/vacancies", job_payload(self.ids[f"lan_{side}"]))
         placement = await self.post(
-            "/v1/placements", {"candidate_id": candidate, "vacancy_id": vacancy}
+            "/v1/placements",
+            {
+                "candidate_id": candidate,
+                "vacancy_id": vacancy,
+                "proposed_at": "2024-02-01T09:00:00Z",
+            },
         )
         started = (date.today() - timedelta(days=200)).isoformat()
-        for move in ({"to": "accepted"}, {"to": "started", "on": started}):
+        for move in ({"to": "accepted", "on": "2024-02-02"}, {"to": "started", "on": started}):
             moved = await self.admin.post(f"/v1/placements/{placement}/transitions", json=move)
             assert moved.status_code == 200, moved.text
         return placement
@@ -130,6 +158,73 @@ class World:
 
     async def api_client(self) -> str:
         return await self.post("/v1/clients", {"name": "target", "role": "observer"})
+
+    def as_role(self, role: Role, structure_id: str) -> RoleWriter:
+        return RoleWriter(self, role, structure_id)
+
+    async def delivery(self, webhook_id: str) -> str:
+        """A delivery record to send again, written as the worker would have."""
+        async with self.sessionmaker() as session:
+            event = Event(
+                id=uuid7(),
+                type="candidate.deleted",
+                subject_type="candidate",
+                subject_id=uuid7(),
+                payload={"candidate_id": str(uuid7())},
+                position=None,
+            )
+            session.add(event)
+            await session.flush()
+            delivery = WebhookDelivery(
+                id=uuid7(),
+                subscription_id=uuid.UUID(webhook_id),
+                event_id=event.id,
+                event_type=event.type,
+                position=0,
+                body="{}",
+                status=DeliveryStatus.DELIVERED,
+            )
+            session.add(delivery)
+            await session.commit()
+            return str(delivery.id)
+
+    async def objective(self, side: str) -> str:
+        """Own: the national objective, everybody's; foreign: one about another territory
+        (every structure of this world is in département 76, observers too)."""
+        key = f"obj_{side}"
+        if key not in self.ids:
+            scope = (
+                {"scope": "national"}
+                if side == "own"
+                else {"scope": "departement", "departement": "69"}
+            )
+            self.ids[key] = await self.post(
+                "/v1/objectives", {"year": 2016, "target": 100, **scope}
+            )
+        return self.ids[key]
+
+    async def fresh_objective(self) -> str:
+        return await self.post("/v1/objectives", self.objective_payload())
+
+    def objective_payload(self) -> dict[str, Any]:
+        self.years = getattr(self, "years", 2030) + 1
+        return {"year": self.years, "target": 10, "scope": "national"}
+
+
+class RoleWriter:
+    """Posts as an API client of a role and structure (for objects owned per structure)."""
+
+    def __init__(self, world: World, role: Role, structure_id: str) -> None:
+        self.world, self.role, self.structure_id = world, role, structure_id
+
+    async def post(self, path: str, payload: dict[str, Any]) -> str:
+        credentials = await create_api_client(self.world.sessionmaker, self.role, self.structure_id)
+        async with http_client(self.world.app) as anonymous:
+            token = await get_token(anonymous, credentials)
+        async with http_client(self.world.app, token) as http:
+            response = await http.post(path, json=payload)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
 
 
 @dataclass(frozen=True)
@@ -185,7 +280,7 @@ async def _candidates_create(w: World, side: str, role: Role) -> Call:
         # A prescriber refers people to any insertion structure, in its own name only.
         referrer = None if side == "own" else w.ids["par_foreign"]
         return Call(
-            "POST", "/v1/candidates", candidate_payload(w.ids["ins_own"], referrer_id=referrer)
+            "POST", "/v1/candidates", referral_payload(w.ids["ins_own"], referrer_id=referrer)
         )
     return Call("POST", "/v1/candidates", candidate_payload(w.ids[f"ins_{side}"]))
 
@@ -342,6 +437,112 @@ async def _audit_list(w: World, side: str, role: Role) -> Call:
     return Call("GET", "/v1/audit?limit=200")
 
 
+async def _events_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/events?limit=1000")
+
+
+async def _candidates_bulk(w: World, side: str, role: Role) -> Call:
+    item = {**candidate_payload(w.ids[f"ins_{side}"]), "external_ref": f"bulk-{side}"}
+    return Call("POST", "/v1/candidates/bulk", {"items": [item]})
+
+
+async def _vacancies_bulk(w: World, side: str, role: Role) -> Call:
+    item = {**vacancy_payload(w.ids[f"lan_{side}"]), "external_ref": f"bulk-{side}"}
+    return Call("POST", "/v1/vacancies/bulk", {"items": [item]})
+
+
+async def _pathway_placements(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/pathway/placements")
+
+
+# Webhook subscriptions are the structure's own: the own side is made by an API client
+# of the caller's role and structure, the foreign side by one of another structure.
+WEBHOOK_URL = "https://8.8.8.8/hooks"
+
+
+async def _webhook(w: World, side: str, role: Role) -> str:
+    key = ROLE_STRUCTURE[role]
+    if side == "own" and role in (Role.ADMIN, Role.OBSERVER):
+        return await w.post("/v1/webhooks", {"url": WEBHOOK_URL})
+    owner_role = role if role in ROLE_STRUCTURE and key is not None else Role.INSERTION
+    structure = w.ids[(key or "ins_own").replace("_own", f"_{side}")]
+    return await w.as_role(owner_role, structure).post("/v1/webhooks", {"url": WEBHOOK_URL})
+
+
+async def _webhooks_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/webhooks?limit=200", target=await _webhook(w, side, role))
+
+
+async def _webhooks_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/webhooks/{await _webhook(w, side, role)}")
+
+
+async def _webhooks_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/webhooks", {"url": WEBHOOK_URL})
+
+
+async def _webhooks_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/webhooks/{await _webhook(w, side, role)}", {"description": "x"})
+
+
+async def _webhooks_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/webhooks/{await _webhook(w, side, role)}")
+
+
+async def _webhooks_rotate_secret(w: World, side: str, role: Role) -> Call:
+    return Call("POST", f"/v1/webhooks/{await _webhook(w, side, role)}/rotate-secret")
+
+
+async def _webhooks_deliveries(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/webhooks/{await _webhook(w, side, role)}/deliveries")
+
+
+async def _webhooks_redeliver(w: World, side: str, role: Role) -> Call:
+    webhook = await _webhook(w, side, role)
+    delivery = await w.delivery(webhook)
+    return Call("POST", f"/v1/webhooks/{webhook}/deliveries/{delivery}/redeliver")
+
+
+async def _candidates_export(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/candidates/{w.ids[f'cand_{side}']}/export")
+
+
+async def _stats_funnel(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/funnel")
+
+
+async def _stats_outcomes(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/outcomes?year=2024")
+
+
+async def _stats_monthly(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/stats/monthly?year=2024")
+
+
+async def _objectives_list(w: World, side: str, role: Role) -> Call:
+    return Call("GET", "/v1/objectives?limit=200", target=await w.objective(side))
+
+
+async def _objectives_get(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}")
+
+
+async def _objectives_create(w: World, side: str, role: Role) -> Call:
+    return Call("POST", "/v1/objectives", w.objective_payload())
+
+
+async def _objectives_update(w: World, side: str, role: Role) -> Call:
+    return Call("PATCH", f"/v1/objectives/{await w.objective(side)}", {"target": 120})
+
+
+async def _objectives_delete(w: World, side: str, role: Role) -> Call:
+    return Call("DELETE", f"/v1/objectives/{await w.fresh_objective()}")
+
+
+async def _objectives_progress(w: World, side: str, role: Role) -> Call:
+    return Call("GET", f"/v1/objectives/{await w.objective(side)}/progress")
+
+
 BUILDERS: dict[str, Builder] = {
     name.removeprefix("_"): fn
     for name, fn in list(globals().items())
@@ -352,11 +553,20 @@ SUCCESS = {"GET": 200, "PATCH": 200, "DELETE": 204}
 # Lists under a parent resource: a foreign parent is not found.
 NESTED_LISTS = {"activities_list"}
 # POSTs that act on an existing resource answer 200; the others create (201).
-ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up", "_assign"}
+ACTIONS = {"_transition", "_revoke", "_rotate_secret", "_follow_up", "_assign", "_bulk"}
+ACCEPTED = {"webhooks_redeliver"}
 # Creating under a parent outside one's tenancy: refused as a role rule (403) when the
 # caller names the parent outright, or as an unknown reference (422) when it names an
 # object it cannot see.
-FOREIGN_CREATE = {"candidates_create": 403, "vacancies_create": 403, "placements_create": 422}
+FOREIGN_CREATE = {
+    "candidates_create": 403,
+    "vacancies_create": 403,
+    "placements_create": 422,
+    # A subscription is always the caller's own; bulk answers per item (403 inside).
+    "webhooks_create": 201,
+    "candidates_bulk": 200,
+    "vacancies_bulk": 200,
+}
 
 READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
     "structures_list": lambda role: fields(Structure),
@@ -378,20 +588,31 @@ READ_FIELDS: dict[str, Callable[[Role], set[str]]] = {
     "placements_history": lambda role: fields(PlacementTransition),
     "placements_transition": lambda role: fields(Placement),
     "candidates_transition": lambda role: fields(Candidate),
+    "webhooks_list": lambda role: fields(Webhook),
+    "webhooks_get": lambda role: fields(Webhook),
+    "webhooks_create": lambda role: fields(WebhookWithSecret),
+    "webhooks_rotate_secret": lambda role: fields(WebhookWithSecret),
+    "pathway_placements": lambda role: fields(PlacementMachine),
 }
 
 
 def success_status(operation: str, method: str) -> int:
     if method == "POST":
+        if operation in ACCEPTED:
+            return 202
         return 200 if operation.endswith(tuple(ACTIONS)) else 201
     return SUCCESS[method]
+
+
+# Figures are scoped, never refused: outside one's share they count nobody.
+SCOPED_FIGURES = {"stats_funnel", "stats_outcomes", "stats_monthly"}
 
 
 def expected(operation: str, role: Role, side: str, method: str) -> int:
     grant = OPERATIONS[operation].grants.get(role)
     if grant is None:
         return 403
-    if side == "own" or grant.access is Access.ALL:
+    if side == "own" or grant.access is Access.ALL or operation in SCOPED_FIGURES:
         return success_status(operation, method)
     if method == "POST" and operation in FOREIGN_CREATE:
         return FOREIGN_CREATE[operation]
@@ -439,10 +660,13 @@ async def test_matrix(
     operation: str,
     role: Role,
 ) -> None:
-    world = await World(client).build()
+    world = await World(client, app, sessionmaker).build()
     structure_key = ROLE_STRUCTURE[role]
     structure_id = world.ids[structure_key] if structure_key else None
-    credentials: Credentials = await create_api_client(sessionmaker, role, structure_id)
+    territory = {"territory": "departement:76"} if role is Role.OBSERVER else {}
+    credentials: Credentials = await create_api_client(
+        sessionmaker, role, structure_id, **territory
+    )
     async with http_client(app) as anonymous:
         token = await get_token(anonymous, credentials)
         build = BUILDERS[operation]

@@ -108,17 +108,20 @@ class Place:
     landlord_id: str
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
 
-    async def candidate(self, phase: str = "recruitment", **overrides: Any) -> str:
+    async def candidate(
+        self, phase: str = "recruitment", dated: bool = False, **overrides: Any
+    ) -> str:
+        """`dated`: the moves took effect in January 2024, so placements may be dated after."""
         body = await create(
             self.admin, "/v1/candidates", candidate_payload(self.insertion_id, **overrides)
         )
-        for step in ("support", "securing")[
+        for step, day in (("support", "2024-01-10"), ("securing", "2024-01-20"))[
             : {"recruitment": 0, "support": 1, "securing": 2}[phase]
         ]:
-            moved = await self.admin.post(
-                f"/v1/candidates/{body['id']}/transitions",
-                json={"to": step, "force": True, "note": "set up by the test suite"},
-            )
+            move: dict[str, Any] = {"to": step, "force": True, "note": "set up by the test suite"}
+            if dated:
+                move["effective_at"] = f"{day}T09:00:00Z"
+            moved = await self.admin.post(f"/v1/candidates/{body['id']}/transitions", json=move)
             assert moved.status_code == 200, moved.text
         return str(body["id"])
 
@@ -156,12 +159,16 @@ class Place:
         body: dict[str, Any] = got.json()
         return body
 
-    async def reach(self, status: str, kind: str, vacancy_id: str | None = None) -> str:
-        """A fresh placement in `status`, through the API (admin moves)."""
+    async def reach(
+        self, status: str, kind: str, vacancy_id: str | None = None, dated: bool = False
+    ) -> str:
+        """A fresh placement in `status`, through the API (admin moves). `dated`: proposed
+        and moved in February 2024, so that later moves may be dated in the past."""
         if vacancy_id is None:
             vacancy_id = (await self.vacancy(kind, positions=5))["id"]
-        candidate = await self.candidate("securing" if kind == "job" else "recruitment")
-        proposed = await self.propose(candidate, vacancy_id)
+        candidate = await self.candidate("securing" if kind == "job" else "recruitment", dated)
+        when = {"proposed_at": "2024-02-01T09:00:00Z"} if dated else {}
+        proposed = await self.propose(candidate, vacancy_id, **when)
         assert proposed.status_code == 201, proposed.text
         placement = str(proposed.json()["id"])
         path = {
@@ -175,8 +182,10 @@ class Place:
             "withdrawn": ["withdrawn"],
             "expired": [],
         }[status]
-        for step in path:
+        for day, step in enumerate(path, start=2):
             extra = {"reason": REASON_FOR[step]} if step in REASON_FOR else {}
+            if dated:
+                extra["on"] = f"2024-02-{day:02d}"
             await self.moved(placement, step, **extra)
         if status == "expired":
             await age(self.sessionmaker, placement, days=61)
@@ -528,7 +537,7 @@ async def test_positions_cannot_go_below_those_taken(
 async def test_starting_a_job_employs_the_candidate(
     client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    placement = await place.reach("accepted", "job")
+    placement = await place.reach("accepted", "job", dated=True)
     candidate = (await place.placement(placement))["candidate_id"]
     assert (await place.get(f"/v1/candidates/{candidate}"))["phase"] == "securing"
 
@@ -599,7 +608,7 @@ async def test_follow_ups_at_six_and_twelve_months(
     today = date.today()
     start = today - timedelta(days=400)
     six, twelve = months_later(start, 6), months_later(start, 12)
-    placement = await place.reach("accepted", "job")
+    placement = await place.reach("accepted", "job", dated=True)
     started = await place.moved(placement, "started", on=start.isoformat())
     assert started["follow_up_6m_due_on"] == six.isoformat()
     assert started["follow_up_12m_due_on"] == twelve.isoformat()
@@ -646,7 +655,7 @@ async def test_follow_ups_are_for_started_jobs(
     client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     today = date.today()
-    mission = await place.reach("accepted", "mission")
+    mission = await place.reach("accepted", "mission", dated=True)
     await place.moved(mission, "started", on=(today - timedelta(days=400)).isoformat())
     assert (await place.placement(mission))["follow_up_6m_due_on"] is None
     body = {"at": today.isoformat(), "in_post": True}
@@ -662,7 +671,7 @@ async def test_follow_ups_are_for_started_jobs(
 async def test_a_hire_that_ended_is_not_in_post(client: httpx.AsyncClient, place: Place) -> None:
     """The retention figure ("100% still in post") must not count a job that ended."""
     start = date.today() - timedelta(days=400)
-    placement = await place.reach("accepted", "job")
+    placement = await place.reach("accepted", "job", dated=True)
     await place.moved(placement, "started", on=start.isoformat())
     ended_on = start + timedelta(days=60)
     await place.moved(placement, "ended", reason="dismissed", on=ended_on.isoformat())
@@ -680,7 +689,7 @@ async def test_a_hire_that_ended_is_not_in_post(client: httpx.AsyncClient, place
 async def test_move_dates_are_consistent(place: Place) -> None:
     """`on` says when a start or an end happened: not in the future, and an end not
     before the start."""
-    placement = await place.reach("accepted", "job")
+    placement = await place.reach("accepted", "job", dated=True)
     candidate = (await place.placement(placement))["candidate_id"]
     future = (date.today() + timedelta(days=90)).isoformat()
     early = await place.move(placement, "started", on=future)

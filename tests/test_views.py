@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.access_helpers import accept_placement, build_world, is_problem, propose
 from tests.conftest import client_as
-from tests.factories import candidate_payload, create_candidate
+from tests.factories import candidate_payload, create_candidate, referral_payload
 
 ENTITY_KEYS = {"id", "created_at", "updated_at", "version", "view"}
-REDUCED_KEYS = ENTITY_KEYS | {
+# No created_at: when the record was made tells how long the person has waited.
+REDUCED_KEYS = (ENTITY_KEYS - {"created_at"}) | {
     "first_name",
     "last_name_initial",
     "commune_insee",
@@ -149,7 +150,7 @@ async def test_prescriber_refers_and_follows_its_people(
     unreferred = await create_candidate(client, world.insertion_id, first_name="Directe")
     async with await client_as(app, sessionmaker, "prescriber", world.partner_id) as prescriber:
         referred = await prescriber.post(
-            "/v1/candidates", json=candidate_payload(world.insertion_id, first_name="Lou")
+            "/v1/candidates", json=referral_payload(world.insertion_id, first_name="Lou")
         )
         assert referred.status_code == 201, referred.text
         body = referred.json()
@@ -170,7 +171,7 @@ async def test_prescriber_refers_and_follows_its_people(
 
         in_another_name = await prescriber.post(
             "/v1/candidates",
-            json=candidate_payload(world.insertion_id, referrer_id=world.other_partner_id),
+            json=referral_payload(world.insertion_id, referrer_id=world.other_partner_id),
         )
         assert is_problem(in_another_name, 403)
         assert is_problem(

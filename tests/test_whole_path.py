@@ -1,6 +1,7 @@
 """A whole path through the API, as its actors make it, and the atomicity of transitions.
 
-Referral by a prescriber -> trial and project evaluation -> support -> training hours
+A person a prescriber referred in January 2025, whose history the insertion structure
+records with its real dates: trial and project evaluation -> support -> training hours
 -> work mission -> skills assessment -> securing -> certification -> a job posted,
 proposed, accepted and started -> employed -> the 6- and 12-month follow-ups.
 """
@@ -51,12 +52,18 @@ async def test_a_whole_path_from_referral_to_twelve_months_in_post(
         await client_as(app, sessionmaker, Role.INSERTION, insertion["id"]) as siae,
         await client_as(app, sessionmaker, Role.LANDLORD, landlord["id"]) as oph,
     ):
-        # The PLIE refers a person to the SIAE.
+        # The PLIE referred a person to the SIAE, which records the path since then.
         referred = await ok(
-            prescriber.post("/v1/candidates", json=candidate_payload(insertion["id"])), 201
+            siae.post(
+                "/v1/candidates",
+                json=candidate_payload(
+                    insertion["id"], referrer_id=partner["id"], entered_at="2025-01-02T09:00:00Z"
+                ),
+            ),
+            201,
         )
         person = referred["id"]
-        assert referred["view"] == "referral"
+        assert (await ok(prescriber.get(f"/v1/candidates/{person}")))["view"] == "referral"
         assert referred["phase"] == "recruitment"
         activities = f"/v1/candidates/{person}/activities"
         transitions = f"/v1/candidates/{person}/transitions"
@@ -88,7 +95,10 @@ async def test_a_whole_path_from_referral_to_twelve_months_in_post(
             ),
             201,
         )
-        assert (await ok(siae.post(transitions, json={"to": "support"})))["phase"] == "support"
+        moved = siae.post(
+            transitions, json={"to": "support", "effective_at": "2025-01-27T09:00:00Z"}
+        )
+        assert (await ok(moved))["phase"] == "support"
 
         # Support: 150 hours over three trainings, a work mission, a skills assessment.
         for day, hours in (("2025-02-03", 70), ("2025-03-03", 45.5), ("2025-04-07", 34.5)):
@@ -140,7 +150,10 @@ async def test_a_whole_path_from_referral_to_twelve_months_in_post(
             ),
             201,
         )
-        assert (await ok(siae.post(transitions, json={"to": "securing"})))["phase"] == "securing"
+        moved = siae.post(
+            transitions, json={"to": "securing", "effective_at": "2025-07-10T09:00:00Z"}
+        )
+        assert (await ok(moved))["phase"] == "securing"
 
         # Securing: the certification exam, passed.
         await ok(
@@ -165,19 +178,23 @@ async def test_a_whole_path_from_referral_to_twelve_months_in_post(
         job = await ok(
             oph.post("/v1/vacancies", json=job_payload(landlord["id"], status="open")), 201
         )
-        placement = await ok(
-            siae.post("/v1/placements", json={"candidate_id": person, "vacancy_id": job["id"]}),
-            201,
-        )
+        today = date.today()
+        start = today - timedelta(days=396)  # about 13 months back
+        proposal = {
+            "candidate_id": person,
+            "vacancy_id": job["id"],
+            "proposed_at": f"{start - timedelta(days=30)}T10:00:00Z",
+        }
+        placement = await ok(siae.post("/v1/placements", json=proposal), 201)
         moves = f"/v1/placements/{placement['id']}/transitions"
-        accepted = await ok(oph.post(moves, json={"to": "accepted"}))
+        accepted = await ok(
+            oph.post(moves, json={"to": "accepted", "on": str(start - timedelta(days=15))})
+        )
         assert accepted["status"] == "accepted"
         assert (await ok(oph.get(f"/v1/vacancies/{job['id']}")))["status"] == "filled"
         # Once accepted, the landlord sees the full profile.
         assert (await ok(oph.get(f"/v1/candidates/{person}")))["view"] == "full"
 
-        today = date.today()
-        start = today - timedelta(days=396)  # about 13 months back
         started = await ok(siae.post(moves, json={"to": "started", "on": start.isoformat()}))
         assert started["status"] == "started"
         assert started["started_on"] == start.isoformat()
@@ -198,11 +215,18 @@ async def test_a_whole_path_from_referral_to_twelve_months_in_post(
         # The history, in order.
         history = (await ok(siae.get(f"/v1/candidates/{person}/history")))["items"]
         assert [(h["from_phase"], h["to_phase"]) for h in history] == [
+            (None, "recruitment"),
             ("recruitment", "support"),
             ("support", "securing"),
             ("securing", "employed"),
         ]
-        assert [h["reason"] for h in history] == [None, None, "job_started"]
+        assert [h["at"][:10] for h in history] == [
+            "2025-01-02",
+            "2025-01-27",
+            "2025-07-10",
+            start.isoformat(),
+        ]
+        assert [h["reason"] for h in history] == [None, None, None, "job_started"]
         assert not any(h["forced"] for h in history)
         assert {h["actor_role"] for h in history} == {"insertion"}
         assert [h["at"] for h in history] == sorted(h["at"] for h in history)

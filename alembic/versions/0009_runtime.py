@@ -1,7 +1,7 @@
 """idempotency keys carry the caller's kind: API clients and OIDC users never share keys
 
 Revision ID: 0009_runtime
-Revises: 0005_job_ended_reason
+Revises: 0008_integration
 Create Date: 2026-12-02 09:00:00+00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_runtime"
-down_revision: str | None = "0005_job_ended_reason"
+down_revision: str | None = "0008_integration"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

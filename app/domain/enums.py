@@ -116,6 +116,11 @@ class PlacementStatus(StrEnum):
 # Placements that hold one of the vacancy's positions.
 POSITION_HOLDING_STATUSES = (PlacementStatus.ACCEPTED, PlacementStatus.STARTED)
 
+# A landlord reads a person's full profile while one of its placements for them is in
+# one of these: the hire or mission is agreed or under way. After a completion or an
+# end it keeps its placement records, not the live profile.
+LANDLORD_FULL_VIEW_STATUSES = POSITION_HOLDING_STATUSES
+
 # A landlord sees a person proposed to it while a placement is open or after it was
 # accepted; not after a rejection, a withdrawal or an expiry.
 LANDLORD_VISIBLE_STATUSES = (
@@ -165,6 +170,16 @@ ROLE_STRUCTURE_KIND: dict[Role, StructureKind | None] = {
 }
 
 
+class ObjectiveScope(StrEnum):
+    """What a recruitment objective covers; each but national names one reference."""
+
+    NATIONAL = "national"
+    REGION = "region"
+    DEPARTEMENT = "departement"
+    LANDLORD = "landlord"
+    STRUCTURE = "structure"
+
+
 class ActorKind(StrEnum):
     CLIENT = "client"  # an API client (OAuth2 client credentials)
     USER = "user"  # a person signed in through the OpenID Connect provider
@@ -185,6 +200,15 @@ class CandidateView(StrEnum):
     FULL = "full"
     REDUCED = "reduced"  # landlord before a placement is accepted
     REFERRAL = "referral"  # prescriber: the person they referred, phase and outcome
+
+
+class DistanceBand(StrEnum):
+    """How far a person is from a vacancy, for callers that may not locate the person."""
+
+    UNDER_5_KM = "under_5_km"
+    FROM_5_TO_15_KM = "5_to_15_km"
+    FROM_15_TO_30_KM = "15_to_30_km"
+    OVER_30_KM = "over_30_km"
 
 
 class TransitionReason(StrEnum):

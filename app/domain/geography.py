@@ -55,9 +55,13 @@ DEPARTEMENT_REGION: dict[str, str] = {
 }
 DEPARTEMENTS: frozenset[str] = frozenset(DEPARTEMENT_REGION)
 
-INSEE_COMMUNE_PATTERN = r"^(?:[0-9]{5}|2[AB][0-9]{3})$"
+# The known départements, spelled as patterns so that the spec carries the rule too
+# (01-19, 21-29, 2A, 2B, 30-95, 971-974, 976; 20 is Corsica's former code).
+_DEP_METRO = r"(?:0[1-9]|1[0-9]|2[1-9AB]|[3-8][0-9]|9[0-5])"
+_DEP_OVERSEAS = r"97[1-46]"
+INSEE_COMMUNE_PATTERN = rf"^(?:{_DEP_METRO}[0-9]{{3}}|{_DEP_OVERSEAS}[0-9]{{2}})$"
 POSTCODE_PATTERN = r"^[0-9]{5}$"
-DEPARTEMENT_PATTERN = r"^(?:[0-9]{2}|2[AB]|97[1-6])$"
+DEPARTEMENT_PATTERN = rf"^(?:{_DEP_METRO}|{_DEP_OVERSEAS})$"
 _INSEE_RE = re.compile(INSEE_COMMUNE_PATTERN)
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import datetime
 
 
-def uuid7() -> uuid.UUID:
-    ms = time.time_ns() // 1_000_000
+def uuid7(at: datetime | None = None) -> uuid.UUID:
+    """A new id; `at` (timezone-aware) dates it, for rows backfilled by a migration."""
+    ms = time.time_ns() // 1_000_000 if at is None else int(at.timestamp() * 1000)
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version

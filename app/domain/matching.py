@@ -306,6 +306,11 @@ def _great_circle_scalar(lat1: float, lon1: float, lat2: float, lon2: float) -> 
     return 2 * EARTH_RADIUS_KM * math.asin(min(chord / 2, 1.0))
 
 
+def point_distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """The great-circle distance between two points, on the scorer's sphere."""
+    return _great_circle_scalar(lat1, lon1, lat2, lon2)
+
+
 def _cert_status(record: CandidateRecord, rncp: str) -> int:
     return {"held": 2, "in_progress": 1}.get(record.certifications.get(rncp, ""), 0)
 

@@ -3,6 +3,14 @@
 from app.models.access import ApiClient, AuditEvent, IdempotencyKey
 from app.models.base import Base
 from app.models.candidate import Candidate
+from app.models.integration import (
+    FollowUpReminder,
+    JobRun,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from app.models.objective import Objective
 from app.models.pathway import Activity, CandidateTransition, Event, PlacementTransition
 from app.models.placement import Placement
 from app.models.structure import Structure
@@ -16,9 +24,15 @@ __all__ = [
     "Candidate",
     "CandidateTransition",
     "Event",
+    "FollowUpReminder",
     "IdempotencyKey",
+    "JobRun",
+    "Objective",
     "Placement",
     "PlacementTransition",
     "Structure",
     "Vacancy",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import ActorKind, AuditAction, CandidateView, Role
@@ -31,6 +31,18 @@ class ApiClient(Entity):
     credential_version: Mapped[int] = mapped_column(default=1)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Observers only: the territory whose aggregated figures they read
+    # (`national`, `region:<code>`, `departement:<code>`; app.domain.territory).
+    territory: Mapped[str | None] = mapped_column(String(20))
+
+    __table_args__ = (
+        CheckConstraint("(role = 'observer') = (territory IS NOT NULL)", name="observer_territory"),
+        CheckConstraint(
+            "territory IS NULL OR territory = 'national' OR territory LIKE 'region:%' "
+            "OR territory LIKE 'departement:%'",
+            name="territory_form",
+        ),
+    )
 
 
 class AuditEvent(Base):
@@ -47,6 +59,9 @@ class AuditEvent(Base):
     actor_structure_id: Mapped[uuid.UUID | None]
     candidate_id: Mapped[uuid.UUID] = mapped_column(index=True)
     action: Mapped[AuditAction] = mapped_column(enum_column_type(AuditAction, "audit_action"))
+    # The API operation (permission table name) that read or wrote; empty for commands
+    # run on the server and for rows written before this column existed.
+    operation: Mapped[str | None] = mapped_column(String(64))
     field_class: Mapped[CandidateView] = mapped_column(
         enum_column_type(CandidateView, "audit_field_class")
     )

@@ -26,7 +26,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _same_as_created(context: Any) -> datetime:
+def same_as_created(context: Any) -> datetime:
+    """Column default: the row's own created_at (one instant for both stamps)."""
     created: datetime = context.get_current_parameters()["created_at"]
     return created
 
@@ -87,7 +88,7 @@ class Entity(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7, sort_order=-100)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, sort_order=100)
     updated_at: Mapped[datetime] = mapped_column(
-        default=_same_as_created, onupdate=utcnow, index=True, sort_order=100
+        default=same_as_created, onupdate=utcnow, index=True, sort_order=100
     )
     # Bumped by the ORM on every UPDATE, which also checks it: the ETag of the resource.
     version: Mapped[int] = mapped_column(default=1, sort_order=100)

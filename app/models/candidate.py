@@ -4,11 +4,11 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
-from app.models.base import Entity, JSONType, enum_column_type, utcnow
+from app.models.base import Entity, JSONType, enum_column_type, same_as_created, utcnow
 
 
 class Candidate(Entity):
@@ -63,6 +63,25 @@ class Candidate(Entity):
         enum_column_type(Phase, "candidate_phase"), default=Phase.RECRUITMENT, index=True
     )
     phase_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by erasure (or the retention job): the identifying fields are gone, the path's
+    # dates and outcomes stay for the figures, and the person answers 404 to everyone.
+    anonymised_at: Mapped[datetime | None]
+
+    # The partial views (reduced for landlords, referral for prescribers) have their own
+    # version and stamp, moved only when a field of that view changes (the rule is in
+    # app.services.visibility): a change to a field a view hides shows in neither.
+    # (Placed after created_at, whose value their default copies.)
+    reduced_version: Mapped[int] = mapped_column(default=1, sort_order=101)
+    reduced_updated_at: Mapped[datetime] = mapped_column(
+        default=same_as_created, index=True, sort_order=101
+    )
+    referral_version: Mapped[int] = mapped_column(default=1, sort_order=101)
+    referral_updated_at: Mapped[datetime] = mapped_column(
+        default=same_as_created, index=True, sort_order=101
+    )
+    # The partner's own reference for the record, unique per structure: bulk sync
+    # upserts by it.
+    external_ref: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         CheckConstraint("(latitude IS NULL) = (longitude IS NULL)", name="coordinates_complete"),
@@ -72,4 +91,12 @@ class Candidate(Entity):
         CheckConstraint("consent_to_share = (consent_given_at IS NOT NULL)", name="consent_dated"),
         # Matching's geographic prefilter: a bounding box on the coordinates.
         Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
+        Index(
+            "uq_candidates_structure_id_external_ref",
+            "structure_id",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
     )

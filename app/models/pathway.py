@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import (
@@ -56,13 +66,27 @@ class Activity(Entity):
     __table_args__ = (
         CheckConstraint("hours IS NULL OR (hours >= 0 AND hours <= 2000)", name="hours_range"),
         CheckConstraint("end_on IS NULL OR end_on >= occurred_on", name="end_after_start"),
+        # Figures read the trainings and exams of a period (from the index alone on
+        # PostgreSQL).
+        Index(
+            "ix_activities_type_occurred_on",
+            "type",
+            "occurred_on",
+            postgresql_include=["candidate_id", "hours", "outcome", "created_at"],
+        ),
     )
 
 
 class _TransitionRecord:
-    """Who moved something, when, and why."""
+    """Who moved something, when, and why.
+
+    `at` is when the move took effect; `recorded_at` when the database learnt of it. They
+    differ for history imported with its real dates, and figures "as of" a past instant
+    read only what was recorded by then.
+    """
 
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_kind: Mapped[ActorKind] = mapped_column(
         enum_column_type(ActorKind, "transition_actor_kind")
     )
@@ -72,7 +96,18 @@ class _TransitionRecord:
 
 
 class CandidateTransition(_TransitionRecord, Base):
-    """One move of a candidate's path. Never updated."""
+    """One move of a candidate's path, the first being the entry into it (no from_phase).
+
+    A row opens a span of `to_phase` that the next row closes: `ended_at` and
+    `ended_recorded_at` copy the next row's `at` and `recorded_at`, written once, with
+    it. Moves are appended in order (each takes effect no earlier than the one before),
+    so the phase at an instant T as known at A is the row with `at <= T` and
+    `recorded_at <= A` whose span had not ended by then, and figures read it in one scan.
+    `first_reach` marks the first time the person reached `to_phase`, and `entered_at`
+    repeats when their path began (the entry row's `at`) so that the time to a hire reads
+    without a join. Nothing else of a row is ever updated, except its note when the
+    person's data is erased.
+    """
 
     __tablename__ = "candidate_transitions"
 
@@ -80,12 +115,36 @@ class CandidateTransition(_TransitionRecord, Base):
     candidate_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("candidates.id", ondelete="CASCADE"), index=True
     )
-    from_phase: Mapped[Phase] = mapped_column(enum_column_type(Phase, "transition_from_phase"))
+    from_phase: Mapped[Phase | None] = mapped_column(
+        enum_column_type(Phase, "transition_from_phase")
+    )
     to_phase: Mapped[Phase] = mapped_column(enum_column_type(Phase, "transition_to_phase"))
     reason: Mapped[TransitionReason | None] = mapped_column(
         enum_column_type(TransitionReason, "transition_reason")
     )
     forced: Mapped[bool] = mapped_column(default=False)
+    first_reach: Mapped[bool] = mapped_column(default=False)
+    entered_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_recorded_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("(ended_at IS NULL) = (ended_recorded_at IS NULL)", name="ended_complete"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= at", name="ended_after_start"),
+        CheckConstraint("recorded_at >= at", name="recorded_after_effect"),
+        CheckConstraint("from_phase IS NOT NULL OR first_reach", name="entry_first"),
+        CheckConstraint("entered_at <= at", name="entered_before"),
+        # Figures scan the history by phase and date.
+        Index("ix_candidate_transitions_to_phase_at", "to_phase", "at"),
+        # One open span per person: the latest move, whatever the concurrency.
+        Index(
+            "uq_candidate_transitions_open_span",
+            "candidate_id",
+            unique=True,
+            postgresql_where=text("ended_at IS NULL"),
+            sqlite_where=text("ended_at IS NULL"),
+        ),
+    )
 
 
 class PlacementTransition(_TransitionRecord, Base):
@@ -107,12 +166,21 @@ class PlacementTransition(_TransitionRecord, Base):
         enum_column_type(PlacementEndReason, "placement_transition_reason")
     )
 
+    __table_args__ = (
+        CheckConstraint("recorded_at >= at", name="recorded_after_effect"),
+        Index("ix_placement_transitions_to_status_at", "to_status", "at"),
+    )
+
 
 class Event(Base):
-    """The outbox: every state change, written in the transaction that made it.
+    """The outbox: every change visible to partners, written in the transaction that made it.
 
-    The event feed and webhooks read it; ids are time-ordered, so `id > last seen`
-    is a cursor.
+    `position` is the feed's order: NULL when written, set after commit by the single
+    sequencer (app.services.events.sequence), so a position is never given to a change
+    while an earlier-committed one still lacks its own. The audience columns say who may
+    read the event, as its subject stood when it happened: the insertion structure
+    accompanying the person, the prescriber who referred them, the landlord of the
+    vacancy, and whether a vacancy was published (insertion staff read published ones).
     """
 
     __tablename__ = "events"
@@ -123,5 +191,23 @@ class Event(Base):
     subject_id: Mapped[uuid.UUID]
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    structure_id: Mapped[uuid.UUID | None]
+    referrer_id: Mapped[uuid.UUID | None]
+    landlord_id: Mapped[uuid.UUID | None]
+    published: Mapped[bool] = mapped_column(default=False, server_default=false())
 
-    __table_args__ = (Index("ix_events_subject", "subject_type", "subject_id"),)
+    __table_args__ = (
+        Index("ix_events_subject", "subject_type", "subject_id"),
+        # The sequencer's work list: events committed but not yet given a position.
+        Index(
+            "ix_events_unsequenced",
+            "id",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
+        # Each role's feed: its audience column, in feed order.
+        Index("ix_events_structure_id_position", "structure_id", "position"),
+        Index("ix_events_referrer_id_position", "referrer_id", "position"),
+        Index("ix_events_landlord_id_position", "landlord_id", "position"),
+    )

@@ -57,11 +57,22 @@ class Placement(Entity):
     follow_up_6m_in_post: Mapped[bool | None]
     follow_up_12m_on: Mapped[date | None]
     follow_up_12m_in_post: Mapped[bool | None]
+    # When each follow-up was recorded (written once), for figures as of a past instant.
+    follow_up_6m_recorded_at: Mapped[datetime | None]
+    follow_up_12m_recorded_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint(
             "end_date IS NULL OR start_date IS NULL OR end_date >= start_date",
             name="end_after_start",
+        ),
+        CheckConstraint(
+            "(follow_up_6m_on IS NULL) = (follow_up_6m_recorded_at IS NULL)",
+            name="follow_up_6m_recorded",
+        ),
+        CheckConstraint(
+            "(follow_up_12m_on IS NULL) = (follow_up_12m_recorded_at IS NULL)",
+            name="follow_up_12m_recorded",
         ),
         # One open placement per candidate and vacancy, whatever the concurrency.
         Index(

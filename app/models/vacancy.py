@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import ContractType, MissionType, VacancyKind, VacancyStatus
@@ -59,6 +59,10 @@ class Vacancy(Entity):
         enum_column_type(VacancyStatus, "vacancy_status"), default=VacancyStatus.DRAFT, index=True
     )
 
+    # The partner's own reference for the record, unique per landlord: bulk sync
+    # upserts by it.
+    external_ref: Mapped[str | None] = mapped_column(String(100))
+
     __table_args__ = (
         CheckConstraint("positions >= 1", name="positions_positive"),
         CheckConstraint(
@@ -77,4 +81,12 @@ class Vacancy(Entity):
         CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude_range"),
         CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude_range"),
         Index("ix_vacancies_latitude_longitude", "latitude", "longitude"),
+        Index(
+            "uq_vacancies_landlord_id_external_ref",
+            "landlord_id",
+            "external_ref",
+            unique=True,
+            postgresql_where=text("external_ref IS NOT NULL"),
+            sqlite_where=text("external_ref IS NOT NULL"),
+        ),
     )

@@ -21,6 +21,7 @@ class AuditListQuery(PageQuery):
     candidate_id: uuid.UUID | None = None
     actor_id: str | None = Field(default=None, max_length=255)
     action: AuditAction | None = None
+    operation: str | None = Field(default=None, max_length=64)
     since: UtcInstant | None = None
     until: UtcInstant | None = None
 
@@ -38,6 +39,7 @@ async def list_(query: Annotated[AuditListQuery, Query()], session: Session) -> 
         candidate_id=query.candidate_id,
         actor_id=query.actor_id,
         action=query.action,
+        operation=query.operation,
         since=query.since,
         until=query.until,
     )

@@ -4,33 +4,62 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
 
 from app import errors
-from app.domain.enums import Phase, Role
+from app.domain.enums import CandidateView, Phase
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery, PageQuery
+from app.schemas.access import AuditEvent
+from app.schemas.activities import Activity
+from app.schemas.bulk import BulkResult, CandidateBulk, result_of
 from app.schemas.candidates import (
     Candidate,
     CandidateAny,
     CandidateCreate,
     CandidatePage,
+    CandidateRead,
     CandidateUpdate,
     present,
 )
-from app.schemas.common import Departement
+from app.schemas.common import Departement, ExternalRef
+from app.schemas.data_rights import CandidateExport, ExportedPlacement, FollowUp
 from app.schemas.pathway import CandidateTransition as CandidateTransitionRead
-from app.schemas.pathway import CandidateTransitionPage, TransitionRequest
+from app.schemas.pathway import CandidateTransitionPage, TransitionRequest, present_move
+from app.schemas.placements import Placement as PlacementRead
+from app.schemas.placements import PlacementTransition as PlacementTransitionRead
 from app.schemas.problems import problem_responses
+from app.services import bulk as bulk_service
 from app.services import candidates as service
-from app.services import pathway
+from app.services import data_rights, pathway
 
 router = APIRouter(prefix="/v1/candidates", tags=["candidates"], route_class=ApiRoute)
 
 _VIEWS = (
     "The fields returned depend on the caller (`view`): `full` for admins and the "
-    "accompanying structure, `reduced` for a landlord until one of its placements for the "
-    "person is accepted, `referral` for the prescriber who referred the person. Every "
-    "access is recorded in the audit journal."
+    "accompanying structure, and for a landlord while one of its placements for the person "
+    "is accepted or started; `reduced` for a landlord otherwise; `referral` for the "
+    "prescriber who referred the person. A partial view carries its own `version`, "
+    '`updated_at` and ETag (`"reduced-3"`), which move only when a field of that view '
+    "changes; `updated_since` compares them too. Every access is recorded in the audit "
+    "journal."
+)
+
+
+def _shown(response: Response, candidate: object, view: CandidateView) -> CandidateRead:
+    body = present(candidate, view)
+    variant = None if view is CandidateView.FULL else view.value
+    set_etag(response, body.version, variant)
+    return body
+
+
+_BULK = (
+    "Up to 1,000 items, each created or updated by its `external_ref` and answered on its "
+    "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
+    "route would have answered). A bad item never blocks the others: each runs in a "
+    "savepoint of its own, with every rule of the single-item routes. Fields left out of "
+    "an item keep their values on update. Sending the same batch again changes nothing; "
+    "with an `Idempotency-Key` it replays the first answer."
 )
 
 
@@ -38,6 +67,9 @@ class CandidateListQuery(ListQuery):
     structure_id: uuid.UUID | None = None
     phase: Phase | None = None
     departement: Departement | None = None
+    external_ref: ExternalRef | None = Field(
+        default=None, description="Your own reference (with `structure_id` when you have several)."
+    )
 
 
 @router.post(
@@ -46,15 +78,27 @@ class CandidateListQuery(ListQuery):
     name="candidates_create",
     summary="Register a candidate (or refer one, as a prescriber); the path starts in recruitment",
     description=_VIEWS,
-    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
+    responses=problem_responses(
+        409, 413, 422, conflicts=(errors.WrongReferenceKind, service.ExternalRefTaken)
+    ),
 )
 async def create(
     body: CandidateCreate, session: Session, actor: CurrentActor, response: Response
 ) -> CandidateAny:
     candidate, view = await service.create(session, actor, body)
-    set_etag(response, candidate.version)
     response.headers["Location"] = f"{router.prefix}/{candidate.id}"
-    return present(candidate, view)
+    return _shown(response, candidate, view)
+
+
+@router.post(
+    "/bulk",
+    name="candidates_bulk",
+    summary="Create or update up to 1,000 candidates by your own reference",
+    description=_BULK,
+    responses=problem_responses(413, 422),
+)
+async def bulk(body: CandidateBulk, session: Session, actor: CurrentActor) -> BulkResult:
+    return result_of(await bulk_service.candidates_bulk(session, actor, body.items))
 
 
 @router.get(
@@ -72,13 +116,14 @@ async def list_(
         phase=query.phase,
         departement=query.departement,
         updated_since=query.updated_since,
+        external_ref=query.external_ref,
     )
     rows, next_cursor = await service.list_(session, actor, filters, query.page())
     return CandidatePage(items=[present(c, view) for c, view in rows], next_cursor=next_cursor)
 
 
 @router.get(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     name="candidates_get",
     summary="Get a candidate",
     description=_VIEWS,
@@ -88,12 +133,11 @@ async def get(
     candidate_id: uuid.UUID, session: Session, actor: CurrentActor, response: Response
 ) -> CandidateAny:
     candidate, view = await service.get(session, actor, candidate_id)
-    set_etag(response, candidate.version)
-    return present(candidate, view)
+    return _shown(response, candidate, view)
 
 
 @router.patch(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     name="candidates_update",
     summary="Change some fields of a candidate (never the phase)",
     responses=problem_responses(
@@ -104,6 +148,7 @@ async def get(
         422,
         conflicts=(
             errors.WrongReferenceKind,
+            service.ExternalRefTaken,
             errors.ConcurrentUpdate,
         ),
     ),
@@ -122,25 +167,64 @@ async def update(
 
 
 @router.delete(
-    "/{candidate_id}",
+    "/{candidate_id:record_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     name="candidates_delete",
-    summary="Erase a candidate who has no placement",
-    responses=problem_responses(
-        404,
-        409,
-        412,
-        422,
-        conflicts=(
-            errors.ResourceInUse,
-            errors.ConcurrentUpdate,
-        ),
-    ),
+    summary="Erase a person: anonymise them, whatever their history",
+    description="The right to erasure. Names, contacts, the exact birth date (the year "
+    "stays), the exact position (the commune stays), profile details and every free-text "
+    "note are removed; the path's dates, phases and outcomes stay, so no figure changes. "
+    "Proposals not yet started are withdrawn. The person then answers 404 to everyone, as "
+    "an unknown id does (no trace of who existed), and a `candidate.deleted` event carrying "
+    "only the id tells partners to delete their copies. The erasure is journaled.",
+    responses=problem_responses(404, 409, 412, 422, conflicts=(errors.ConcurrentUpdate,)),
 )
 async def delete(
     candidate_id: uuid.UUID, session: Session, actor: CurrentActor, if_match: IfMatch
 ) -> None:
-    await service.delete(session, actor, candidate_id, if_match)
+    await data_rights.erase(session, actor, candidate_id, if_match)
+
+
+@router.get(
+    "/{candidate_id}/export",
+    name="candidates_export",
+    summary="Everything held about a person, as one document (right of access)",
+    description="The profile, the path's history, activities, placements and their moves, "
+    "the retention follow-ups, and every access to the record from the audit journal. "
+    "The export itself is journaled (and listed in its own `accesses`).",
+    responses=problem_responses(404, 422),
+)
+async def export(candidate_id: uuid.UUID, session: Session, actor: CurrentActor) -> CandidateExport:
+    held = await data_rights.export(session, actor, candidate_id)
+    moves: dict[uuid.UUID, list[PlacementTransitionRead]] = {}
+    for move in held.placement_transitions:
+        moves.setdefault(move.placement_id, []).append(PlacementTransitionRead.model_validate(move))
+    follow_ups = [
+        FollowUp(
+            placement_id=p.id,
+            milestone_months=months,
+            on=on,
+            in_post=bool(getattr(p, f"follow_up_{months}m_in_post")),
+            recorded_at=getattr(p, f"follow_up_{months}m_recorded_at"),
+        )
+        for p in held.placements
+        for months in (6, 12)
+        if (on := getattr(p, f"follow_up_{months}m_on")) is not None
+    ]
+    return CandidateExport(
+        exported_at=held.exported_at,
+        candidate=Candidate.model_validate(held.candidate),
+        transitions=[CandidateTransitionRead.model_validate(t) for t in held.transitions],
+        activities=[Activity.model_validate(a) for a in held.activities],
+        placements=[
+            ExportedPlacement.model_validate(
+                {**PlacementRead.model_validate(p).model_dump(), "history": moves.get(p.id, [])}
+            )
+            for p in held.placements
+        ],
+        follow_ups=follow_ups,
+        accesses=[AuditEvent.model_validate(e) for e in held.accesses],
+    )
 
 
 @router.post(
@@ -191,12 +275,6 @@ async def history(
     session: Session,
     actor: CurrentActor,
 ) -> CandidateTransitionPage:
-    rows, next_cursor = await pathway.history(session, actor, candidate_id, query.page())
-    hide = actor.role is Role.PRESCRIBER
-    items = [
-        CandidateTransitionRead.model_validate(r).model_copy(
-            update={"note": None, "actor_id": None} if hide else {}
-        )
-        for r in rows
-    ]
+    rows, next_cursor, shown = await pathway.history(session, actor, candidate_id, query.page())
+    items = [present_move(r, note=shown.note, actor_id=shown.actor_id) for r in rows]
     return CandidateTransitionPage(items=items, next_cursor=next_cursor)

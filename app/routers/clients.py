@@ -72,7 +72,12 @@ async def get(client_id: uuid.UUID, session: Session, response: Response) -> Api
     "/{client_id}",
     name="clients_update",
     summary="Rename, re-scope or set the expiry of a client",
-    responses=problem_responses(404, 412, 413, 422),
+    description="The last admin client able to manage clients (scope `clients:admin`, not "
+    "revoked, no expiry) cannot be given an expiry or lose that scope: 409 "
+    "`last-client-admin`.",
+    responses=problem_responses(
+        404, 409, 412, 413, 422, conflicts=(service.LastClientAdmin, errors.ConcurrentUpdate)
+    ),
 )
 async def update(
     client_id: uuid.UUID,
@@ -90,7 +95,9 @@ async def update(
     "/{client_id}/revoke",
     name="clients_revoke",
     summary="Revoke a client: its tokens stop working at once",
-    responses=problem_responses(404, 422),
+    description="The last admin client able to manage clients (scope `clients:admin`, not "
+    "revoked, no expiry) cannot be revoked: 409 `last-client-admin`. Create another first.",
+    responses=problem_responses(404, 409, 422, conflicts=(service.LastClientAdmin,)),
 )
 async def revoke(client_id: uuid.UUID, session: Session, response: Response) -> ApiClient:
     client = await service.revoke(session, client_id)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.convertors import Convertor, register_url_convertor
 
 from app import db
 from app.config import Settings
@@ -47,10 +49,11 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if self.name in PUBLIC_OPERATIONS:
+        name = self.name
+        if name in PUBLIC_OPERATIONS:
             operation = None
-        elif self.name in OPERATIONS:
-            operation = OPERATIONS[self.name]
+        elif name in OPERATIONS:
+            operation = OPERATIONS[name]
         else:
             raise RuntimeError(f"route {self.name} has no entry in the permission matrix")
         reads = self.name in READ_ONLY_OPERATIONS or (self.methods or set()) <= _READ_METHODS
@@ -67,7 +70,7 @@ class ApiRoute(APIRoute):
                         if operation is None:
                             response = await handler(request)
                         else:
-                            actor = await _admit(request, session, operation)
+                            actor = await _admit(request, session, name, operation)
                             request.state.actor = actor
                             key = request.headers.get(IDEMPOTENCY_HEADER)
                             if request.method == "POST" and key is not None:
@@ -102,7 +105,24 @@ class ApiRoute(APIRoute):
         return api_handler
 
 
-async def _admit(request: Request, session: AsyncSession, operation: Operation) -> Actor:
+class RecordId(Convertor[str]):
+    """A record's id in a path: any segment but a collection's own action (`bulk`), so
+    that /v1/candidates/bulk is a path of its own, whose undeclared methods answer 405
+    instead of reaching GET /v1/candidates/{candidate_id} with a malformed id (422)."""
+
+    regex = "(?!bulk$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("record_id", RecordId())
+
+
+async def _admit(request: Request, session: AsyncSession, name: str, operation: Operation) -> Actor:
     """401 without a valid token, 429 over the rate, 403 for a role or scope not allowed."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -126,7 +146,7 @@ async def _admit(request: Request, session: AsyncSession, operation: Operation) 
         raise Forbidden(
             f"This token lacks the scope {operation.scope}.", required_scope=operation.scope
         )
-    return actor
+    return replace(actor, operation=name)
 
 
 def client_address(request: Request) -> str:
@@ -184,8 +204,10 @@ AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 _ETAG = re.compile(r'^"(\d+)"$')
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
+def etag(version: int, variant: str | None = None) -> str:
+    """`"3"`; a partial representation's tag names it (`"reduced-3"`): tags of two
+    representations never collide, and If-Match accepts only the full one's."""
+    return f'"{version}"' if variant is None else f'"{variant}-{version}"'
 
 
 async def expected_versions(
@@ -211,5 +233,5 @@ async def expected_versions(
 IfMatch = Annotated[frozenset[int] | None, Depends(expected_versions)]
 
 
-def set_etag(response: Response, version: int) -> None:
-    response.headers["ETag"] = etag(version)
+def set_etag(response: Response, version: int, variant: str | None = None) -> None:
+    response.headers["ETag"] = etag(version, variant)

@@ -19,6 +19,7 @@ BEGIN, so a concurrent retry waits and then replays.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -35,6 +36,9 @@ from app.services.auth import Actor
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+# 1-255 printable ASCII characters; no space at either end (HTTP would trim it).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _KEPT_HEADERS = ("content-type", "location", "content-location", "etag", "cache-control")
 
 
@@ -117,7 +121,7 @@ async def run_idempotent(
     settings: Settings,
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
 ) -> Response:
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+    if not _KEY.match(key):
         raise ValidationFailed(
             [
                 field_error(

@@ -4,15 +4,13 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from pydantic import Field
 
 from app import errors
-from app.domain.enums import CandidateView, Role
 from app.domain.matching import SCORING_VERSION, weights_as_dict
-from app.models import Candidate, Vacancy
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
 from app.schemas.candidates import present
+from app.schemas.common import QueryModel
 from app.schemas.matching import (
     AssignedPair,
     AssignmentRequest,
@@ -21,21 +19,21 @@ from app.schemas.matching import (
     CandidateMatches,
     ExcludedCandidate,
     ExcludedVacancy,
+    OtherCandidates,
+    ScoreBandCount,
     VacancyMatch,
     VacancyMatches,
 )
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy as VacancyRead
-from app.services import matching
+from app.services import matching, visibility
 from app.services.placements import ConsentMissing, PhaseMismatch, VacancyNotOpen
 
 # Rankings sit under their resource in generated clients, and under matching in the docs.
 router = APIRouter(route_class=ApiRoute)
 
 
-class MatchQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MatchQuery(QueryModel):
     limit: int = Field(default=50, ge=1, le=200)
     include_excluded: bool = False
 
@@ -47,8 +45,15 @@ class MatchQuery(BaseModel):
     summary="Candidates ranked for a vacancy (a suggestion, never a decision)",
     description="Eligible candidates by score (0-100) with each criterion's points, the "
     "distance and an explanation. `include_excluded=true` adds who a hard filter removed. "
-    "Insertion staff see their own candidates only; landlords get the reduced view.",
-    responses=problem_responses(404, 422),
+    "Administrators rank everyone, insertion staff their own candidates. A landlord ranks "
+    "the people proposed to its vacancy (open or accepted placements), in its view of each, "
+    "whatever the hard filters say, on the criteria that view shows (`criteria`), with a "
+    "distance band only; of the other eligible people it gets counts by score band "
+    "(`others`), never who; `include_excluded` is refused to it (422). People who left the "
+    "path or are employed are in no one's ranking but their structure's and administrators'. "
+    "A draft vacancy is ranked by administrators only: others get 409 "
+    "`vacancy-not-published`.",
+    responses=problem_responses(404, 409, 422, conflicts=(visibility.RankingUnavailable,)),
 )
 async def vacancy_matches(
     vacancy_id: uuid.UUID,
@@ -60,18 +65,19 @@ async def vacancy_matches(
     vacancy, ranking = await matching.vacancy_matches(
         session, actor, settings, vacancy_id, query.limit, query.include_excluded
     )
-    ids = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
-    rows = {c.id: c for c in await session.scalars(select(Candidate).where(Candidate.id.in_(ids)))}
-    view = CandidateView.REDUCED if actor.role is Role.LANDLORD else CandidateView.FULL
+    people, views = ranking.rows, ranking.views
+    others = ranking.others
     return VacancyMatches(
         vacancy_id=vacancy.id,
         scoring_version=SCORING_VERSION,
         weights=weights_as_dict(matching.weights_from(settings)),
+        criteria=list(ranking.criteria),
         considered=ranking.considered,
         items=[
             CandidateMatch(
-                candidate=present(rows[r.id], view),
+                candidate=present(people[r.id], views[r.id]),
                 score=r.score,
+                distance_band=r.distance_band,
                 distance_km=r.distance_km,
                 contributions=r.contributions,
                 explanation=r.explanation,
@@ -79,9 +85,19 @@ async def vacancy_matches(
             for r in ranking.items
         ],
         excluded=[
-            ExcludedCandidate(candidate=present(rows[e.id], view), failed=e.failed)
+            ExcludedCandidate(candidate=present(people[e.id], views[e.id]), failed=e.failed)
             for e in ranking.excluded
         ],
+        others=None
+        if others is None
+        else OtherCandidates(
+            eligible=others.eligible,
+            by_score_band=[
+                ScoreBandCount(band=band, count=count)
+                for band, count in others.by_score_band.items()
+            ],
+            count_step=visibility.COUNT_STEP,
+        ),
     )
 
 
@@ -102,17 +118,18 @@ async def candidate_matches(
     ranking = await matching.candidate_matches(
         session, actor, settings, candidate_id, query.limit, query.include_excluded
     )
-    ids = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
-    rows = {v.id: v for v in await session.scalars(select(Vacancy).where(Vacancy.id.in_(ids)))}
+    rows = ranking.rows
     return CandidateMatches(
         candidate_id=candidate_id,
         scoring_version=SCORING_VERSION,
         weights=weights_as_dict(matching.weights_from(settings)),
-        considered=ranking.considered,
+        criteria=list(ranking.criteria),
+        considered=ranking.considered or 0,
         items=[
             VacancyMatch(
                 vacancy=VacancyRead.model_validate(rows[r.id]),
                 score=r.score,
+                distance_band=r.distance_band,
                 distance_km=r.distance_km,
                 contributions=r.contributions,
                 explanation=r.explanation,

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from app.schemas.common import UtcInstant, reject_nul
+from app.schemas.common import QueryModel, UtcInstant
 from app.services.common import PageRequest
 
 # Part of the API contract, hence constants and not settings.
@@ -12,15 +10,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class PageQuery(BaseModel):
+class PageQuery(QueryModel):
     """Query parameters every list accepts. Unknown parameters are rejected."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return reject_nul(value)
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Page size.")
     cursor: str | None = Field(
@@ -36,5 +27,8 @@ class ListQuery(PageQuery):
 
     updated_since: UtcInstant | None = Field(
         default=None,
-        description="Only resources changed at or after this instant (RFC 3339), to sync.",
+        description="Only resources changed at or after this instant (RFC 3339). "
+        "Approximate: `updated_at` is stamped when a change is written, not when it "
+        "commits, so a change committed late can carry an earlier time. To synchronise "
+        "without missing anything, follow the change feed (GET /v1/events) instead.",
     )

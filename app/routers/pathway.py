@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.domain.enums import Phase
+from app.domain.enums import POSITION_HOLDING_STATUSES, Phase, PlacementStatus
 from app.domain.pathway import ACTIVITY_PHASE, END_STATES, MACHINE, requirements
+from app.domain.placement_machine import EXPIRABLE, PHASES_FOR_KIND, PLACEMENT_MACHINE
 from app.routers.deps import ApiRoute, AppSettings
 from app.schemas.pathway import (
     GuardDescription,
     Pathway,
     PathwayThresholds,
     PathwayTransition,
+    PlacementMachine,
+    PlacementMoveDescription,
 )
 from app.services.pathway import thresholds
 
@@ -50,4 +53,33 @@ async def get(settings: AppSettings) -> Pathway:
             min_completed_work_missions=limits.min_completed_work_missions,
         ),
         activity_phases={t.value: p for t, p in ACTIVITY_PHASE.items()},
+    )
+
+
+@router.get(
+    "/placements",
+    name="pathway_placements",
+    summary="The placement state machine: statuses, moves, who makes them, for which kinds",
+)
+async def placement_machine(settings: AppSettings) -> PlacementMachine:
+    moves = [
+        PlacementMoveDescription(
+            from_status=origin,
+            to_status=target,
+            roles=sorted(rule.roles),
+            reason_required=rule.reason_required,
+            kinds=sorted(rule.kinds),
+        )
+        for origin, targets in PLACEMENT_MACHINE.items()
+        for target, rule in targets.items()
+    ]
+    return PlacementMachine(
+        statuses=list(PlacementStatus),
+        initial=PlacementStatus.PROPOSED,
+        terminal=[s for s, targets in PLACEMENT_MACHINE.items() if not targets],
+        moves=moves,
+        position_holding=list(POSITION_HOLDING_STATUSES),
+        phases_for_kind={kind: list(phases) for kind, phases in PHASES_FOR_KIND.items()},
+        expirable=list(EXPIRABLE),
+        proposal_expiry_days=settings.proposal_expiry_days,
     )

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
 
 from app import errors
 from app.domain.enums import PlacementStatus
@@ -14,14 +15,15 @@ from app.schemas.placements import (
     Placement,
     PlacementCreate,
     PlacementPage,
-    PlacementTransition,
     PlacementTransitionPage,
     PlacementTransitionRequest,
     PlacementUpdate,
     present,
+    present_move,
 )
 from app.schemas.problems import problem_responses
 from app.services import placements as service
+from app.services.visibility import placement_fields
 
 router = APIRouter(prefix="/v1/placements", tags=["placements"], route_class=ApiRoute)
 
@@ -30,6 +32,11 @@ class PlacementListQuery(ListQuery):
     candidate_id: uuid.UUID | None = None
     vacancy_id: uuid.UUID | None = None
     status: PlacementStatus | None = None
+    follow_up_due: bool | None = Field(
+        default=None,
+        description="true: started jobs whose 6- or 12-month follow-up is due and not "
+        "recorded; false: the others.",
+    )
 
 
 @router.post(
@@ -55,7 +62,7 @@ async def create(
     placement = await service.create(session, actor, body)
     set_etag(response, placement.version)
     response.headers["Location"] = f"{router.prefix}/{placement.id}"
-    return present(placement, actor.role)
+    return present(placement, notes=placement_fields(actor).notes)
 
 
 @router.get(
@@ -72,9 +79,11 @@ async def list_(
         vacancy_id=query.vacancy_id,
         status=query.status,
         updated_since=query.updated_since,
+        follow_up_due=query.follow_up_due,
     )
     items, next_cursor = await service.list_(session, actor, filters, query.page())
-    return PlacementPage(items=[present(p, actor.role) for p in items], next_cursor=next_cursor)
+    notes = placement_fields(actor).notes
+    return PlacementPage(items=[present(p, notes=notes) for p in items], next_cursor=next_cursor)
 
 
 @router.get(
@@ -88,7 +97,7 @@ async def get(
 ) -> Placement:
     placement = await service.get(session, actor, placement_id)
     set_etag(response, placement.version)
-    return present(placement, actor.role)
+    return present(placement, notes=placement_fields(actor).notes)
 
 
 @router.patch(
@@ -107,7 +116,7 @@ async def update(
 ) -> Placement:
     placement = await service.update(session, actor, placement_id, body, if_match)
     set_etag(response, placement.version)
-    return present(placement, actor.role)
+    return present(placement, notes=placement_fields(actor).notes)
 
 
 @router.post(
@@ -145,13 +154,15 @@ async def transition(
     placement = await service.transition(session, actor, placement_id, body, if_match)
     set_etag(response, placement.version)
     response.headers["Content-Location"] = f"{router.prefix}/{placement.id}"
-    return present(placement, actor.role)
+    return present(placement, notes=placement_fields(actor).notes)
 
 
 @router.get(
     "/{placement_id}/history",
     name="placements_history",
     summary="Every move of a placement",
+    description="A landlord reads every move, its date and reason; the note and client id "
+    "of a move it did not make are null.",
     responses=problem_responses(404, 422),
 )
 async def history(
@@ -162,7 +173,8 @@ async def history(
 ) -> PlacementTransitionPage:
     rows, next_cursor = await service.history(session, actor, placement_id, query.page())
     return PlacementTransitionPage(
-        items=[PlacementTransition.model_validate(r) for r in rows], next_cursor=next_cursor
+        items=[present_move(r, note=shown.note, actor_id=shown.actor_id) for r, shown in rows],
+        next_cursor=next_cursor,
     )
 
 
@@ -182,4 +194,4 @@ async def follow_up(
     placement = await service.record_follow_up(session, actor, placement_id, body)
     set_etag(response, placement.version)
     response.headers["Content-Location"] = f"{router.prefix}/{placement.id}"
-    return present(placement, actor.role)
+    return present(placement, notes=placement_fields(actor).notes)

@@ -4,6 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
 
 from app import errors
 from app.domain.enums import StructureKind
@@ -11,7 +12,13 @@ from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
 from app.schemas.common import Departement
 from app.schemas.problems import problem_responses
-from app.schemas.structures import Structure, StructureCreate, StructurePage, StructureUpdate
+from app.schemas.structures import (
+    Siret,
+    Structure,
+    StructureCreate,
+    StructurePage,
+    StructureUpdate,
+)
 from app.services import structures as service
 
 router = APIRouter(prefix="/v1/structures", tags=["structures"], route_class=ApiRoute)
@@ -20,6 +27,7 @@ router = APIRouter(prefix="/v1/structures", tags=["structures"], route_class=Api
 class StructureListQuery(ListQuery):
     kind: StructureKind | None = None
     departement: Departement | None = None
+    siret: Siret | None = Field(default=None, description="The structure with this SIRET.")
 
 
 @router.post(
@@ -44,7 +52,10 @@ async def create(body: StructureCreate, session: Session, response: Response) ->
 )
 async def list_(query: Annotated[StructureListQuery, Query()], session: Session) -> StructurePage:
     filters = service.StructureFilters(
-        kind=query.kind, departement=query.departement, updated_since=query.updated_since
+        kind=query.kind,
+        departement=query.departement,
+        updated_since=query.updated_since,
+        siret=query.siret,
     )
     items, next_cursor = await service.list_(session, filters, query.page())
     return StructurePage(

@@ -9,12 +9,24 @@ from app import errors
 from app.domain.enums import VacancyKind, VacancyStatus
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
-from app.schemas.common import Departement
+from app.schemas.bulk import BulkResult, VacancyBulk, result_of
+from app.schemas.common import Departement, ExternalRef
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy, VacancyCreate, VacancyPage, VacancyUpdate
+from app.services import bulk as bulk_service
 from app.services import vacancies as service
 
 router = APIRouter(prefix="/v1/vacancies", tags=["vacancies"], route_class=ApiRoute)
+
+
+_BULK = (
+    "Up to 1,000 items, each created or updated by its `external_ref` and answered on its "
+    "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
+    "route would have answered). A bad item never blocks the others: each runs in a "
+    "savepoint of its own, with every rule of the single-item routes. Fields left out of "
+    "an item keep their values on update. Sending the same batch again changes nothing; "
+    "with an `Idempotency-Key` it replays the first answer."
+)
 
 
 class VacancyListQuery(ListQuery):
@@ -22,6 +34,7 @@ class VacancyListQuery(ListQuery):
     kind: VacancyKind | None = None
     status: VacancyStatus | None = None
     departement: Departement | None = None
+    external_ref: ExternalRef | None = None
 
 
 @router.post(
@@ -29,7 +42,9 @@ class VacancyListQuery(ListQuery):
     status_code=status.HTTP_201_CREATED,
     name="vacancies_create",
     summary="Post a job or a mission",
-    responses=problem_responses(409, 413, 422, conflicts=(errors.WrongReferenceKind,)),
+    responses=problem_responses(
+        409, 413, 422, conflicts=(errors.WrongReferenceKind, service.ExternalRefTaken)
+    ),
 )
 async def create(
     body: VacancyCreate, session: Session, actor: CurrentActor, response: Response
@@ -38,6 +53,17 @@ async def create(
     set_etag(response, vacancy.version)
     response.headers["Location"] = f"{router.prefix}/{vacancy.id}"
     return Vacancy.model_validate(vacancy)
+
+
+@router.post(
+    "/bulk",
+    name="vacancies_bulk",
+    summary="Create or update up to 1,000 vacancies by your own reference",
+    description=_BULK,
+    responses=problem_responses(413, 422),
+)
+async def bulk(body: VacancyBulk, session: Session, actor: CurrentActor) -> BulkResult:
+    return result_of(await bulk_service.vacancies_bulk(session, actor, body.items))
 
 
 @router.get("", name="vacancies_list", summary="List vacancies", responses=problem_responses(422))
@@ -50,13 +76,14 @@ async def list_(
         status=query.status,
         departement=query.departement,
         updated_since=query.updated_since,
+        external_ref=query.external_ref,
     )
     items, next_cursor = await service.list_(session, actor, filters, query.page())
     return VacancyPage(items=[Vacancy.model_validate(v) for v in items], next_cursor=next_cursor)
 
 
 @router.get(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     name="vacancies_get",
     summary="Get a vacancy",
     responses=problem_responses(404, 422),
@@ -70,7 +97,7 @@ async def get(
 
 
 @router.patch(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     name="vacancies_update",
     summary="Change some fields of a vacancy",
     responses=problem_responses(
@@ -82,6 +109,7 @@ async def get(
         conflicts=(
             service.VacancyStatusNotAllowed,
             service.PositionsTaken,
+            service.ExternalRefTaken,
             errors.ConcurrentUpdate,
         ),
     ),
@@ -100,7 +128,7 @@ async def update(
 
 
 @router.delete(
-    "/{vacancy_id}",
+    "/{vacancy_id:record_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     name="vacancies_delete",
     summary="Delete a vacancy nobody was proposed for (otherwise close or cancel it)",

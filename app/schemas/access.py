@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.domain.enums import ActorKind, AuditAction, CandidateView, Role
+from app.domain.territory import TERRITORY_PATTERN, parse_territory
 from app.schemas.common import (
     EntityRead,
     InputModel,
@@ -25,6 +26,21 @@ def _known_scopes(scopes: list[str]) -> list[str]:
         raise ValueError(f"unknown scopes: {', '.join(unknown)}")
     return sorted(set(scopes))
 
+
+def _territory(value: str) -> str:
+    return str(parse_territory(value))
+
+
+TerritoryText = Annotated[
+    str,
+    Field(
+        pattern=TERRITORY_PATTERN,
+        examples=["national", "region:28", "departement:76"],
+        description="Observers only: the territory whose aggregated figures they read: "
+        "`national`, `region:<INSEE code>` or `departement:<code>`. Default `national`.",
+    ),
+    AfterValidator(_territory),
+]
 
 Scopes = Annotated[
     list[str],
@@ -45,6 +61,7 @@ class ApiClientCreate(InputModel):
         default=None, description="Defaults to every scope the role can use."
     )
     expires_at: UtcInstant | None = None
+    territory: TerritoryText | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -54,18 +71,24 @@ class ApiClientCreate(InputModel):
                     "role": "prescriber",
                     "structure_id": "01939a2e-0000-7000-8000-000000000005",
                     "expires_at": "2027-12-31T23:59:59Z",
-                }
+                },
+                {
+                    "name": "DREETS Normandie : tableau de bord",
+                    "role": "observer",
+                    "territory": "region:28",
+                },
             ]
         }
     )
 
 
 class ApiClientUpdate(UpdateModel):
-    non_nullable: ClassVar[frozenset[str]] = frozenset({"name", "scopes"})
+    non_nullable: ClassVar[frozenset[str]] = frozenset({"name", "scopes", "territory"})
 
     name: LongName | None = None
     scopes: Scopes | None = None
     expires_at: UtcInstant | None = None
+    territory: TerritoryText | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"scopes": ["candidates:read"]}]})
 
@@ -77,6 +100,7 @@ class ApiClient(EntityRead):
     scopes: list[str]
     expires_at: dt.datetime | None
     revoked_at: dt.datetime | None
+    territory: str | None = Field(description="Observers: the territory of their figures.")
 
 
 class ApiClientCredentials(ApiClient):
@@ -91,7 +115,8 @@ class ApiClientPage(Page[ApiClient]):
 
 
 class TokenRequest(BaseModel):
-    """RFC 6749 section 4.4 form. Credentials may come as HTTP Basic instead of fields."""
+    """RFC 6749 section 4.4 form (a JSON object with the same fields is accepted too).
+    Credentials may come as HTTP Basic instead of fields."""
 
     # Unknown parameters are ignored, as RFC 6749 section 3.2 asks of a token endpoint.
     model_config = ConfigDict(
@@ -130,7 +155,10 @@ class AuditEvent(ReadModel):
     actor_structure_id: uuid.UUID | None
     candidate_id: uuid.UUID
     action: AuditAction
-    field_class: CandidateView
+    field_class: CandidateView = Field(description="The view the caller had of the person.")
+    operation: str | None = Field(
+        description="The API operation (as in docs/permissions.md); null for server commands."
+    )
     request_id: str | None
 
 

@@ -31,9 +31,7 @@ _ASSESSED: dict[str, Any] = {
     c.code: (int | None, Field(default=None, ge=MIN_LEVEL, le=MAX_LEVEL, description=c.label))
     for c in COMPETENCIES
 }
-CompetencyAssessment: Any = create_model(
-    "CompetencyAssessment", __config__=ConfigDict(extra="forbid"), **_ASSESSED
-)
+CompetencyAssessment: Any = create_model("CompetencyAssessment", __base__=InputModel, **_ASSESSED)
 
 
 class _ActivityBase(InputModel):
@@ -52,21 +50,21 @@ class _ActivityBase(InputModel):
 class WorkTrialCreate(_ActivityBase):
     """Mise en situation professionnelle (PMSMP)."""
 
-    type: Literal[ActivityType.WORK_TRIAL]
+    type: Literal[ActivityType.WORK_TRIAL] = ActivityType.WORK_TRIAL
     end_on: dt.date | None = None
     landlord_id: uuid.UUID | None = Field(default=None, description="The host landlord.")
     outcome: ActivityOutcome
 
 
 class TestMissionCreate(_ActivityBase):
-    type: Literal[ActivityType.TEST_MISSION]
+    type: Literal[ActivityType.TEST_MISSION] = ActivityType.TEST_MISSION
     end_on: dt.date | None = None
     landlord_id: uuid.UUID
     outcome: ActivityOutcome
 
 
 class ReplacementCreate(_ActivityBase):
-    type: Literal[ActivityType.REPLACEMENT]
+    type: Literal[ActivityType.REPLACEMENT] = ActivityType.REPLACEMENT
     end_on: dt.date | None = None
     landlord_id: uuid.UUID
     outcome: ActivityOutcome
@@ -75,12 +73,12 @@ class ReplacementCreate(_ActivityBase):
 class ProjectEvaluationCreate(_ActivityBase):
     """`positive`: the caretaker project is validated."""
 
-    type: Literal[ActivityType.PROJECT_EVALUATION]
+    type: Literal[ActivityType.PROJECT_EVALUATION] = ActivityType.PROJECT_EVALUATION
     outcome: ActivityOutcome
 
 
 class TrainingCreate(_ActivityBase):
-    type: Literal[ActivityType.TRAINING]
+    type: Literal[ActivityType.TRAINING] = ActivityType.TRAINING
     end_on: dt.date | None = None
     hours: Hours
     training_mode: TrainingMode
@@ -92,7 +90,7 @@ class TrainingCreate(_ActivityBase):
 class WorkMissionCreate(_ActivityBase):
     """Paid work at a landlord, carried by the SIAE. `positive`: completed."""
 
-    type: Literal[ActivityType.WORK_MISSION]
+    type: Literal[ActivityType.WORK_MISSION] = ActivityType.WORK_MISSION
     end_on: dt.date | None = None
     landlord_id: uuid.UUID
     hours: Hours | None = None
@@ -100,7 +98,7 @@ class WorkMissionCreate(_ActivityBase):
 
 
 class TutoringCreate(_ActivityBase):
-    type: Literal[ActivityType.TUTORING]
+    type: Literal[ActivityType.TUTORING] = ActivityType.TUTORING
     end_on: dt.date | None = None
     hours: Hours | None = None
 
@@ -108,7 +106,7 @@ class TutoringCreate(_ActivityBase):
 class WorkStudyContractCreate(_ActivityBase):
     """Contrat de professionnalisation."""
 
-    type: Literal[ActivityType.WORK_STUDY_CONTRACT]
+    type: Literal[ActivityType.WORK_STUDY_CONTRACT] = ActivityType.WORK_STUDY_CONTRACT
     end_on: dt.date | None = None
     landlord_id: uuid.UUID | None = None
     rncp_code: RncpCode | None = None
@@ -117,31 +115,31 @@ class WorkStudyContractCreate(_ActivityBase):
 class SkillsAssessmentCreate(_ActivityBase):
     """Updates the candidate's competencies with the levels assessed."""
 
-    type: Literal[ActivityType.SKILLS_ASSESSMENT]
+    type: Literal[ActivityType.SKILLS_ASSESSMENT] = ActivityType.SKILLS_ASSESSMENT
     competency_levels: CompetencyAssessment
     outcome: ActivityOutcome
 
 
 class InterviewSimulationCreate(_ActivityBase):
-    type: Literal[ActivityType.INTERVIEW_SIMULATION]
+    type: Literal[ActivityType.INTERVIEW_SIMULATION] = ActivityType.INTERVIEW_SIMULATION
     outcome: ActivityOutcome | None = None
 
 
 class CertificationExamCreate(_ActivityBase):
     """`positive`: passed, recorded as held; otherwise the certification stays in progress."""
 
-    type: Literal[ActivityType.CERTIFICATION_EXAM]
+    type: Literal[ActivityType.CERTIFICATION_EXAM] = ActivityType.CERTIFICATION_EXAM
     rncp_code: RncpCode
     outcome: ActivityOutcome
 
 
 class HiringSupportCreate(_ActivityBase):
-    type: Literal[ActivityType.HIRING_SUPPORT]
+    type: Literal[ActivityType.HIRING_SUPPORT] = ActivityType.HIRING_SUPPORT
     landlord_id: uuid.UUID | None = None
 
 
 class OnboardingSupportCreate(_ActivityBase):
-    type: Literal[ActivityType.ONBOARDING_SUPPORT]
+    type: Literal[ActivityType.ONBOARDING_SUPPORT] = ActivityType.ONBOARDING_SUPPORT
     landlord_id: uuid.UUID | None = None
     hours: Hours | None = None
 

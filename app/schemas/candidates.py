@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
@@ -12,6 +13,7 @@ from app.schemas.common import (
     CommuneInsee,
     CompetencyLevels,
     EntityRead,
+    ExternalRef,
     InputModel,
     Latitude,
     Longitude,
@@ -21,6 +23,7 @@ from app.schemas.common import (
     ReadModel,
     RncpCode,
     UpdateModel,
+    UtcInstant,
     check_coordinates,
 )
 
@@ -82,7 +85,11 @@ def _unique_contracts(values: list[ContractType]) -> list[ContractType]:
 
 ContractPreferences = Annotated[
     list[ContractType],
-    Field(max_length=len(ContractType), description="Contract types wanted; empty: any."),
+    Field(
+        max_length=len(ContractType),
+        description="Contract types wanted; empty: any.",
+        json_schema_extra={"uniqueItems": True},
+    ),
     AfterValidator(_unique_contracts),
 ]
 MaxWeeklyHours = Annotated[float, Field(gt=0, le=60, description="Most hours a week wanted.")]
@@ -119,6 +126,13 @@ class CandidateCreate(InputModel):
         default=False,
         description="The person agreed to share their profile with landlords; "
         "the time of consent is recorded.",
+    )
+    external_ref: ExternalRef | None = None
+    entered_at: UtcInstant | None = Field(
+        default=None,
+        description="When the person's path began, to import past history (default: now; "
+        "not in the future). Admins and the person's insertion structure only. It is the "
+        "first row of the history, from which every figure counts.",
     )
 
     model_config = ConfigDict(
@@ -192,6 +206,7 @@ class CandidateUpdate(UpdateModel):
     preferred_contract_types: ContractPreferences | None = None
     max_weekly_hours: MaxWeeklyHours | None = None
     consent_to_share: bool | None = None
+    external_ref: ExternalRef | None = None
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"max_commute_km": 40, "consent_to_share": True}]}
@@ -205,8 +220,8 @@ class CertificationRead(ReadModel):
 
 
 class Candidate(EntityRead):
-    """The full profile: admins, the accompanying structure, and a landlord once one
-    of its placements for the person is accepted."""
+    """The full profile: admins, the accompanying structure, and a landlord while one of
+    its placements for the person is accepted or started."""
 
     view: Literal[CandidateView.FULL] = CandidateView.FULL
     first_name: str
@@ -237,11 +252,22 @@ class Candidate(EntityRead):
     consent_given_at: dt.datetime | None
     phase: Phase = Field(description="Read-only: changed by path transitions only.")
     phase_changed_at: dt.datetime
+    external_ref: str | None = Field(description="The accompanying structure's own reference.")
 
 
-class CandidateReduced(EntityRead):
-    """What a landlord sees of a person proposed to it, until a placement is accepted."""
+_VIEW_STAMP = (
+    "This view's own: it moves only when a field of this view changes, never when a "
+    "field it hides does (its ETag follows it)."
+)
 
+
+class CandidateReduced(ReadModel):
+    """What a landlord sees of a person proposed to it, until one of its placements for
+    them is accepted (and again once none is accepted or started)."""
+
+    id: uuid.UUID
+    updated_at: dt.datetime = Field(description=_VIEW_STAMP)
+    version: int = Field(description=_VIEW_STAMP)
     view: Literal[CandidateView.REDUCED] = CandidateView.REDUCED
     first_name: str
     last_name_initial: str
@@ -253,9 +279,13 @@ class CandidateReduced(EntityRead):
     phase: Phase
 
 
-class CandidateReferral(EntityRead):
+class CandidateReferral(ReadModel):
     """What a prescriber sees of a person it referred: who, where they are, the outcome."""
 
+    id: uuid.UUID
+    created_at: dt.datetime
+    updated_at: dt.datetime = Field(description=_VIEW_STAMP)
+    version: int = Field(description=_VIEW_STAMP)
     view: Literal[CandidateView.REFERRAL] = CandidateView.REFERRAL
     first_name: str
     last_name: str
@@ -273,30 +303,48 @@ class CandidatePage(Page[CandidateAny]):
     pass
 
 
-def present(
-    candidate: object, view: CandidateView
-) -> Candidate | CandidateReduced | CandidateReferral:
-    """The representation of a stored candidate (entity or row) that a view allows."""
-    mapping = getattr(candidate, "_mapping", None)
-    if mapping is not None:  # a row: pydantic validates a dict fastest
-        candidate = dict(mapping)
-    if view is CandidateView.FULL:
-        return Candidate.model_validate(candidate)
-    if view is CandidateView.REFERRAL:
-        return CandidateReferral.model_validate(candidate)
-    source = candidate
+CandidateRead = Candidate | CandidateReduced | CandidateReferral
+VIEW_SCHEMAS: dict[CandidateView, type[CandidateRead]] = {
+    CandidateView.FULL: Candidate,
+    CandidateView.REDUCED: CandidateReduced,
+    CandidateView.REFERRAL: CandidateReferral,
+}
+# Where each view's version and stamp live on the candidate row.
+VIEW_STAMPS: dict[CandidateView, tuple[str, str]] = {
+    CandidateView.FULL: ("version", "updated_at"),
+    CandidateView.REDUCED: ("reduced_version", "reduced_updated_at"),
+    CandidateView.REFERRAL: ("referral_version", "referral_updated_at"),
+}
+# Identity and stamps: what a view's content is compared without.
+STAMP_FIELDS = frozenset({"id", "created_at", "updated_at", "version", "view"})
+# Fields a view computes from the row rather than copies.
+_DERIVED: dict[str, Callable[[Any], Any]] = {
+    "last_name_initial": lambda c: f"{str(getattr(c, 'last_name', ''))[:1]}.",
+}
 
-    def value(name: str) -> Any:
-        return source[name] if isinstance(source, dict) else getattr(source, name)
 
-    last_name: str = value("last_name")
-    return CandidateReduced.model_validate(
-        {
-            **{
-                name: value(name)
-                for name in CandidateReduced.model_fields
-                if name not in {"view", "last_name_initial"}
-            },
-            "last_name_initial": f"{last_name[:1]}.",
-        }
-    )
+def shown_fields(view: CandidateView) -> frozenset[str]:
+    """The names of what a view shows of a person."""
+    return frozenset(VIEW_SCHEMAS[view].model_fields) - {"view"}
+
+
+def present(candidate: Any, view: CandidateView) -> CandidateRead:
+    """The representation of a stored candidate that a view allows, with its own stamps."""
+    schema = VIEW_SCHEMAS[view]
+    version, stamp = VIEW_STAMPS[view]
+    values = {
+        name: (
+            _DERIVED[name](candidate)
+            if name in _DERIVED
+            else getattr(candidate, {"version": version, "updated_at": stamp}.get(name, name))
+        )
+        for name in schema.model_fields
+        if name != "view"
+    }
+    return schema.model_validate(values)
+
+
+def view_content(candidate: Any, view: CandidateView) -> dict[str, Any]:
+    """What a view shows of a person, without identity and stamps: the view's version
+    moves when, and only when, this changes."""
+    return present(candidate, view).model_dump(mode="json", exclude=set(STAMP_FIELDS))

@@ -1,25 +1,38 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.domain.enums import DistanceBand
 from app.schemas.candidates import CandidateAny
 from app.schemas.common import Departement, FieldRuleError, InputModel
 from app.schemas.vacancies import Vacancy
 
 Criteria = Annotated[
     dict[str, float],
-    Field(description="Points each criterion brought; they add up to the score."),
+    Field(
+        description="Points each criterion of the ranking's `criteria` brought; they add up "
+        "to the score. A criterion computed from a field the caller's view of the person "
+        "hides is left out."
+    ),
 ]
 
 
 class MatchExplanation(BaseModel):
-    score: float = Field(ge=0, le=100)
-    distance_km: float | None = Field(description="Null when a side has no coordinates.")
+    score: float = Field(ge=0, le=100, description="0-100, on the ranking's `criteria`.")
+    distance_band: DistanceBand | None = Field(
+        description="Always given; null when a side has no coordinates. For a caller that "
+        "may not see the person's coordinates, computed from the centre of a 0.05-degree "
+        "grid cell holding them, so no placement of the vacancy tells more than that cell."
+    )
+    distance_km: float | None = Field(
+        description="The exact distance, only for a caller that sees the person's "
+        "coordinates; null otherwise, or when a side has no coordinates."
+    )
     contributions: Criteria
-    explanation: list[str]
+    explanation: list[str] = Field(description="One line per criterion told.")
 
 
 class CandidateMatch(MatchExplanation):
@@ -31,16 +44,46 @@ class ExcludedCandidate(BaseModel):
     failed: list[str] = Field(description="The hard filters this candidate did not pass.")
 
 
+class ScoreBandCount(BaseModel):
+    band: str = Field(
+        examples=["60-80"], description="Scores from the lower bound to below the upper."
+    )
+    count: int = Field(description="Rounded down to a multiple of `count_step`.")
+
+
+class OtherCandidates(BaseModel):
+    """The eligible people the caller may not name: how many, in which score bands."""
+
+    eligible: int = Field(
+        description="People passing every hard filter, not named in `items`; rounded down "
+        "to a multiple of `count_step`."
+    )
+    by_score_band: list[ScoreBandCount]
+    count_step: int = Field(
+        description="Counts are multiples of this: none small enough to point at someone."
+    )
+
+
 class VacancyMatches(BaseModel):
     """A suggestion for people to decide on: nothing is decided automatically."""
 
     vacancy_id: uuid.UUID
     scoring_version: str
     weights: dict[str, float]
-    considered: int = Field(description="Candidates read near the vacancy.")
+    criteria: list[str] = Field(
+        description="What every score here is computed on: every criterion, or for a "
+        "landlord those its view of the people shows (scores rescaled to 0-100)."
+    )
+    considered: int | None = Field(
+        description="Candidates read near the vacancy; null when `others` is given instead."
+    )
     items: list[CandidateMatch]
     excluded: list[ExcludedCandidate] = Field(
         description="With include_excluded=true: who a hard filter removed, and why."
+    )
+    others: OtherCandidates | None = Field(
+        description="For a landlord: the eligible people not proposed to the vacancy, as "
+        "counts. Null for callers who are named everyone they may rank."
     )
 
 
@@ -57,26 +100,30 @@ class CandidateMatches(BaseModel):
     candidate_id: uuid.UUID
     scoring_version: str
     weights: dict[str, float]
+    criteria: list[str] = Field(description="What every score here is computed on.")
     considered: int
     items: list[VacancyMatch]
     excluded: list[ExcludedVacancy]
 
 
 class AssignmentScope(InputModel):
-    """Give one of: a département, a region, landlords, or vacancies. Empty: national."""
+    """At most one of: a département, a region, landlords, or vacancies. Empty: national."""
+
+    non_nullable: ClassVar[frozenset[str]] = frozenset(
+        {"departement", "region", "landlord_ids", "vacancy_ids"}
+    )
 
     departement: Departement | None = None
     region: Annotated[str, Field(pattern=r"^[0-9]{2}$", examples=["28"])] | None = None
-    landlord_ids: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
-    vacancy_ids: list[uuid.UUID] = Field(default_factory=list, max_length=10000)
+    landlord_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=1000)
+    vacancy_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=10000)
+
+    # The one-scope rule in terms generated clients and validators understand.
+    model_config = ConfigDict(json_schema_extra={"maxProperties": 1})
 
     @model_validator(mode="after")
     def _one(self) -> AssignmentScope:
-        given = [
-            name
-            for name in ("departement", "region", "landlord_ids", "vacancy_ids")
-            if getattr(self, name)
-        ]
+        given = sorted(self.model_fields_set)
         if len(given) > 1:
             raise FieldRuleError("give one scope: " + " or ".join(given), *given)
         return self

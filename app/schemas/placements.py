@@ -13,7 +13,15 @@ from app.domain.enums import (
     Role,
     VacancyKind,
 )
-from app.schemas.common import EntityRead, InputModel, Page, ReadModel, UpdateModel, check_dates
+from app.schemas.common import (
+    EntityRead,
+    InputModel,
+    Page,
+    ReadModel,
+    UpdateModel,
+    UtcInstant,
+    check_dates,
+)
 
 Notes = Annotated[
     str,
@@ -28,6 +36,11 @@ class PlacementCreate(InputModel):
     start_date: dt.date | None = Field(default=None, description="Planned start.")
     end_date: dt.date | None = Field(default=None, description="Planned end, for missions.")
     notes: Notes | None = None
+    proposed_at: UtcInstant | None = Field(
+        default=None,
+        description="When the proposal was made, to import past history (default: now). Not "
+        "in the future, not before the person entered the path.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -65,7 +78,18 @@ class PlacementTransitionRequest(InputModel):
     )
     note: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
     on: dt.date | None = Field(
-        default=None, description="When it happened (a start or an end); default today."
+        default=None,
+        description="The day it happened (default today): a start's or an end's day. A move "
+        "dated by its day only takes effect at the start of that day, or just after the "
+        "move it follows if that was the same day.",
+    )
+    effective_at: UtcInstant | None = Field(
+        default=None,
+        description="When the move took effect, to import past history (default: now). "
+        "Give `on` or `effective_at` (or both, on the same UTC day). A dated move is not in "
+        "the future, not before the placement's previous move (nor its proposal), and a "
+        "job's start not before the person reached securing (422 naming both dates). "
+        "Whoever may make the move may date it.",
     )
 
     model_config = ConfigDict(
@@ -74,6 +98,7 @@ class PlacementTransitionRequest(InputModel):
                 {"to": "accepted"},
                 {"to": "rejected", "reason": "not_suited", "note": "Needs a driving licence."},
                 {"to": "started", "on": "2027-01-04"},
+                {"to": "accepted", "effective_at": "2014-06-02T10:00:00Z"},
             ]
         }
     )
@@ -88,6 +113,9 @@ class FollowUpCreate(InputModel):
     )
 
 
+_OTHER_SIDE = "Null for a landlord on a move it did not make."
+
+
 class PlacementTransition(ReadModel):
     id: uuid.UUID
     placement_id: uuid.UUID
@@ -95,10 +123,16 @@ class PlacementTransition(ReadModel):
     to_status: PlacementStatus
     at: dt.datetime
     actor_kind: ActorKind
-    actor_id: str
+    actor_id: str | None = Field(description="Who moved it. " + _OTHER_SIDE)
     actor_role: Role
     reason: PlacementEndReason | None
-    note: str | None
+    note: str | None = Field(description=_OTHER_SIDE)
+
+
+def present_move(row: object, *, note: bool, actor_id: bool) -> PlacementTransition:
+    read = PlacementTransition.model_validate(row)
+    hidden = {name: None for name, shown in (("note", note), ("actor_id", actor_id)) if not shown}
+    return read.model_copy(update=hidden) if hidden else read
 
 
 class PlacementTransitionPage(Page[PlacementTransition]):
@@ -128,11 +162,15 @@ class Placement(EntityRead):
     started_on: dt.date | None
     ended_on: dt.date | None
     closing_reason: PlacementEndReason | None
-    notes: str | None
+    notes: str | None = Field(
+        description="The insertion structure's working notes; null for landlords."
+    )
     follow_up_6m_on: dt.date | None
     follow_up_6m_in_post: bool | None
     follow_up_12m_on: dt.date | None
     follow_up_12m_in_post: bool | None
+    follow_up_6m_recorded_at: dt.datetime | None
+    follow_up_12m_recorded_at: dt.datetime | None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -154,9 +192,7 @@ class PlacementPage(Page[Placement]):
     pass
 
 
-def present(placement: object, role: Role) -> Placement:
-    """Working notes are the insertion structure's: a landlord does not get them."""
+def present(placement: object, *, notes: bool) -> Placement:
+    """A placement as the caller may read it (see services.visibility)."""
     read = Placement.model_validate(placement)
-    if role is Role.LANDLORD:
-        return read.model_copy(update={"notes": None})
-    return read
+    return read if notes else read.model_copy(update={"notes": None})

@@ -39,7 +39,18 @@ Siret = Annotated[
     Field(pattern=r"^[0-9]{14}$", examples=["44306184100047"]),
     AfterValidator(_check_siret),
 ]
-SubKind = Annotated[str, Field(json_schema_extra={"enum": list(ALL_SUB_KINDS)})]
+
+
+def _known_sub_kind(value: str) -> str:
+    if value not in ALL_SUB_KINDS:
+        raise ValueError("not a known sub_kind")
+    return value
+
+
+# The enum the spec shows is enforced here; which values fit which kind, by the service.
+SubKind = Annotated[
+    str, Field(json_schema_extra={"enum": list(ALL_SUB_KINDS)}), AfterValidator(_known_sub_kind)
+]
 
 
 def check_sub_kind(kind: StructureKind, sub_kind: str) -> None:

@@ -18,6 +18,7 @@ from app.schemas.common import (
     CommuneInsee,
     CompetencyRequirements,
     EntityRead,
+    ExternalRef,
     FieldRuleError,
     InputModel,
     Latitude,
@@ -86,6 +87,7 @@ class VacancyCreate(InputModel):
     start_date: dt.date
     end_date: dt.date | None = None
     status: Literal[VacancyStatus.DRAFT, VacancyStatus.OPEN] = VacancyStatus.DRAFT
+    external_ref: ExternalRef | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -164,6 +166,7 @@ class VacancyUpdate(UpdateModel):
         ]
         | None
     ) = Field(default=None, description="`filled` is set by the service, never by hand.")
+    external_ref: ExternalRef | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"status": "open", "positions": 2}]})
 
@@ -195,6 +198,7 @@ class Vacancy(EntityRead):
     end_date: dt.date | None
     status: VacancyStatus
     filled_positions: int = Field(description="Placements accepted or started.")
+    external_ref: str | None = Field(description="The landlord's own reference.")
 
 
 class VacancyPage(Page[Vacancy]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, date
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,6 @@ from app.domain.enums import (
     ActivityOutcome,
     ActivityType,
     AuditAction,
-    CandidateView,
     CertificationStatus,
     Phase,
     StructureKind,
@@ -23,10 +23,18 @@ from app.domain.pathway import ACTIVITY_PHASE, PHASE_RANK
 from app.errors import Conflict, NotFound, ValidationFailed, field_error, pydantic_errors
 from app.models import Activity, Candidate
 from app.schemas.activities import ACTIVITY_MODELS, ActivityUpdate
-from app.services import audit, events, structures, tenancy
+from app.schemas.events import ActivityRecorded, ActivityUpdated
+from app.services import audit, dates, events, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, paginate
-from app.services.pathway import lock_candidate, snapshot
+from app.services.pathway import entered_at, lock_candidate, snapshot
+
+
+async def _journal(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, action: AuditAction
+) -> None:
+    views = await visibility.candidate_views(session, actor, [candidate_id])
+    await audit.record_views(session, actor, action, views)
 
 
 class PhaseNotReached(Conflict):
@@ -43,6 +51,18 @@ def _check_phase(candidate: Candidate, activity_type: ActivityType) -> Phase:
             activity_phase=phase.value,
         )
     return phase
+
+
+async def _check_date(session: AsyncSession, candidate: Candidate, occurred_on: date) -> None:
+    """Nothing happens on a path before it began."""
+    entered = await entered_at(session, candidate.id)
+    if entered is not None:
+        dates.not_before(
+            occurred_on,
+            entered.astimezone(UTC).date(),
+            ["body", "occurred_on"],
+            "the person entered the path",
+        )
 
 
 def _apply_levels(candidate: Candidate, activity: Activity) -> None:
@@ -125,6 +145,7 @@ async def create(
 ) -> Activity:
     candidate = await lock_candidate(session, actor, candidate_id)
     phase = _check_phase(candidate, data.type)
+    await _check_date(session, candidate, data.occurred_on)
     values = _columns(data)
     if values.get("landlord_id") is not None:
         await structures.require_kind(
@@ -140,12 +161,12 @@ async def create(
     await _refresh_totals(session, candidate)
     events.emit(
         session,
-        "activity.recorded",
-        "candidate",
-        candidate.id,
-        {"activity_id": str(activity.id), "type": activity.type.value},
+        ActivityRecorded(
+            candidate_id=candidate.id, activity_id=activity.id, activity_type=activity.type
+        ),
+        events.path_audience(candidate),
     )
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity
 
 
@@ -171,7 +192,7 @@ async def get(
 ) -> Activity:
     await _visible_candidate(session, actor, candidate_id)
     activity = await _find(session, candidate_id, activity_id)
-    await audit.record(session, actor, [candidate_id], AuditAction.READ, CandidateView.FULL)
+    await _journal(session, actor, candidate_id, AuditAction.READ)
     return activity
 
 
@@ -187,7 +208,7 @@ async def list_(
     if activity_type is not None:
         stmt = stmt.where(Activity.type == activity_type)
     rows, next_cursor = await paginate(session, Activity, stmt, page)
-    await audit.record(session, actor, [candidate_id], AuditAction.LIST, CandidateView.FULL)
+    await _journal(session, actor, candidate_id, AuditAction.LIST)
     return rows, next_cursor
 
 
@@ -226,12 +247,23 @@ async def update(
         await structures.require_kind(
             session, values["landlord_id"], StructureKind.LANDLORD, "landlord_id"
         )
+    if "occurred_on" in changes:
+        await _check_date(session, candidate, values["occurred_on"])
     touched = _exam_codes(activity)  # a corrected code frees the old one too
+    before = activity.version
     for name, value in values.items():
         setattr(activity, name, value)
     _apply_levels(candidate, activity)
     await flush(session)
     await _refresh_certifications(session, candidate, touched | _exam_codes(activity))
     await _refresh_totals(session, candidate)
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    if activity.version != before:
+        events.emit(
+            session,
+            ActivityUpdated(
+                candidate_id=candidate.id, activity_id=activity.id, activity_type=activity.type
+            ),
+            events.path_audience(candidate),
+        )
+    await _journal(session, actor, candidate.id, AuditAction.UPDATE)
     return activity

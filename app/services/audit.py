@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, text
+from sqlalchemy import ARRAY, Table, Uuid, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView
+from app.domain.ids import uuid7
 from app.models import AuditEvent
 from app.models.base import utcnow
 from app.services.auth import Actor
@@ -19,6 +20,21 @@ from app.services.common import PageRequest, paginate
 
 _INSERT = insert(cast(Table, AuditEvent.__table__))
 _INSERT_MANY = _INSERT.returning(AuditEvent.__table__.c.id)
+# Every row of one access differs only by its id and person: on PostgreSQL they go in as
+# one statement over two arrays. Measured on an assignment pairing 1,767 people: 170-230
+# ms as an executemany, a few ms this way; a national one pairs ten times as many.
+_PG_ROWS = text(
+    "INSERT INTO audit_events (id, at, actor_kind, actor_id, actor_role, "
+    "actor_structure_id, candidate_id, action, field_class, operation, request_id) "
+    "SELECT row.id, :at, :actor_kind, :actor_id, :actor_role, :actor_structure_id, "
+    "row.candidate_id, :action, :field_class, :operation, :request_id "
+    "FROM unnest(:ids, :candidate_ids) AS row(id, candidate_id)"
+).bindparams(
+    bindparam("at", type_=AuditEvent.__table__.c.at.type),
+    bindparam("actor_structure_id", type_=Uuid()),
+    bindparam("ids", type_=ARRAY(Uuid())),
+    bindparam("candidate_ids", type_=ARRAY(Uuid())),
+)
 
 
 async def record(
@@ -29,30 +45,43 @@ async def record(
     view: CandidateView,
 ) -> None:
     """Append one row per candidate, in the transaction of the access itself."""
-    at = utcnow()
-    rows = [
-        {
-            "at": at,
-            "actor_kind": actor.kind,
-            "actor_id": actor.id,
-            "actor_role": actor.role,
-            "actor_structure_id": actor.structure_id,
-            "candidate_id": candidate_id,
-            "action": action,
-            "field_class": view,
-            "request_id": actor.request_id,
-        }
-        for candidate_id in candidate_ids
-    ]
-    if rows:
-        # Core on the session's connection: a plain INSERT, no ORM bulk machinery.
-        connection = await session.connection()
-        if len(rows) == 1:
-            await connection.execute(_INSERT, rows[0])
-        else:
-            # RETURNING makes SQLAlchemy send one multi-row INSERT ("insertmanyvalues")
-            # instead of an executemany, which asyncpg runs row by row.
-            await connection.execute(_INSERT_MANY, rows)
+    people = list(candidate_ids)
+    if not people:
+        return
+    common = {
+        "at": utcnow(),
+        "actor_kind": actor.kind.value,
+        "actor_id": actor.id,
+        "actor_role": actor.role.value,
+        "actor_structure_id": actor.structure_id,
+        "action": action.value,
+        "field_class": view.value,
+        "operation": actor.operation,
+        "request_id": actor.request_id,
+    }
+    # Core on the session's connection: plain INSERTs, no ORM bulk machinery.
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        ids = [uuid7() for _ in people]
+        await connection.execute(_PG_ROWS, {**common, "ids": ids, "candidate_ids": people})
+        return
+    rows = [{**common, "candidate_id": person} for person in people]
+    if len(rows) == 1:
+        await connection.execute(_INSERT, rows[0])
+    else:
+        # RETURNING makes SQLAlchemy send one multi-row INSERT ("insertmanyvalues").
+        await connection.execute(_INSERT_MANY, rows)
+
+
+async def record_views(
+    session: AsyncSession,
+    actor: Actor,
+    action: AuditAction,
+    views: Mapping[uuid.UUID, CandidateView],
+) -> None:
+    """One row per person, each with the view the caller had of them."""
+    for view in sorted(set(views.values())):
+        await record(session, actor, [c for c, v in views.items() if v is view], action, view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +89,7 @@ class AuditFilters:
     candidate_id: uuid.UUID | None = None
     actor_id: str | None = None
     action: AuditAction | None = None
+    operation: str | None = None
     since: datetime | None = None
     until: datetime | None = None
 
@@ -74,6 +104,8 @@ async def list_(
         stmt = stmt.where(AuditEvent.actor_id == filters.actor_id)
     if filters.action is not None:
         stmt = stmt.where(AuditEvent.action == filters.action)
+    if filters.operation is not None:
+        stmt = stmt.where(AuditEvent.operation == filters.operation)
     if filters.since is not None:
         stmt = stmt.where(AuditEvent.at >= filters.since)
     if filters.until is not None:

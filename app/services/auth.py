@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import PROJECT_ROOT, Settings
 from app.domain.enums import ROLE_STRUCTURE_KIND, ActorKind, Role
+from app.domain.territory import NATIONAL, Territory, parse_territory
 from app.errors import BadRequest, Unauthorized
 from app.models import ApiClient, Structure
 from app.models.base import utcnow
@@ -45,6 +46,11 @@ class Actor:
     structure_id: uuid.UUID | None
     scopes: frozenset[str]
     request_id: str | None = None
+    # The permission table's name of the operation being served: the audit journal
+    # records it. None for commands run on the server.
+    operation: str | None = None
+    # Observers: the territory of the figures they read (app.domain.territory).
+    territory: Territory | None = None
 
     @property
     def id_key(self) -> str:
@@ -182,6 +188,7 @@ class ClientState:
     credential_version: int
     expires_at: datetime | None
     revoked: bool
+    territory: Territory | None
 
     def usable(self) -> bool:
         return not self.revoked and (self.expires_at is None or self.expires_at > utcnow())
@@ -219,6 +226,7 @@ class ClientStates:
                     ApiClient.credential_version,
                     ApiClient.expires_at,
                     ApiClient.revoked_at,
+                    ApiClient.territory,
                 ).where(ApiClient.id == client_id)
             )
         ).one_or_none()
@@ -232,6 +240,7 @@ class ClientStates:
             row.credential_version,
             row.expires_at,
             row.revoked_at is not None,
+            parse_territory(row.territory) if row.territory else None,
         )
         if self.ttl_s > 0:
             if len(self._states) >= self._MAX_ENTRIES:
@@ -346,7 +355,13 @@ class Authenticator:
             raise InvalidToken("client secret rotated; get a new token")
         scopes = frozenset(str(claims.get("scope", "")).split()) & client.scopes
         return Actor(
-            ActorKind.CLIENT, str(client_id), client.role, client.structure_id, scopes, request_id
+            ActorKind.CLIENT,
+            str(client_id),
+            client.role,
+            client.structure_id,
+            scopes,
+            request_id,
+            territory=client.territory,
         )
 
     async def _user_actor(self, session: AsyncSession, token: str, request_id: str | None) -> Actor:
@@ -373,8 +388,17 @@ class Authenticator:
         structure_id = await _claimed_structure(
             session, claims.get(settings.oidc_structure_claim), role
         )
+        territory = None
+        if role is Role.OBSERVER:
+            territory = _claimed_territory(claims.get(settings.oidc_territory_claim))
         return Actor(
-            ActorKind.USER, str(claims["sub"]), role, structure_id, default_scopes(role), request_id
+            ActorKind.USER,
+            str(claims["sub"]),
+            role,
+            structure_id,
+            default_scopes(role),
+            request_id,
+            territory=territory,
         )
 
 
@@ -408,6 +432,16 @@ async def _claimed_structure(session: AsyncSession, raw: object, role: Role) -> 
     if structure is None or (expected_kind is not None and structure.kind is not expected_kind):
         raise InvalidToken("the token's structure does not fit its role")
     return structure_id
+
+
+def _claimed_territory(raw: object) -> Territory:
+    """An observer user's territory claim; absent means national, as for API clients."""
+    if raw is None:
+        return NATIONAL
+    try:
+        return parse_territory(str(raw))
+    except ValueError:
+        raise InvalidToken("malformed territory claim") from None
 
 
 async def find_client(session: AsyncSession, client_id: str) -> ApiClient | None:

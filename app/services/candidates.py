@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -11,12 +10,13 @@ from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.errors import Forbidden, NotFound, ValidationFailed, field_error
+from app.errors import DuplicateResource, Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
 from app.schemas.candidates import CandidateCreate, CandidateUpdate
 from app.schemas.common import check_coordinates
-from app.services import audit, placements, structures, tenancy
+from app.schemas.events import CandidateCreated, CandidateUpdated
+from app.services import audit, dates, events, pathway, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -38,16 +38,19 @@ class CandidateFilters:
     phase: Phase | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    external_ref: str | None = None
 
 
 _JSON_FIELDS = {"competencies", "certifications", "preferred_contract_types"}
+# Fields of a request that are not columns of the candidate.
+_NOT_COLUMNS = {"entered_at"}
 
 
 def _column_values(
     data: CandidateCreate | CandidateUpdate, *, exclude_unset: bool
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
-    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS)
+    values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
     values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
     return values
 
@@ -55,20 +58,22 @@ def _column_values(
 visible_to = tenancy.candidates
 
 
-async def _views(
-    session: AsyncSession, actor: Actor, candidates: Sequence[Candidate | CandidateRow]
-) -> dict[uuid.UUID, CandidateView]:
-    if actor.role is Role.PRESCRIBER:
-        return {c.id: CandidateView.REFERRAL for c in candidates}
-    if actor.role is not Role.LANDLORD:
-        return {c.id: CandidateView.FULL for c in candidates}
-    assert actor.structure_id is not None
-    accepted = await placements.accepted_by_landlord(
-        session, [c.id for c in candidates], actor.structure_id
-    )
-    return {
-        c.id: CandidateView.FULL if c.id in accepted else CandidateView.REDUCED for c in candidates
-    }
+async def _view(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> CandidateView:
+    return (await visibility.candidate_views(session, actor, [candidate_id]))[candidate_id]
+
+
+class ExternalRefTaken(DuplicateResource):
+    slug, title = "external-ref-taken", "This external reference is already used"
+
+
+def _ref_taken() -> ExternalRefTaken:
+    return ExternalRefTaken("The structure already has a candidate with this external_ref.")
+
+
+_CONFLICTS = {
+    "uq_candidates_structure_id_external_ref": _ref_taken,
+    "unique:candidates.structure_id, candidates.external_ref": _ref_taken,
+}
 
 
 async def _check_references(
@@ -85,25 +90,37 @@ async def _check_references(
 async def create(
     session: AsyncSession, actor: Actor, data: CandidateCreate
 ) -> tuple[Candidate, CandidateView]:
-    view = CandidateView.FULL
     if actor.role is Role.INSERTION and data.structure_id != actor.structure_id:
         raise Forbidden("Insertion staff register candidates for their own structure only.")
     if actor.role is Role.PRESCRIBER:
         if data.referrer_id not in (None, actor.structure_id):
             raise Forbidden("A prescriber refers people in its own name only.")
+        if data.external_ref is not None:
+            raise Forbidden("external_ref is the accompanying structure's own reference.")
         data = data.model_copy(update={"referrer_id": actor.structure_id})
-        view = CandidateView.REFERRAL
+    if data.entered_at is not None:
+        dates.may_date(actor.role in (Role.ADMIN, Role.INSERTION))
+        dates.not_in_future(data.entered_at, ["body", "entered_at"])
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
         **_column_values(data, exclude_unset=False),
         **territory(data.commune_insee),
         phase=Phase.RECRUITMENT,
-        phase_changed_at=now,
+        phase_changed_at=data.entered_at or now,
         consent_given_at=now if data.consent_to_share else None,
     )
     session.add(candidate)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    await pathway.record_entry(session, candidate, actor, data.entered_at or now)
+    events.emit(
+        session,
+        CandidateCreated(
+            candidate_id=candidate.id, structure_id=candidate.structure_id, phase=candidate.phase
+        ),
+        events.candidate_audience(candidate),
+    )
+    view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.CREATE, view)
     return candidate, view
 
@@ -142,36 +159,23 @@ async def get(
     candidate = (await connection.execute(statement, {"candidate_id": candidate_id})).first()
     if candidate is None:
         raise NotFound("No candidate with this id.")
-    view = (await _views(session, actor, [candidate]))[candidate.id]
+    view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
     return candidate, view
-
-
-# A filter on a field the caller's view hides would reveal it, one yes/no at a time.
-_HIDDEN_FILTERS = {Role.LANDLORD: ("structure_id",), Role.PRESCRIBER: ("departement",)}
-
-
-def _check_filters(actor: Actor, filters: CandidateFilters) -> None:
-    hidden = [
-        name for name in _HIDDEN_FILTERS.get(actor.role, ()) if getattr(filters, name) is not None
-    ]
-    if hidden:
-        raise ValidationFailed(
-            [
-                field_error(
-                    ["query", name],
-                    f"not a filter the {actor.role.value} role has",
-                    "filter_not_allowed",
-                )
-                for name in hidden
-            ]
-        )
 
 
 async def list_(
     session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
 ) -> tuple[list[tuple[CandidateRow, CandidateView]], str | None]:
-    _check_filters(actor, filters)
+    visibility.check_filters(
+        actor,
+        {
+            "structure_id": filters.structure_id,
+            "phase": filters.phase,
+            "departement": filters.departement,
+            "external_ref": filters.external_ref,
+        },
+    )
     stmt = _READ.where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
@@ -179,11 +183,14 @@ async def list_(
         stmt = stmt.where(Candidate.phase == filters.phase)
     if filters.departement is not None:
         stmt = stmt.where(Candidate.departement == filters.departement)
-    rows, next_cursor = await paginate_rows(session, Candidate, stmt, page, filters.updated_since)
-    views = await _views(session, actor, rows)
-    for view in set(views.values()):
-        ids = [c.id for c in rows if views[c.id] is view]
-        await audit.record(session, actor, ids, AuditAction.LIST, view)
+    if filters.external_ref is not None:
+        stmt = stmt.where(Candidate.external_ref == filters.external_ref)
+    if filters.updated_since is not None:
+        # Each person's stamp in the caller's view: a hidden change brings no one back.
+        stmt = stmt.where(visibility.view_updated_at(actor) >= filters.updated_since)
+    rows, next_cursor = await paginate_rows(session, Candidate, stmt, page)
+    views = await visibility.candidate_views(session, actor, [c.id for c in rows])
+    await audit.record_views(session, actor, AuditAction.LIST, views)
     return [(c, views[c.id]) for c in rows], next_cursor
 
 
@@ -216,20 +223,41 @@ async def update(
     consent = changes.get("consent_to_share")
     if consent is not None and consent != candidate.consent_to_share:
         changes["consent_given_at"] = utcnow() if consent else None
+    before = candidate.version
     apply_changes(candidate, changes)
-    await flush(session)
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    await flush(session, _CONFLICTS)
+    if candidate.version != before:
+        events.emit(
+            session,
+            CandidateUpdated(
+                candidate_id=candidate.id,
+                structure_id=candidate.structure_id,
+                version=candidate.version,
+            ),
+            events.candidate_audience(candidate),
+        )
+    view = await _view(session, actor, candidate.id)
+    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, view)
     return candidate
 
 
-async def delete(
-    session: AsyncSession,
-    actor: Actor,
-    candidate_id: uuid.UUID,
-    expected_versions: frozenset[int] | None,
-) -> None:
-    candidate = await _visible(session, actor, candidate_id)
-    check_version(candidate.version, expected_versions)
-    await session.delete(candidate)
-    await flush(session)
-    await audit.record(session, actor, [candidate_id], AuditAction.DELETE, CandidateView.FULL)
+async def upsert(
+    session: AsyncSession, actor: Actor, data: CandidateCreate
+) -> tuple[Candidate, str]:
+    """Create the candidate, or update the structure's one with this external_ref (the
+    fields given only); every rule of create and update applies. Returns the record and
+    `created`, `updated` or `unchanged`."""
+    existing = await session.scalar(
+        select(Candidate).where(
+            Candidate.structure_id == data.structure_id,
+            Candidate.external_ref == data.external_ref,
+            visible_to(actor),
+        )
+    )
+    if existing is None:
+        candidate, _view = await create(session, actor, data)
+        return candidate, "created"
+    before = existing.version
+    changes = CandidateUpdate.model_validate(data.model_dump(exclude_unset=True))
+    candidate = await update(session, actor, existing.id, changes, None)
+    return candidate, "unchanged" if candidate.version == before else "updated"

@@ -45,13 +45,19 @@ def for_update(stmt: Select[B]) -> Select[B]:
     return stmt.with_for_update().execution_options(populate_existing=True)
 
 
-async def flush(session: AsyncSession, conflicts: Mapping[str, Conflict] | None = None) -> None:
-    """Flush, turning a constraint violation into the domain conflict named for it."""
+ConflictFor = Conflict | Callable[[], Conflict]
+
+
+async def flush(session: AsyncSession, conflicts: Mapping[str, ConflictFor] | None = None) -> None:
+    """Flush, turning a constraint violation into the domain conflict named for it
+    (given as an instance, or as a function making a fresh one)."""
     try:
         await session.flush()
     except IntegrityError as exc:
         name = constraint_name(exc) or ""
         known = (conflicts or {}).get(name)
+        if callable(known):
+            known = known()
         raise (known or integrity_to_conflict(exc)) from None
 
 

@@ -28,7 +28,6 @@ from sqlalchemy import (
     String,
     and_,
     cast,
-    false,
     func,
     or_,
     select,
@@ -47,6 +46,7 @@ from app.domain.enums import (
     AuditAction,
     CandidateView,
     ContractType,
+    DistanceBand,
     Phase,
     PlacementStatus,
     Role,
@@ -56,6 +56,7 @@ from app.domain.enums import (
 from app.domain.geography import DEPARTEMENT_REGION, DEPARTEMENTS
 from app.domain.matching import (
     CARETAKER_RNCPS,
+    CRITERIA,
     EARTH_RADIUS_KM,
     KIND_CODES,
     PHASE_CODES,
@@ -73,7 +74,7 @@ from app.errors import Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Activity, Candidate, Placement, Vacancy
 from app.models.base import utcnow
 from app.schemas.placements import PlacementCreate
-from app.services import audit, placements, tenancy
+from app.services import audit, placements, tenancy, visibility
 from app.services.auth import Actor
 
 DEPARTEMENT_CODES = {dep: i for i, dep in enumerate(sorted(DEPARTEMENTS))}
@@ -505,10 +506,17 @@ async def _score(
     candidate_rows: Sequence[Any],
     vacancy_rows: Sequence[Any],
     pairing: Pairing,
+    *,
+    coarse: bool = False,
 ) -> tuple[CandidateTable, VacancyTable, np.ndarray, np.ndarray, PairScores, Weights]:
-    """Rows to arrays, the database's knowledge of the pairs, then the scorer."""
+    """Rows to arrays, the database's knowledge of the pairs, then the scorer. With
+    `coarse`, people are placed at their grid cell (see visibility), not their home."""
     rncp = _rncp_index(candidate_rows, vacancy_rows)
     cands = candidate_table(candidate_rows, rncp, await _busy(session), utcnow().date())
+    if coarse:
+        cands.arrays.lat, cands.arrays.lon = visibility.coarse_locations(
+            cands.arrays.lat, cands.arrays.lon
+        )
     vacs = vacancy_table(vacancy_rows, rncp)
     return await _score_tables(session, settings, cands, vacs, pairing)
 
@@ -535,6 +543,8 @@ async def _score_tables(
 
 
 # --- rankings --------------------------------------------------------------------------
+# What a caller is told of each pair (who, which criteria, how precise a distance) is
+# decided by app.services.visibility; this part computes and applies it.
 
 
 @dataclass(slots=True)
@@ -542,6 +552,7 @@ class Ranked:
     id: uuid.UUID
     score: float
     distance_km: float | None
+    distance_band: DistanceBand | None
     contributions: dict[str, float]
     explanation: list[str]
 
@@ -553,64 +564,115 @@ class Excluded:
 
 
 @dataclass(slots=True)
+class Others:
+    """The eligible people a caller may not name: counts only (visibility rounds them)."""
+
+    eligible: int
+    by_score_band: dict[str, int]
+
+
+@dataclass(slots=True)
 class Ranking:
     items: list[Ranked]
     excluded: list[Excluded] = field(default_factory=list)
-    considered: int = 0
+    considered: int | None = 0
+    criteria: tuple[str, ...] = CRITERIA
+    others: Others | None = None
+    # The rows the items and exclusions name (candidates or vacancies), by id, and for
+    # candidates the view the caller has of each.
+    rows: dict[uuid.UUID, Any] = field(default_factory=dict)
+    views: dict[uuid.UUID, CandidateView] = field(default_factory=dict)
 
 
 def _explain(
-    scores: PairScores, p: int, weights: Weights, cands: CandidateTable, c: int
+    scores: PairScores, p: int, cands: CandidateTable, c: int, shown: frozenset[str]
 ) -> list[str]:
-    notes = []
-    if scores.same_departement_fallback[p]:
-        notes.append("no coordinates on one side: matched on the same département")
-    else:
-        notes.append(
-            f"{scores.distance_km[p]:.1f} km away, within a "
-            f"{cands.arrays.max_commute_km[c]:g} km commute"
-        )
+    """Each line speaks of one criterion; only the criteria the caller is told of."""
     criteria = scores.criteria[p]
+    lines: list[tuple[str, str]] = []
+    if scores.same_departement_fallback[p]:
+        lines.append(("distance", "no coordinates on one side: matched on the same département"))
+    else:
+        lines.append(
+            (
+                "distance",
+                f"{scores.distance_km[p]:.1f} km away, within a "
+                f"{cands.arrays.max_commute_km[c]:g} km commute",
+            )
+        )
     if criteria[1] < 1:
-        notes.append("some required competencies are below the level asked")
+        lines.append(("competencies", "some required competencies are below the level asked"))
     if criteria[2] == 1:
-        notes.append("certification held")
+        lines.append(("certification", "certification held"))
     elif criteria[2] == 0.5:
-        notes.append("certification in progress")
+        lines.append(("certification", "certification in progress"))
     if criteria[3] == 1:
-        notes.append("completed a mission with this landlord")
-    return notes
+        lines.append(("landlord_history", "completed a mission with this landlord"))
+    return [line for criterion, line in lines if criterion in shown]
+
+
+def _points(
+    scores: PairScores, weights: Weights, criteria: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(contributions, score) of every pair on the given criteria, rescaled to 0-100."""
+    idx = [CRITERIA.index(name) for name in criteria]
+    w = weights.vector()[idx]
+    scale = 100.0 / w.sum() if w.sum() > 0 else 0.0
+    contributions = scores.criteria[:, idx] * (w * scale)
+    if len(idx) == len(CRITERIA):
+        return contributions, scores.score
+    return contributions, np.round(contributions.sum(axis=1), 2)
+
+
+def _located(lat: float, lon: float) -> tuple[float, float] | None:
+    return None if math.isnan(lat) else (float(lat), float(lon))
 
 
 def _rank(
     scores: PairScores,
     weights: Weights,
     cands: CandidateTable,
+    vacs: VacancyTable,
     ci: np.ndarray,
+    vi: np.ndarray,
     other_ids: list[uuid.UUID],
     limit: int,
     include_excluded: bool,
+    criteria: tuple[str, ...],
+    shown: Callable[[int], visibility.Disclosure],
+    listed: np.ndarray,
 ) -> Ranking:
-    w = weights.vector()
-    contributions = scores.criteria * w * (100.0 / w.sum())
-    eligible = np.flatnonzero(scores.mask == 0)
+    """Rank the pairs `listed` (a boolean per pair) by score, each told as `shown(p)`
+    allows."""
+    contributions, score = _points(scores, weights, criteria)
+    eligible = np.flatnonzero(listed)
     keys = [other_ids[p] for p in eligible]
-    order = sorted(range(len(eligible)), key=lambda k: (-scores.score[eligible[k]], keys[k]))
+    order = sorted(range(len(eligible)), key=lambda k: (-score[eligible[k]], keys[k]))
     items = []
     for k in order[:limit]:
         p = int(eligible[k])
-        c = int(ci[p])
+        c, v = int(ci[p]), int(vi[p])
+        disclosure = shown(p)
+        told = visibility.criteria_shown(disclosure, criteria)
         distance = scores.distance_km[p]
+        distance_km, band = visibility.told_distance(
+            disclosure,
+            None if math.isnan(distance) else round(float(distance), 2),
+            _located(cands.arrays.lat[c], cands.arrays.lon[c]),
+            _located(vacs.arrays.lat[v], vacs.arrays.lon[v]),
+        )
         items.append(
             Ranked(
                 id=keys[k],
-                score=float(scores.score[p]),
-                distance_km=None if math.isnan(distance) else round(float(distance), 2),
+                score=float(score[p]),
+                distance_km=distance_km,
+                distance_band=band,
                 contributions={
                     name: round(float(contributions[p, j]), 2)
-                    for j, name in enumerate(weights.criteria())
+                    for j, name in enumerate(criteria)
+                    if name in told
                 },
-                explanation=_explain(scores, p, weights, cands, c),
+                explanation=_explain(scores, p, cands, c, told),
             )
         )
     excluded = []
@@ -618,15 +680,50 @@ def _rank(
         refused = np.flatnonzero(scores.mask != 0)
         refused_sorted = sorted(refused, key=lambda p: other_ids[p])
         excluded = [
-            Excluded(id=other_ids[p], failed=failed_filters(int(scores.mask[p])))
+            Excluded(
+                id=other_ids[p],
+                failed=failed_filters(int(scores.mask[p]) & shown(int(p)).filters),
+            )
             for p in refused_sorted[:limit]
         ]
-    return Ranking(items=items, excluded=excluded, considered=len(scores.mask))
+    return Ranking(items=items, excluded=excluded, considered=len(scores.mask), criteria=criteria)
+
+
+def _others(
+    scores: PairScores, weights: Weights, criteria: tuple[str, ...], eligible: np.ndarray
+) -> Others:
+    """Counts of eligible people by score band, on the ranking's own criteria."""
+    _, score = _points(scores, weights, criteria)
+    bands = [visibility.score_band(float(s)) for s in score[eligible]]
+    return Others(
+        eligible=visibility.rounded_count(int(eligible.sum())),
+        by_score_band={
+            label: visibility.rounded_count(bands.count(label))
+            for label in visibility.score_band_labels()
+        },
+    )
 
 
 async def _max_commute(session: AsyncSession) -> float:
     found = await session.scalar(select(func.max(Candidate.max_commute_km)))
     return float(found or 0)
+
+
+def _prefilter(vacancy: Vacancy) -> list[ColumnElement[bool]]:
+    """The cheap hard filters, in SQL too; the scorer checks them all again."""
+    where = [
+        Candidate.consent_to_share.is_(True),
+        Candidate.phase.in_(PHASES_FOR_KIND[vacancy.kind]),
+        or_(
+            Candidate.available_from.is_(None),
+            Candidate.available_from <= vacancy.start_date,
+        ),
+    ]
+    if vacancy.driving_licence_required:
+        where.append(Candidate.has_driving_licence.is_(True))
+    if vacancy.onsite_housing:
+        where.append(Candidate.accepts_onsite_housing.is_(True))
+    return where
 
 
 async def vacancy_matches(
@@ -642,50 +739,80 @@ async def vacancy_matches(
     )
     if vacancy is None:
         raise NotFound("No vacancy with this id.")
+    rules = visibility.vacancy_ranking(actor, vacancy, include_excluded=include_excluded)
     radius = await _max_commute(session)
-    where = [
-        _candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, radius),
-        _candidate_scope(actor),
-    ]
-    if not include_excluded:
-        # The cheap hard filters run in SQL too; the scorer checks them all again.
-        where += [
-            Candidate.consent_to_share.is_(True),
-            Candidate.phase.in_(PHASES_FOR_KIND[vacancy.kind]),
-            or_(
-                Candidate.available_from.is_(None),
-                Candidate.available_from <= vacancy.start_date,
-            ),
-        ]
-        if vacancy.driving_licence_required:
-            where.append(Candidate.has_driving_licence.is_(True))
-        if vacancy.onsite_housing:
-            where.append(Candidate.accepts_onsite_housing.is_(True))
-    candidate_rows = (await _rows(session, select(*CANDIDATE_COLUMNS).where(*where))).all()
     vacancy_rows = (
         await _rows(session, select(*VACANCY_COLUMNS).where(Vacancy.id == vacancy.id))
     ).all()
-    cands, _, ci, _, scores, weights = await _score(
+    if rules.proposed_only:
+        # The people proposed to the vacancy, whatever the filters say (why one fails
+        # would tell a hidden field).
+        where = [rules.named]
+    else:
+        near = _candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, radius)
+        where = [near, rules.named] + ([] if include_excluded else _prefilter(vacancy))
+    candidate_rows = (await _rows(session, select(*CANDIDATE_COLUMNS).where(*where))).all()
+    cands, vacs, ci, vi, scores, weights = await _score(
         session, settings, candidate_rows, vacancy_rows, _every_candidate
     )
-    ranking = _rank(scores, weights, cands, ci, cands.ids, limit, include_excluded)
-    listed = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
-    view = CandidateView.REDUCED if actor.role is Role.LANDLORD else CandidateView.FULL
-    await audit.record(session, actor, listed, AuditAction.LIST, view)
+    views = await visibility.candidate_views(session, actor, cands.ids)
+    shown = {view: visibility.disclosure(view) for view in set(views.values())}
+
+    def disclosure(p: int) -> visibility.Disclosure:
+        return shown[views[cands.ids[int(ci[p])]]]
+
+    listed = np.ones(len(ci), dtype=np.bool_) if rules.proposed_only else scores.mask == 0
+    ranking = _rank(
+        scores,
+        weights,
+        cands,
+        vacs,
+        ci,
+        vi,
+        cands.ids,
+        limit,
+        include_excluded,
+        rules.criteria,
+        disclosure,
+        listed,
+    )
+    if rules.counts_of_others:
+        ranking.others = await _others_near(
+            session, settings, vacancy, vacancy_rows, radius, rules, set(cands.ids)
+        )
+        ranking.considered = None
+    named = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    ranking.views = {c: views[c] for c in named}
+    ranking.rows = {
+        c.id: c for c in await session.scalars(select(Candidate).where(Candidate.id.in_(named)))
+    }
+    await audit.record_views(session, actor, AuditAction.LIST, ranking.views)
     return vacancy, ranking
 
 
-def _candidate_scope(actor: Actor) -> ColumnElement[bool]:
-    """Who may appear in a ranking: an insertion structure's own candidates; anyone who
-    agreed to share, for landlords and admins (consent is a hard filter anyway)."""
-    if actor.role is Role.INSERTION:
-        return Candidate.structure_id == actor.structure_id
-    if actor.role is Role.LANDLORD:
-        # Not even in the excluded list: a landlord never sees who did not consent.
-        return Candidate.consent_to_share.is_(True)
-    if actor.role is Role.ADMIN:
-        return true()
-    return false()
+async def _others_near(
+    session: AsyncSession,
+    settings: Settings,
+    vacancy: Vacancy,
+    vacancy_rows: Sequence[Any],
+    radius: float,
+    rules: visibility.RankingRules,
+    named: set[uuid.UUID],
+) -> Others:
+    """The eligible people not named, counted by score band. Who is eligible is decided
+    from their grid cells (the box widened to hold every cell it reaches), so the counts
+    do not change as someone moves within a cell: they cannot locate anyone."""
+    near = _candidates_near(
+        vacancy.latitude, vacancy.longitude, vacancy.departement, radius + visibility.CELL_REACH_KM
+    )
+    rows = (
+        await _rows(session, select(*CANDIDATE_COLUMNS).where(near, *_prefilter(vacancy)))
+    ).all()
+    rows = [row for row in rows if row.id not in named]
+    *_, scores, weights = await _score(
+        session, settings, rows, vacancy_rows, _every_candidate, coarse=True
+    )
+    return _others(scores, weights, rules.criteria, scores.mask == 0)
 
 
 async def candidate_matches(
@@ -701,6 +828,10 @@ async def candidate_matches(
     )
     if candidate is None:
         raise NotFound("No candidate with this id.")
+    views = await visibility.candidate_views(session, actor, [candidate.id])
+    view = views[candidate.id]
+    visibility.candidate_ranking(view, actor, include_excluded=include_excluded)
+    shown = visibility.disclosure(view)
     same_departement = Vacancy.departement == candidate.departement
     if candidate.latitude is not None and candidate.longitude is not None:
         south, north, west, east = _box(
@@ -720,11 +851,29 @@ async def candidate_matches(
     candidate_rows = (
         await _rows(session, select(*CANDIDATE_COLUMNS).where(Candidate.id == candidate.id))
     ).all()
-    cands, vacs, ci, _, scores, weights = await _score(
+    cands, vacs, ci, vi, scores, weights = await _score(
         session, settings, candidate_rows, vacancy_rows, _every_vacancy
     )
-    ranking = _rank(scores, weights, cands, ci, vacs.ids, limit, include_excluded)
-    await audit.record(session, actor, [candidate.id], AuditAction.READ, CandidateView.FULL)
+    criteria = tuple(c for c in CRITERIA if c in shown.criteria)
+    ranking = _rank(
+        scores,
+        weights,
+        cands,
+        vacs,
+        ci,
+        vi,
+        vacs.ids,
+        limit,
+        include_excluded,
+        criteria,
+        lambda p: shown,
+        scores.mask == 0,
+    )
+    named = [r.id for r in ranking.items] + [e.id for e in ranking.excluded]
+    ranking.rows = {
+        v.id: v for v in await session.scalars(select(Vacancy).where(Vacancy.id.in_(named)))
+    }
+    await audit.record_views(session, actor, AuditAction.READ, views)
     return ranking
 
 
@@ -955,6 +1104,8 @@ async def assign(
             strict=True,
         )
     ]
+    views = await visibility.candidate_views(session, actor, [c for _, c, _ in pairs])
+    await audit.record_views(session, actor, AuditAction.LIST, views)
     result = Assignment(
         pairs=pairs,
         unfilled_positions=int(free.sum()) - len(pairs),

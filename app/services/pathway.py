@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, exists, func, select
@@ -14,7 +15,6 @@ from app.domain.enums import (
     ActivityOutcome,
     ActivityType,
     AuditAction,
-    CandidateView,
     MissionType,
     Phase,
     PlacementStatus,
@@ -33,8 +33,9 @@ from app.domain.pathway import (
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed, field_error
 from app.models import Activity, Candidate, CandidateTransition, Placement, Vacancy
 from app.models.base import utcnow
+from app.schemas.events import CandidatePhaseChanged
 from app.schemas.pathway import TransitionRequest
-from app.services import audit, events, tenancy
+from app.services import audit, dates, events, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import PageRequest, check_version, flush, for_update, paginate
 
@@ -123,6 +124,97 @@ async def lock_candidate(session: AsyncSession, actor: Actor, candidate_id: uuid
     return candidate
 
 
+async def open_span(session: AsyncSession, candidate_id: uuid.UUID) -> CandidateTransition | None:
+    """The person's latest move: the one whose phase has not ended (None before the entry)."""
+    return await session.scalar(
+        select(CandidateTransition).where(
+            CandidateTransition.candidate_id == candidate_id,
+            CandidateTransition.ended_at.is_(None),
+        )
+    )
+
+
+async def entered_at(session: AsyncSession, candidate_id: uuid.UUID) -> datetime | None:
+    """When the person's path began (their entry row)."""
+    return await session.scalar(
+        select(CandidateTransition.at).where(
+            CandidateTransition.candidate_id == candidate_id,
+            CandidateTransition.from_phase.is_(None),
+        )
+    )
+
+
+async def _append(
+    session: AsyncSession,
+    candidate: Candidate,
+    origin: Phase | None,
+    target: Phase,
+    actor: Actor,
+    *,
+    at: datetime | None,
+    reason: TransitionReason | None,
+    note: str | None,
+    forced: bool,
+) -> CandidateTransition:
+    """Append one history row, closing the span of the move before it.
+
+    Callers have checked `at` against the previous move; this holds the order anyway."""
+    now = utcnow()
+    effective = at or now
+    previous = await open_span(session, candidate.id)
+    if previous is not None:
+        assert effective >= previous.at, "moves are appended in order"
+        previous.ended_at = effective
+        previous.ended_recorded_at = now
+        await flush(session)  # closed before the next one opens (one open span each)
+    reached_before = await session.scalar(
+        select(
+            exists().where(
+                CandidateTransition.candidate_id == candidate.id,
+                CandidateTransition.to_phase == target,
+            )
+        )
+    )
+    candidate.phase = target
+    candidate.phase_changed_at = effective
+    record = CandidateTransition(
+        candidate_id=candidate.id,
+        from_phase=origin,
+        to_phase=target,
+        at=effective,
+        recorded_at=now,
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_role=actor.role,
+        reason=reason,
+        note=note,
+        forced=forced,
+        first_reach=not reached_before,
+        entered_at=previous.entered_at if previous is not None else effective,
+    )
+    session.add(record)
+    return record
+
+
+async def record_entry(
+    session: AsyncSession, candidate: Candidate, actor: Actor, at: datetime | None
+) -> CandidateTransition:
+    """The path's start, as the first history row: every figure counts from it."""
+    record = await _append(
+        session,
+        candidate,
+        None,
+        Phase.RECRUITMENT,
+        actor,
+        at=at,
+        reason=None,
+        note=None,
+        forced=False,
+    )
+    await flush(session)
+    return record
+
+
 async def set_phase(
     session: AsyncSession,
     candidate: Candidate,
@@ -132,40 +224,48 @@ async def set_phase(
     reason: TransitionReason | None,
     note: str | None,
     forced: bool,
+    at: datetime | None = None,
 ) -> CandidateTransition:
-    """The only writer of `phase`: the state, its history row and its event, together."""
+    """The only writer of `phase`: the state, its history row and its event, together.
+
+    `at`: when the move took effect (default now), already checked by the caller."""
     origin = candidate.phase
-    now = utcnow()
-    candidate.phase = target
-    candidate.phase_changed_at = now
-    record = CandidateTransition(
-        candidate_id=candidate.id,
-        from_phase=origin,
-        to_phase=target,
-        at=now,
-        actor_kind=actor.kind,
-        actor_id=actor.id,
-        actor_role=actor.role,
+    record = await _append(
+        session,
+        candidate,
+        origin,
+        target,
+        actor,
+        at=at,
         reason=reason,
         note=note,
         forced=forced,
     )
-    session.add(record)
     events.emit(
         session,
-        "candidate.phase_changed",
-        "candidate",
-        candidate.id,
-        {
-            "from": origin.value,
-            "to": target.value,
-            "reason": reason.value if reason else None,
-            "forced": forced,
-            "structure_id": str(candidate.structure_id),
-        },
+        CandidatePhaseChanged(
+            candidate_id=candidate.id,
+            structure_id=candidate.structure_id,
+            from_phase=origin,
+            to_phase=target,
+            reason=reason,
+            forced=forced,
+            at=record.at,
+        ),
+        events.candidate_audience(candidate),
     )
     await flush(session)
     return record
+
+
+async def check_move_at(
+    session: AsyncSession, candidate: Candidate, at: datetime, loc: Sequence[str]
+) -> None:
+    """A path move dated `at`: not in the future, not before the person's previous move."""
+    dates.not_in_future(at, loc)
+    previous = await open_span(session, candidate.id)
+    if previous is not None:
+        dates.not_before(at, previous.at, loc, "the person's previous transition")
 
 
 async def transition(
@@ -205,6 +305,8 @@ async def transition(
                 )
             ]
         )
+    if data.effective_at is not None:
+        await check_move_at(session, candidate, data.effective_at, ["body", "effective_at"])
     unmet = unmet_for(candidate.phase, data.to, state, limits) or []
     if unmet and not data.force:
         raise TransitionRefused(
@@ -221,21 +323,24 @@ async def transition(
         reason=data.reason,
         note=data.note,
         forced=bool(data.force and unmet),
+        at=data.effective_at,
     )
-    await audit.record(session, actor, [candidate.id], AuditAction.UPDATE, CandidateView.FULL)
+    views = await visibility.candidate_views(session, actor, [candidate.id])
+    await audit.record_views(session, actor, AuditAction.UPDATE, views)
     return candidate
 
 
 async def history(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, page: PageRequest
-) -> tuple[Sequence[CandidateTransition], str | None]:
+) -> tuple[Sequence[CandidateTransition], str | None, visibility.MoveFields]:
     visible = await session.scalar(
         select(Candidate.id).where(Candidate.id == candidate_id, tenancy.candidates(actor))
     )
     if visible is None:
         raise NotFound("No candidate with this id.")
+    # Ids are time-ordered and moves are appended in effective order: both orders agree.
     stmt = select(CandidateTransition).where(CandidateTransition.candidate_id == candidate_id)
     rows, next_cursor = await paginate(session, CandidateTransition, stmt, page)
-    view = CandidateView.REFERRAL if actor.role is Role.PRESCRIBER else CandidateView.FULL
-    await audit.record(session, actor, [candidate_id], AuditAction.READ, view)
-    return rows, next_cursor
+    views = await visibility.candidate_views(session, actor, [candidate_id])
+    await audit.record_views(session, actor, AuditAction.READ, views)
+    return rows, next_cursor, visibility.candidate_move_fields(actor)

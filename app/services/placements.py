@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.config import Settings
 from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
     POSITION_HOLDING_STATUSES,
+    AuditAction,
     Phase,
+    PlacementEndReason,
     PlacementStatus,
     TransitionReason,
     VacancyKind,
@@ -29,9 +34,16 @@ from app.errors import (
     ValidationFailed,
     field_error,
 )
-from app.models import Candidate, Placement, PlacementTransition, Vacancy
+from app.models import Candidate, FollowUpReminder, Placement, PlacementTransition, Vacancy
 from app.models.base import utcnow
 from app.schemas.common import check_dates
+from app.schemas.events import (
+    PlacementFollowUpDue,
+    PlacementFollowUpRecorded,
+    PlacementProposed,
+    PlacementStatusChanged,
+    PlacementUpdated,
+)
 from app.schemas.placements import (
     FollowUpCreate,
     PlacementCreate,
@@ -39,7 +51,7 @@ from app.schemas.placements import (
     PlacementUpdate,
 )
 from app.schemas.placements import _months_later as months_later
-from app.services import events, pathway, tenancy, vacancies
+from app.services import audit, dates, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
 from app.services.common import (
     PageRequest,
@@ -53,13 +65,6 @@ from app.services.common import (
 
 L = TypeVar("L", Vacancy, Candidate)
 
-# A landlord sees a person's full profile once one of these is reached.
-ACCEPTED_STATUSES = (
-    PlacementStatus.ACCEPTED,
-    PlacementStatus.STARTED,
-    PlacementStatus.COMPLETED,
-    PlacementStatus.ENDED,
-)
 _ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
 _ONE_JOB = Conflict("This candidate already holds a started job.")
 _CONFLICTS: dict[str, Conflict] = {
@@ -100,23 +105,17 @@ class PlacementFilters:
     vacancy_id: uuid.UUID | None = None
     status: PlacementStatus | None = None
     updated_since: datetime | None = None
+    follow_up_due: bool | None = None
 
 
-async def accepted_by_landlord(
-    session: AsyncSession, candidate_ids: Sequence[uuid.UUID], landlord_id: uuid.UUID
-) -> set[uuid.UUID]:
-    if not candidate_ids:
-        return set()
-    rows = await session.scalars(
-        select(Placement.candidate_id)
-        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
-        .where(
-            Placement.candidate_id.in_(candidate_ids),
-            Vacancy.landlord_id == landlord_id,
-            Placement.status.in_(ACCEPTED_STATUSES),
-        )
-    )
-    return set(rows)
+async def _journal(
+    session: AsyncSession, actor: Actor, placements: Sequence[Placement], action: AuditAction
+) -> None:
+    """A placement is a fact about its person: every read or write of one is journaled,
+    one row per person, with the view the caller has of them."""
+    people = list(dict.fromkeys(p.candidate_id for p in placements))
+    views = await visibility.candidate_views(session, actor, people)
+    await audit.record_views(session, actor, action, views)
 
 
 visible_to = tenancy.placements
@@ -164,27 +163,46 @@ async def create(session: AsyncSession, actor: Actor, data: PlacementCreate) -> 
     if not candidate.consent_to_share:
         raise ConsentMissing("Without the person's consent their profile is not shared.")
     check_phase_fits(candidate, vacancy.kind)
+    proposed_at = data.proposed_at or utcnow()
+    if data.proposed_at is not None:
+        dates.not_in_future(proposed_at, ["body", "proposed_at"])
+        entered = await pathway.entered_at(session, candidate.id)
+        if entered is not None:
+            dates.not_before(
+                proposed_at, entered, ["body", "proposed_at"], "the person entered the path"
+            )
     placement = Placement(
-        **data.model_dump(), status=PlacementStatus.PROPOSED, vacancy_kind=vacancy.kind
+        **data.model_dump(exclude={"proposed_at"}),
+        status=PlacementStatus.PROPOSED,
+        vacancy_kind=vacancy.kind,
+        proposed_at=proposed_at,
+        status_changed_at=proposed_at,
     )
     session.add(placement)
     await flush(session, _CONFLICTS)
     events.emit(
         session,
-        "placement.proposed",
-        "placement",
-        placement.id,
-        {"candidate_id": str(candidate.id), "vacancy_id": str(vacancy.id)},
+        PlacementProposed(
+            placement_id=placement.id, candidate_id=candidate.id, vacancy_id=vacancy.id
+        ),
+        events.Audience(structure_id=candidate.structure_id, landlord_id=vacancy.landlord_id),
     )
+    await _journal(session, actor, [placement], AuditAction.CREATE)
     return placement
 
 
-async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
+async def _visible(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
     placement = await session.scalar(
         select(Placement).where(Placement.id == placement_id, visible_to(actor))
     )
     if placement is None:
         raise NotFound("No placement with this id.")
+    return placement
+
+
+async def get(session: AsyncSession, actor: Actor, placement_id: uuid.UUID) -> Placement:
+    placement = await _visible(session, actor, placement_id)
+    await _journal(session, actor, [placement], AuditAction.READ)
     return placement
 
 
@@ -207,7 +225,82 @@ async def list_(
         stmt = stmt.where(Placement.vacancy_id == filters.vacancy_id)
     if filters.status is not None:
         stmt = stmt.where(Placement.status == filters.status)
-    return await paginate(session, Placement, stmt, page, filters.updated_since)
+    if filters.follow_up_due is not None:
+        due = follow_up_due(utcnow().date())
+        stmt = stmt.where(due if filters.follow_up_due else ~due)
+    rows, next_cursor = await paginate(session, Placement, stmt, page, filters.updated_since)
+    await _journal(session, actor, rows, AuditAction.LIST)
+    return rows, next_cursor
+
+
+FOLLOW_UP_MILESTONES = (6, 12)
+
+
+def latest_start_due(today: date, months: int) -> date:
+    """The last start day whose `months` follow-up is due by `today` (start + months,
+    clamped to the month's end as the follow-up rules count it)."""
+    year, month = divmod(today.year * 12 + today.month - 1 - months, 12)
+    base = date(year, month + 1, min(today.day, monthrange(year, month + 1)[1]))
+    # A few later days may still fall due by today once clamped: step back from past them.
+    day = base + timedelta(days=4)
+    while months_later(day, months) > today:
+        day -= timedelta(days=1)
+    return day
+
+
+def _milestone_due(months: int, today: date) -> ColumnElement[bool]:
+    recorded: InstrumentedAttribute[date | None] = getattr(Placement, f"follow_up_{months}m_on")
+    return recorded.is_(None) & (Placement.started_on <= latest_start_due(today, months))
+
+
+def follow_up_due(today: date) -> ColumnElement[bool]:
+    """Started jobs whose 6- or 12-month follow-up is due and not recorded."""
+    return (
+        (Placement.vacancy_kind == VacancyKind.JOB)
+        & Placement.started_on.is_not(None)
+        & or_(*(_milestone_due(m, today) for m in FOLLOW_UP_MILESTONES))
+    )
+
+
+async def remind_follow_ups(session: AsyncSession, today: date) -> int:
+    """Announce each follow-up that fell due, once (placement.follow_up_due)."""
+    announced = 0
+    for months in FOLLOW_UP_MILESTONES:
+        reminded = select(FollowUpReminder.placement_id).where(
+            FollowUpReminder.placement_id == Placement.id,
+            FollowUpReminder.milestone_months == months,
+        )
+        rows = (
+            await session.scalars(
+                select(Placement)
+                .where(
+                    Placement.vacancy_kind == VacancyKind.JOB,
+                    Placement.started_on.is_not(None),
+                    _milestone_due(months, today),
+                    ~reminded.exists(),
+                )
+                .order_by(Placement.id)
+            )
+        ).all()
+        for placement in rows:
+            assert placement.started_on is not None
+            due_on = months_later(placement.started_on, months)
+            session.add(
+                FollowUpReminder(placement_id=placement.id, milestone_months=months, due_on=due_on)
+            )
+            events.emit(
+                session,
+                PlacementFollowUpDue(
+                    placement_id=placement.id,
+                    candidate_id=placement.candidate_id,
+                    milestone_months=months,
+                    due_on=due_on,
+                ),
+                await events.placement_audience(session, placement),
+            )
+            announced += 1
+    await flush(session)
+    return announced
 
 
 async def update(
@@ -226,8 +319,21 @@ async def update(
             changes.get("end_date", placement.end_date),
         )
     )
+    before = placement.version
     apply_changes(placement, changes)
     await flush(session)
+    if placement.version != before:
+        events.emit(
+            session,
+            PlacementUpdated(
+                placement_id=placement.id,
+                candidate_id=placement.candidate_id,
+                vacancy_id=placement.vacancy_id,
+                version=placement.version,
+            ),
+            await events.placement_audience(session, placement),
+        )
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
@@ -245,11 +351,12 @@ async def _apply_move(
     *,
     reason: object = None,
     note: str | None = None,
-    on: date | None = None,
+    at: datetime | None = None,
 ) -> None:
     """Write a move: capacity, the candidate's phase, history and event, together.
 
-    Lock order is placement, vacancy, candidate everywhere, so movers never deadlock.
+    `at`: when it took effect (default now), already checked by the caller. Lock order is
+    placement, vacancy, candidate everywhere, so movers never deadlock.
     """
     origin = placement.status
     held_before = origin in POSITION_HOLDING_STATUSES
@@ -270,7 +377,9 @@ async def _apply_move(
         vacancy.filled_positions -= 1
     vacancies.refresh_status(vacancy)
 
-    today = on or utcnow().date()
+    now = utcnow()
+    effective = at or now
+    today = effective.astimezone(UTC).date()
     if target is PlacementStatus.STARTED:
         candidate = await _locked(session, Candidate, placement.candidate_id)
         check_phase_fits(candidate, placement.vacancy_kind)
@@ -285,6 +394,7 @@ async def _apply_move(
                 reason=TransitionReason.JOB_STARTED,
                 note=None,
                 forced=False,
+                at=effective,
             )
     if target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED):
         placement.ended_on = today
@@ -300,18 +410,19 @@ async def _apply_move(
                 reason=TransitionReason.JOB_ENDED,
                 note=None,
                 forced=False,
+                at=effective,
             )
     if reason is not None:
         placement.closing_reason = reason  # type: ignore[assignment]
-    now = utcnow()
     placement.status = target
-    placement.status_changed_at = now
+    placement.status_changed_at = effective
     session.add(
         PlacementTransition(
             placement_id=placement.id,
             from_status=origin,
             to_status=target,
-            at=now,
+            at=effective,
+            recorded_at=now,
             actor_kind=actor.kind,
             actor_id=actor.id,
             actor_role=actor.role,
@@ -321,16 +432,15 @@ async def _apply_move(
     )
     events.emit(
         session,
-        "placement.status_changed",
-        "placement",
-        placement.id,
-        {
-            "from": origin.value,
-            "to": target.value,
-            "candidate_id": str(placement.candidate_id),
-            "vacancy_id": str(placement.vacancy_id),
-            "vacancy_status": vacancy.status.value,
-        },
+        PlacementStatusChanged(
+            placement_id=placement.id,
+            candidate_id=placement.candidate_id,
+            vacancy_id=placement.vacancy_id,
+            from_status=origin,
+            to_status=target,
+            vacancy_status=vacancy.status,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session, _CONFLICTS)
 
@@ -362,33 +472,65 @@ async def transition(
         raise ValidationFailed(
             [field_error(["body", "reason"], f"required to move to {data.to.value}", "missing")]
         )
-    if data.on is not None:
-        _check_move_date(placement, data.to, data.on)
-    await _apply_move(
-        session, actor, placement, data.to, reason=data.reason, note=data.note, on=data.on
-    )
+    at = None
+    if data.on is not None or data.effective_at is not None:
+        # Whoever may make a move may date it: the landlord knows when it accepted.
+        at = await _move_instant(session, placement, data)
+    await _apply_move(session, actor, placement, data.to, reason=data.reason, note=data.note, at=at)
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
-def _check_move_date(placement: Placement, target: PlacementStatus, on: date) -> None:
-    """A start or an end has happened: not in the future, and an end not before its start."""
-    problem = None
-    if on > utcnow().date():
-        problem = "is in the future"
-    elif target in (PlacementStatus.COMPLETED, PlacementStatus.ENDED) and (
-        placement.started_on is not None and on < placement.started_on
-    ):
-        problem = f"is before the start ({placement.started_on.isoformat()})"
-    if problem:
-        raise ValidationFailed([field_error(["body", "on"], problem, "value_error")])
+async def _move_instant(
+    session: AsyncSession, placement: Placement, data: PlacementTransitionRequest
+) -> datetime:
+    """When a dated move took effect, checked against what it follows: the placement's
+    previous move (the proposal first), and for a job's start the person's path."""
+    loc = ["body", "effective_at" if data.effective_at is not None else "on"]
+    floors = [placement.status_changed_at]
+    reached = None
+    if data.to is PlacementStatus.STARTED and placement.vacancy_kind is VacancyKind.JOB:
+        reached = await pathway.open_span(session, placement.candidate_id)
+        if reached is not None:
+            floors.append(reached.at)
+    if data.effective_at is not None:
+        at: date | datetime = data.effective_at
+        if data.on is not None and data.on != data.effective_at.astimezone(UTC).date():
+            raise dates.refuse(["body", "on"], "is not the UTC day of effective_at")
+    else:
+        assert data.on is not None
+        at = data.on  # compared by day; placed after what it follows on that day, below
+
+    def floor(instant: datetime) -> date | datetime:
+        return instant if isinstance(at, datetime) else instant.astimezone(UTC).date()
+
+    dates.not_in_future(at, loc)
+    previous = (
+        "the proposal"
+        if placement.status is PlacementStatus.PROPOSED
+        else f"the placement's previous move ({placement.status.value})"
+    )
+    dates.not_before(at, floor(placement.status_changed_at), loc, previous)
+    if reached is not None:
+        what = (
+            "the person reached securing"
+            if reached.to_phase is Phase.SECURING
+            else "the person's previous transition"
+        )
+        dates.not_before(at, floor(reached.at), loc, what)
+    return at if isinstance(at, datetime) else dates.instant_of_day(at, floors)
 
 
 async def history(
     session: AsyncSession, actor: Actor, placement_id: uuid.UUID, page: PageRequest
-) -> tuple[Sequence[PlacementTransition], str | None]:
-    await get(session, actor, placement_id)
+) -> tuple[list[tuple[PlacementTransition, visibility.MoveFields]], str | None]:
+    """Each move, with what of it the caller may read."""
+    placement = await _visible(session, actor, placement_id)
     stmt = select(PlacementTransition).where(PlacementTransition.placement_id == placement_id)
-    return await paginate(session, PlacementTransition, stmt, page)
+    rows, next_cursor = await paginate(session, PlacementTransition, stmt, page)
+    await _journal(session, actor, [placement], AuditAction.READ)
+    shown = [(row, visibility.placement_move_fields(actor, row.actor_role)) for row in rows]
+    return shown, next_cursor
 
 
 async def record_follow_up(
@@ -399,22 +541,19 @@ async def record_follow_up(
     started = placement.started_on
     if placement.vacancy_kind is not VacancyKind.JOB or started is None:
         raise FollowUpRefused("Follow-ups are for job placements that started.")
-    if data.at > utcnow().date():
-        raise ValidationFailed([field_error(["body", "at"], "is in the future", "value_error")])
+    dates.not_in_future(data.at, ["body", "at"])
     if data.at >= months_later(started, 12):
         milestone = 12
     elif data.at >= months_later(started, 6):
         milestone = 6
     else:
-        raise ValidationFailed(
-            [
-                field_error(
-                    ["body", "at"],
-                    f"the first follow-up is due from {months_later(started, 6).isoformat()}",
-                    "value_error",
-                )
-            ]
+        dates.not_before(
+            data.at,
+            months_later(started, 6),
+            ["body", "at"],
+            f"the due date of the first follow-up (6 months after the start on {started})",
         )
+        raise AssertionError("unreachable: the date is before the due date")
     if getattr(placement, f"follow_up_{milestone}m_on") is not None:
         raise FollowUpRefused(f"The {milestone}-month follow-up is already recorded.")
     if data.in_post and placement.ended_on is not None and placement.ended_on <= data.at:
@@ -423,14 +562,18 @@ async def record_follow_up(
         )
     setattr(placement, f"follow_up_{milestone}m_on", data.at)
     setattr(placement, f"follow_up_{milestone}m_in_post", data.in_post)
+    setattr(placement, f"follow_up_{milestone}m_recorded_at", utcnow())
     events.emit(
         session,
-        "placement.follow_up_recorded",
-        "placement",
-        placement.id,
-        {"milestone_months": milestone, "in_post": data.in_post},
+        PlacementFollowUpRecorded(
+            placement_id=placement.id,
+            milestone_months=milestone,
+            in_post=data.in_post,
+        ),
+        await events.placement_audience(session, placement),
     )
     await flush(session)
+    await _journal(session, actor, [placement], AuditAction.UPDATE)
     return placement
 
 
@@ -456,4 +599,25 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
         await _apply_move(
             session, SYSTEM_ACTOR, placement, PlacementStatus.EXPIRED, note="no answer in time"
         )
+    await _journal(session, SYSTEM_ACTOR, stale, AuditAction.UPDATE)
     return len(stale)
+
+
+async def withdraw_open(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> int:
+    """Withdraw the person's proposals not yet started (their data is being erased): the
+    landlord is not left waiting on someone who no longer exists. Started placements stay."""
+    pending = [s for s in OPEN_PLACEMENT_STATUSES if s is not PlacementStatus.STARTED]
+    rows = (
+        await session.scalars(
+            for_update(
+                select(Placement)
+                .where(Placement.candidate_id == candidate_id, Placement.status.in_(pending))
+                .order_by(Placement.id)
+            )
+        )
+    ).all()
+    for placement in rows:
+        await _apply_move(
+            session, actor, placement, PlacementStatus.WITHDRAWN, reason=PlacementEndReason.OTHER
+        )
+    return len(rows)

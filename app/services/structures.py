@@ -40,6 +40,7 @@ class StructureFilters:
     kind: StructureKind | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    siret: str | None = None
 
 
 async def create(session: AsyncSession, data: StructureCreate) -> Structure:
@@ -61,6 +62,8 @@ async def list_(
         stmt = stmt.where(Structure.kind == filters.kind)
     if filters.departement is not None:
         stmt = stmt.where(Structure.departement == filters.departement)
+    if filters.siret is not None:
+        stmt = stmt.where(Structure.siret == filters.siret)
     return await paginate(session, Structure, stmt, page, filters.updated_since)
 
 

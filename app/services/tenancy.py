@@ -10,8 +10,14 @@ import uuid
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, exists, false, select, true
 
-from app.domain.enums import LANDLORD_VISIBLE_STATUSES, Role, VacancyStatus
-from app.models import Candidate, Placement, Vacancy
+from app.domain.enums import (
+    LANDLORD_FULL_VIEW_STATUSES,
+    LANDLORD_VISIBLE_STATUSES,
+    OPEN_PLACEMENT_STATUSES,
+    Role,
+    VacancyStatus,
+)
+from app.models import Candidate, Event, Placement, Vacancy
 from app.services.auth import Actor
 
 
@@ -30,7 +36,41 @@ def proposed_to_landlord(
     )
 
 
+def landlord_holds_position(
+    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, landlord_id: uuid.UUID
+) -> ColumnElement[bool]:
+    """Whether one of the landlord's placements for the person is accepted or started:
+    while it is, the landlord reads the full profile (see visibility)."""
+    return exists(
+        select(Placement.id)
+        .join(Vacancy, Vacancy.id == Placement.vacancy_id)
+        .where(
+            Placement.candidate_id == candidate_id,
+            Vacancy.landlord_id == landlord_id,
+            Placement.status.in_(LANDLORD_FULL_VIEW_STATUSES),
+        )
+    )
+
+
+def proposed_to_vacancy(
+    candidate_id: SQLColumnExpression[uuid.UUID] | uuid.UUID, vacancy: Vacancy
+) -> ColumnElement[bool]:
+    """Whether the person has an open (proposed to started) placement on the vacancy."""
+    return exists(
+        select(Placement.id).where(
+            Placement.candidate_id == candidate_id,
+            Placement.vacancy_id == vacancy.id,
+            Placement.status.in_(OPEN_PLACEMENT_STATUSES),
+        )
+    )
+
+
 def candidates(actor: Actor) -> ColumnElement[bool]:
+    # An erased person is kept, anonymised, for the figures only: nobody finds them.
+    return Candidate.anonymised_at.is_(None) & _candidates(actor)
+
+
+def _candidates(actor: Actor) -> ColumnElement[bool]:
     match actor.role:
         case Role.ADMIN:
             return true()
@@ -85,5 +125,24 @@ def placements(actor: Actor) -> ColumnElement[bool]:
                     Vacancy.id == Placement.vacancy_id, Vacancy.landlord_id == actor.structure_id
                 )
             )
+        case _:
+            return false()
+
+
+def events(actor: Actor) -> ColumnElement[bool]:
+    """The change feed, per role: what the reader may read of each event's subject, as it
+    stood when the event happened (the audience columns written with the event)."""
+    match actor.role:
+        case Role.ADMIN:
+            return true()
+        case Role.INSERTION:
+            # Their candidates and what hangs off them; published vacancies, as they read.
+            return (Event.structure_id == actor.structure_id) | Event.published.is_(True)
+        case Role.PRESCRIBER:
+            # The people they referred: the person's own events, never the path's records.
+            return Event.referrer_id == actor.structure_id
+        case Role.LANDLORD:
+            # Their vacancies and the placements on them.
+            return Event.landlord_id == actor.structure_id
         case _:
             return false()

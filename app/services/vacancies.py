@@ -9,11 +9,19 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import (
+    Conflict,
+    DuplicateResource,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    field_error,
+)
 from app.models import Vacancy
 from app.schemas.common import check_coordinates, check_dates
+from app.schemas.events import VacancyCreated, VacancyDeleted, VacancyUpdated
 from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
-from app.services import structures, tenancy
+from app.services import events, structures, tenancy
 from app.services.auth import Actor
 from app.services.common import (
     PageRequest,
@@ -34,6 +42,7 @@ class VacancyFilters:
     status: VacancyStatus | None = None
     departement: str | None = None
     updated_since: datetime | None = None
+    external_ref: str | None = None
 
 
 visible_to = tenancy.vacancies
@@ -52,6 +61,20 @@ MANUAL_MOVES: dict[VacancyStatus, frozenset[VacancyStatus]] = {
 
 class VacancyStatusNotAllowed(Conflict):
     slug, title = "vacancy-status-not-allowed", "The vacancy cannot move to this status"
+
+
+class ExternalRefTaken(DuplicateResource):
+    slug, title = "external-ref-taken", "This external reference is already used"
+
+
+def _ref_taken() -> ExternalRefTaken:
+    return ExternalRefTaken("The landlord already has a vacancy with this external_ref.")
+
+
+_CONFLICTS = {
+    "uq_vacancies_landlord_id_external_ref": _ref_taken,
+    "unique:vacancies.landlord_id, vacancies.external_ref": _ref_taken,
+}
 
 
 class PositionsTaken(Conflict):
@@ -90,7 +113,17 @@ async def create(session: AsyncSession, actor: Actor, data: VacancyCreate) -> Va
     values["required_competencies"] = data.required_competencies.model_dump()
     vacancy = Vacancy(**values, **territory(data.commune_insee))
     session.add(vacancy)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    events.emit(
+        session,
+        VacancyCreated(
+            vacancy_id=vacancy.id,
+            landlord_id=vacancy.landlord_id,
+            kind=vacancy.kind,
+            status=vacancy.status,
+        ),
+        events.vacancy_audience(vacancy),
+    )
     return vacancy
 
 
@@ -110,6 +143,8 @@ async def list_(
         stmt = stmt.where(Vacancy.status == filters.status)
     if filters.departement is not None:
         stmt = stmt.where(Vacancy.departement == filters.departement)
+    if filters.external_ref is not None:
+        stmt = stmt.where(Vacancy.external_ref == filters.external_ref)
     return await paginate(session, Vacancy, stmt, page, filters.updated_since)
 
 
@@ -152,9 +187,21 @@ async def update(
     cross_field(lambda: check_dates(start_date, end_date))
     if "commune_insee" in changes:
         changes.update(territory(changes["commune_insee"]))
+    before = vacancy.version
     apply_changes(vacancy, changes)
     refresh_status(vacancy)
-    await flush(session)
+    await flush(session, _CONFLICTS)
+    if vacancy.version != before:
+        events.emit(
+            session,
+            VacancyUpdated(
+                vacancy_id=vacancy.id,
+                landlord_id=vacancy.landlord_id,
+                status=vacancy.status,
+                version=vacancy.version,
+            ),
+            events.vacancy_audience(vacancy),
+        )
     return vacancy
 
 
@@ -167,5 +214,33 @@ async def delete(
     """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
     vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
+    audience = events.vacancy_audience(vacancy)
     await session.delete(vacancy)
     await flush(session)
+    events.emit(
+        session, VacancyDeleted(vacancy_id=vacancy_id, landlord_id=vacancy.landlord_id), audience
+    )
+
+
+async def upsert(session: AsyncSession, actor: Actor, data: VacancyCreate) -> tuple[Vacancy, str]:
+    """Create the vacancy, or update the landlord's one with this external_ref (the
+    fields given only). Returns the record and `created`, `updated` or `unchanged`."""
+    existing = await session.scalar(
+        select(Vacancy).where(
+            Vacancy.landlord_id == data.landlord_id,
+            Vacancy.external_ref == data.external_ref,
+            writable_by(actor),
+        )
+    )
+    if existing is None:
+        return await create(session, actor, data), "created"
+    if data.kind is not existing.kind:
+        raise ValidationFailed(
+            [field_error(["body", "kind"], "a vacancy's kind is fixed at creation", "value_error")]
+        )
+    values = data.model_dump(exclude_unset=True, exclude={"landlord_id", "kind"})
+    if values.get("status") is VacancyStatus.OPEN and existing.status is VacancyStatus.FILLED:
+        values.pop("status")  # open and full: `filled` is what open becomes when full
+    before = existing.version
+    vacancy = await update(session, actor, existing.id, VacancyUpdate.model_validate(values), None)
+    return vacancy, "unchanged" if vacancy.version == before else "updated"

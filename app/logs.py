@@ -1,0 +1,92 @@
+"""JSON log lines through the standard library, each carrying its request's id.
+
+One handler on the root logger writes one JSON object per line to stderr, for the app,
+the libraries and uvicorn alike; uvicorn's own access log is replaced by ours (one line
+per request, written by app.observability). A context variable holds the id of the
+request being served, so every line logged while serving it carries that id, whichever
+module logs it. An exception's traceback stays inside its record (`exc_info`).
+
+Never log personal data: ids, roles, statuses and durations only; no request bodies,
+no query strings, no names, no addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+from typing import Any, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+_FIELDS = ("levelname", "name", "message")
+_RENAMED = {"levelname": "level", "name": "logger"}
+# uvicorn configures these itself: they go through our handler instead.
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps every record with the id of the request being served (or null)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get()
+        return True
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (test capture included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        list(_FIELDS),
+        rename_fields=_RENAMED,
+        timestamp="time",  # ISO 8601, UTC
+        json_ensure_ascii=False,
+    )
+
+
+def json_handler() -> logging.Handler:
+    handler = _StderrHandler()
+    handler.setFormatter(json_formatter())
+    handler.addFilter(RequestIdFilter())
+    handler.set_name("tremplin-json")
+    return handler
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Idempotent: replaces the handler an earlier call installed, keeps any other
+    (a test's capture handler, for one)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() == "tremplin-json":
+            root.removeHandler(handler)
+    root.addHandler(json_handler())
+    root.setLevel(level.upper())
+    logging.getLogger("tremplin").setLevel(level.upper())
+    for name in _UVICORN:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True

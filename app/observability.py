@@ -1,0 +1,132 @@
+"""One middleware per request: its id, its log line, its metrics, and a 500 if all fails.
+
+The log line names the route template, never the raw path or the query string, and the
+caller by id and role only: nothing a person could be recognised by.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import TremplinError, problem_response
+from app.logs import REQUEST_ID
+from app.metrics import IN_FLIGHT, UNMATCHED_ROUTE, observe_request, sample_pool
+
+logger = logging.getLogger("tremplin")
+access_logger = logging.getLogger("tremplin.access")
+
+# Probes and scrapes are counted but logged at DEBUG: they would drown the rest.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# A client that went away before an answer (nginx's convention).
+CLIENT_CLOSED = 499
+
+
+def route_template(scope: Scope) -> str:
+    """The path template of the route that served the request, or `unmatched`.
+
+    FastAPI's routes put themselves in the scope; plain Starlette routes (docs, metrics,
+    the docs' assets) leave their endpoint, which is looked up among the app's routes.
+    """
+    route = scope.get("route")
+    if route is None and "endpoint" in scope and "app" in scope:
+        endpoint = scope["endpoint"]
+        route = next(
+            (
+                r
+                for r in scope["app"].routes
+                if getattr(r, "endpoint", None) is endpoint or getattr(r, "app", None) is endpoint
+            ),
+            None,
+        )
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def _caller(scope: Scope) -> dict[str, Any]:
+    actor = scope.get("state", {}).get("actor")
+    if actor is None:
+        return {"caller_kind": None, "caller_id": None, "caller_role": None}
+    return {
+        "caller_kind": actor.kind.value,
+        "caller_id": actor.id,
+        "caller_role": actor.role.value,
+    }
+
+
+class RequestId:
+    """Echoes X-Request-ID, or makes one, so a partner can quote it to support; logs
+    and measures each request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id" and 0 < len(value) <= 128 and value.isascii():
+                text = value.decode()
+                if text.isprintable():
+                    request_id = text
+        request_id = request_id or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
+        began = time.perf_counter()
+        status = 0
+        IN_FLIGHT.inc()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Render unexpected errors here, inside this middleware, so that even a 500
+            # carries the id a partner quotes to support. The traceback stays in one record.
+            logger.exception("unhandled error")
+            if status:
+                raise
+            exc = TremplinError("An unexpected error occurred.")
+            response = problem_response(
+                Request(scope), status=500, type_=exc.type, title=exc.title, detail=exc.detail
+            )
+            await response(scope, receive, send_with_id)
+        finally:
+            IN_FLIGHT.dec()
+            self._record(scope, status or CLIENT_CLOSED, time.perf_counter() - began)
+            REQUEST_ID.reset(token)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, duration_s: float) -> None:
+        route = route_template(scope)
+        method = scope.get("method", "")
+        observe_request(method, route, status, duration_s)
+        app = scope.get("app")
+        if app is not None:
+            sample_pool(getattr(app.state, "engine", None))
+        level = logging.DEBUG if scope.get("path") in QUIET_PATHS else logging.INFO
+        if status >= 500:
+            level = logging.ERROR
+        access_logger.log(
+            level,
+            "request",
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration_s * 1000, 2),
+                **_caller(scope),
+            },
+        )

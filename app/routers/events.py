@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.routers.deps import ApiRoute, CurrentActor, Session
+from app.schemas.events import EventPage, EventType, present
+from app.schemas.problems import problem_responses
+from app.services import events as service
+
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ApiRoute)
+
+MAX_EVENTS = 1000
+
+
+class EventQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int = Field(
+        default=0,
+        ge=0,
+        le=2**63 - 1,
+        description="Return events after this position: 0 from the start, then the "
+        "`next_after` of the previous answer.",
+    )
+    types: list[EventType] | None = Field(
+        default=None, description="Only these event types (repeat the parameter)."
+    )
+    limit: int = Field(default=100, ge=1, le=MAX_EVENTS, description="Page size.")
+
+
+@router.get(
+    "",
+    name="events_list",
+    summary="The change feed: every change the caller may read, in commit order",
+    description="Events are thin (ids, kinds and statuses): fetch the resource for the rest. "
+    "Resume with `after` set to the last `next_after`: a change that commits late gets a "
+    "position after every position already handed out, so nothing is skipped and nothing "
+    "comes twice. Deletions come as tombstones (`candidate.deleted`, `vacancy.deleted`). "
+    "What each role reads: admins everything; insertion staff their candidates, what "
+    "hangs off them and published vacancies; prescribers the people they referred; "
+    "landlords their vacancies and the placements on them. The same bodies are sent by "
+    "webhooks.",
+    responses=problem_responses(422),
+)
+async def list_(
+    query: Annotated[EventQuery, Query()], session: Session, actor: CurrentActor
+) -> EventPage:
+    page = await service.feed(session, actor, query.after, query.types, query.limit)
+    return EventPage(
+        items=[present(e) for e in page.events],
+        next_after=page.next_after,
+    )

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
+from app.schemas.problems import problem_responses
+from app.schemas.stats import (
+    FIGURE_COLUMNS,
+    FIGURES_CSV_EXAMPLE,
+    MONTHLY_COLUMNS,
+    MONTHLY_CSV_EXAMPLE,
+    Funnel,
+    Monthly,
+    Outcomes,
+    StatsQuery,
+    csv_response,
+)
+from app.services import stats as service
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"], route_class=ApiRoute)
+
+COMMON = (
+    "Computed from the history (the path's moves, the placements' moves, follow-ups and "
+    "activities), for a period (`from`/`to`, or `year`; UTC days) and any of "
+    "`structure_id`, `landlord_id`, `departement`, `region`. `as_of` gives the figures as "
+    "the database knew them then. Admins see every figure; insertion staff their "
+    "structure's people; landlords the people they hired and the hires on their vacancies; "
+    "prescribers the people they referred; observers their client's territory. For every "
+    "role but admins a count concerning fewer people than the masking threshold (5 by "
+    "default) is null and named in `masked`, with any rate or total derived from it. "
+    "Landlords may not filter by `structure_id`, prescribers by `departement` or `region` "
+    "(422). Figures are aggregates: reading them is not journaled as a personal-data "
+    "access.\n\n"
+)
+
+
+def wants_csv(request: Request, query: StatsQuery) -> bool:
+    if query.format is not None:
+        return query.format == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def render_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow("" if value is None else value for value in row)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def figure_rows(figures: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    masked = set(service.masked_names(figures))
+    return [
+        (name, value, "true" if name in masked else "false")
+        for name, value in service.flatten(figures)
+    ]
+
+
+def _context(query: StatsQuery) -> dict[str, Any]:
+    period = query.period()
+    return {
+        "period": {"from": period.start, "to": period.end, "as_of": period.as_of},
+        "filters": asdict(query.filters()),
+    }
+
+
+def _filename(name: str, query: StatsQuery) -> str:
+    period = query.period()
+    return f"{name}_{period.start or 'start'}_{period.end}"
+
+
+@router.get(
+    "/funnel",
+    name="stats_funnel",
+    summary="The path's funnel: entries, first reaches, hires, exits, phases at the end",
+    description=COMMON
+    + service.describe(
+        "entered",
+        "reached_support",
+        "reached_securing",
+        "hired",
+        "exited",
+        "exited_by_reason",
+        "in_phase",
+        "masked",
+    ),
+    response_model=Funnel,
+    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **problem_responses(422)},
+)
+async def funnel(
+    query: Annotated[StatsQuery, Query()],
+    request: Request,
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+) -> Any:
+    figures = await service.funnel(session, actor, settings, query.period(), query.filters())
+    if wants_csv(request, query):
+        return render_csv(FIGURE_COLUMNS, figure_rows(figures), _filename("funnel", query))
+    return Funnel.model_validate({**_context(query), **figures})
+
+
+@router.get(
+    "/outcomes",
+    name="stats_outcomes",
+    summary="Outcomes: hires, hire rate, retention at 6 and 12 months, training, certification",
+    description=COMMON
+    + service.describe(
+        "hires",
+        "hire_rate",
+        "retention_6m",
+        "retention_12m",
+        "median_days_to_hire",
+        "training_hours",
+        "certification",
+        "masked",
+    ),
+    response_model=Outcomes,
+    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **problem_responses(422)},
+)
+async def outcomes(
+    query: Annotated[StatsQuery, Query()],
+    request: Request,
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+) -> Any:
+    figures = await service.outcomes(session, actor, settings, query.period(), query.filters())
+    if wants_csv(request, query):
+        return render_csv(FIGURE_COLUMNS, figure_rows(figures), _filename("outcomes", query))
+    return Outcomes.model_validate({**_context(query), **figures})
+
+
+@router.get(
+    "/monthly",
+    name="stats_monthly",
+    summary="Entries into the path and hires, month by month",
+    description=COMMON
+    + service.describe("entries", "monthly_hires", "masked")
+    + "\n\nWithout `from`, the months start with the first one that has figures.",
+    response_model=Monthly,
+    responses={**csv_response(MONTHLY_CSV_EXAMPLE, MONTHLY_COLUMNS), **problem_responses(422)},
+)
+async def monthly(
+    query: Annotated[StatsQuery, Query()],
+    request: Request,
+    session: Session,
+    actor: CurrentActor,
+    settings: AppSettings,
+) -> Any:
+    figures = await service.monthly(session, actor, settings, query.period(), query.filters())
+    if wants_csv(request, query):
+        rows = (
+            (m["month"], m["entries"], m["hires"], " ".join(m["masked"])) for m in figures["months"]
+        )
+        return render_csv(MONTHLY_COLUMNS, rows, _filename("monthly", query))
+    return Monthly.model_validate({**_context(query), **figures})

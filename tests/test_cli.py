@@ -1,0 +1,150 @@
+"""The command line answers bad input with one clear line and a non-zero exit, never a
+traceback; long jobs show progress on a terminal only."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import migrations
+from app.config import PROJECT_ROOT
+from app.progress import Progress
+from tests.live_server import free_port
+
+# (arguments, environment overrides, what the message must name)
+BAD_INPUT = [
+    (["create-client", "--role", "nope", "--name", "x"], {}, "invalid choice"),
+    (["create-client", "--role", "admin", "--name", "x", "--structure-id", "zz"], {}, "UUID"),
+    (["create-client", "--role", "insertion", "--name", "x"], {}, "structure_id"),
+    (["create-client", "--role", "admin", "--name", ""], {}, "name"),
+    (
+        ["create-client", "--role", "admin", "--name", "x", "--scope", "nope:nope"],
+        {},
+        "scope",
+    ),
+    (["purge-audit", "--days", "zero"], {}, "whole number"),
+    (["purge-audit", "--days", "0"], {}, "at least 1"),
+    (["openapi", "--output", "/nonexistent/folder/spec.yaml"], {}, "No such file"),
+    (["migrate", "no_such_revision"], {}, "no_such_revision"),
+    (["no-such-command"], {}, "invalid choice"),
+    (["demo"], {"ENVIRONMENT": "nonsense"}, "environment"),
+    (["demo"], {"DATABASE_URL": "not a url"}, "DATABASE_URL"),
+    (["demo"], {"DATABASE_URL": "sqlite+aiosqlite:///{tmp}/empty.db"}, "migrate"),
+    (
+        ["purge-audit"],
+        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:{port}/none"},
+        "does not answer",
+    ),
+    (
+        ["create-client", "--role", "admin", "--name", "x"],
+        {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:{port}/none"},
+        "does not answer",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    migrations.upgrade(f"sqlite+aiosqlite:///{folder / 'cli.db'}")
+    return folder
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "overrides", "named"), BAD_INPUT, ids=[" ".join(a[0]) for a in BAD_INPUT]
+)
+def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(
+    migrated: Path, args: list[str], overrides: dict[str, str], named: str
+) -> None:
+    closed_port = str(free_port())  # nothing listens there
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}",
+        "ENVIRONMENT": "test",
+        "JWT_SIGNING_KEY": "cli-test-key-" + "0" * 40,
+    }
+    env.update({k: v.format(tmp=migrated, port=closed_port) for k, v in overrides.items()})
+    result = run_cli(args, env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    # The last line says what is wrong; argparse's usage may come before it.
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
+    assert named.lower() in lines[-1].lower(), result.stderr
+
+
+def test_a_good_command_still_works(migrated: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}"}
+    result = run_cli(["create-client", "--role", "admin", "--name", "cli probe"], env)
+    assert result.returncode == 0, result.stderr
+    assert '"client_secret"' in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_on_a_terminal_only() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        with Progress("demo", total=4, stream=stream) as progress:
+            for _ in range(4):
+                progress.advance()
+    assert pipe.getvalue() == ""
+    assert "demo: [####################] 4/4 (100%" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")
+
+
+def test_the_demo_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    """Run under a pseudo-terminal: the loader draws its line, then its summary."""
+    import pty
+
+    database = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
+    migrations.upgrade(database)
+    env = {**os.environ, "DATABASE_URL": database, "ENVIRONMENT": "test"}
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "demo"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+        )
+        stdout, _ = process.communicate(timeout=300)
+        os.close(terminal)
+        terminal = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert process.returncode == 0
+    assert b"demo dataset loaded" in stdout
+    assert b"demo: [####################] 37/37" in drawn

@@ -1,0 +1,341 @@
+"""JSON logs (one line per request, request ids everywhere, no personal data), /metrics,
+and the offline interactive docs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.main import create_app
+from app.metrics import register_event_backlog
+from tests.conftest import Backend, client_as, http_client, make_settings
+from tests.factories import candidate_payload, create_candidate, create_structure
+from tests.live_server import live_server
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log records in captured stderr (other handlers may write plain lines)."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    return records
+
+
+def access_lines(text: str) -> list[dict[str, Any]]:
+    if text.startswith("["):  # already parsed and dumped
+        return [r for r in json.loads(text) if r.get("logger") == "tremplin.access"]
+    return [r for r in json_lines(text) if r.get("logger") == "tremplin.access"]
+
+
+# --- logs -------------------------------------------------------------------------------
+
+
+async def test_a_request_logs_one_json_line_with_its_fields_and_no_personal_data(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    insertion = await create_structure(client, "insertion")
+    payload = candidate_payload(
+        insertion["id"],
+        first_name="Zéphyrine",
+        last_name="Brocéliande",
+        email="zephyrine.broceliande@example.org",
+        phone="06 39 98 11 22",
+    )
+    capsys.readouterr()
+    listed = await client.get(
+        "/v1/candidates?departement=2B", headers={"X-Request-ID": "log-fields-1"}
+    )
+    assert listed.status_code == 200
+    created = await client.post(
+        "/v1/candidates", json=payload, headers={"X-Request-ID": "log-fields-2"}
+    )
+    assert created.status_code == 201, created.text
+    read = await client.get(f"/v1/candidates/{created.json()['id']}")
+    # What Tremplin logged (the test's HTTP client logs URLs of its own).
+    records = [r for r in json_lines(capsys.readouterr().err) if r["logger"] != "httpx"]
+    captured = json.dumps(records, ensure_ascii=False)
+
+    lines = access_lines(captured)
+    by_id = {line["request_id"]: line for line in lines}
+    line = by_id["log-fields-2"]
+    assert line["method"] == "POST"
+    assert line["route"] == "/v1/candidates"
+    assert line["status"] == 201
+    assert isinstance(line["duration_ms"], float | int)
+    assert line["caller_role"] == "admin"
+    assert line["caller_kind"] == "client"
+    assert re.fullmatch(r"[0-9a-f-]{36}", line["caller_id"])
+    assert {"time", "level", "logger", "message"} <= set(line)
+    get_line = by_id[read.headers["x-request-id"]]
+    assert get_line["route"] == "/v1/candidates/{candidate_id}"  # the template, not the id
+    assert created.json()["id"] not in json.dumps(get_line)
+    assert by_id["log-fields-1"]["route"] == "/v1/candidates"
+    for secret in ("Zéphyrine", "Brocéliande", "zephyrine", "39 98 11 22", "departement", "=2B"):
+        assert secret not in captured, secret
+
+
+async def test_a_line_logged_inside_a_service_carries_the_request_id(
+    client: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    created = await client.post(
+        "/v1/clients", json={"name": "log probe", "role": "admin"}, headers={"X-Request-ID": "r-7"}
+    )
+    assert created.status_code == 201
+    capsys.readouterr()
+    revoked = await client.post(
+        f"/v1/clients/{created.json()['id']}/revoke", headers={"X-Request-ID": "svc-line-1"}
+    )
+    assert revoked.status_code == 200
+    records = json_lines(capsys.readouterr().err)
+    service_lines = [r for r in records if r["logger"] == "tremplin.services.clients"]
+    assert service_lines, records
+    assert {r["request_id"] for r in service_lines} == {"svc-line-1"}
+    assert [r["request_id"] for r in records if r["logger"] == "tremplin.access"] == ["svc-line-1"]
+
+
+async def test_an_unexpected_error_is_one_json_record_with_its_traceback(
+    backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    application = create_app(make_settings(backend.url))
+
+    @application.get("/boom", include_in_schema=False)
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    async with (
+        application.router.lifespan_context(application),
+        http_client(application) as http,
+    ):
+        capsys.readouterr()
+        response = await http.get("/boom", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "boom-1"
+    records = json_lines(capsys.readouterr().err)
+    errors = [r for r in records if r["level"] == "ERROR" and r["logger"] == "tremplin"]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == "boom-1"
+    assert "Traceback" in errors[0]["exc_info"]
+    assert "kaboom" in errors[0]["exc_info"]
+    access = [r for r in records if r["logger"] == "tremplin.access"]
+    assert [(a["status"], a["route"]) for a in access] == [(500, "/boom")]
+
+
+def test_uvicorn_access_log_is_replaced_by_ours() -> None:
+    create_app(make_settings("sqlite+aiosqlite:///:memory:"))
+    assert logging.getLogger("uvicorn.access").disabled
+    assert logging.getLogger("uvicorn.error").propagate
+    root_handlers = [h.get_name() for h in logging.getLogger().handlers]
+    assert root_handlers.count("tremplin-json") == 1
+
+
+# --- metrics ----------------------------------------------------------------------------
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for metric in family.samples:
+            if metric.name == name and all(metric.labels.get(k) == v for k, v in labels.items()):
+                return float(metric.value)
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_template_and_status(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    anonymous = http_client(app)  # /metrics needs no token
+    route = "/v1/structures/{structure_id}"
+    before = (await anonymous.get("/metrics")).text
+    structure = await create_structure(client, "insertion")
+    for _ in range(2):
+        assert (await client.get(f"/v1/structures/{structure['id']}")).status_code == 200
+    missing = "/v1/structures/01939a2e-0000-7000-8000-00000000dead"
+    assert (await client.get(missing)).status_code == 404
+    scraped = await anonymous.get("/metrics")
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    after = scraped.text
+
+    def delta(status: str) -> float:
+        labels = {"method": "GET", "route": route, "status": status}
+        name = "tremplin_http_requests_total"
+        return sample(after, name, **labels) - sample(before, name, **labels)
+
+    assert delta("200") == 2
+    assert delta("404") == 1
+    count = "tremplin_http_request_duration_seconds_count"
+    latency = sample(after, count, method="GET", route=route) - sample(
+        before, count, method="GET", route=route
+    )
+    assert latency == 3
+    assert structure["id"] not in after  # never a raw path
+    for gauge in ("tremplin_db_pool_in_use", "tremplin_db_pool_waiting", "tremplin_db_pool_size"):
+        assert f"\n{gauge} " in after, gauge
+
+
+async def test_pool_gauges_show_connections_in_use_and_waiting(backend: Backend) -> None:
+    application = create_app(make_settings(backend.url, db_pool_size=1, db_max_overflow=0))
+    async with (
+        application.router.lifespan_context(application),
+        http_client(application) as http,
+    ):
+        engine = application.state.engine
+        if not hasattr(engine.sync_engine.pool, "checkedout"):
+            pytest.skip("this database's pool keeps no count")
+        held = await engine.connect()
+        await held.exec_driver_sql("SELECT 1")
+        waiter = None
+        try:
+            import asyncio
+
+            waiter = asyncio.create_task(engine.connect().__aenter__())
+            await asyncio.sleep(0.2)
+            text = (await http.get("/metrics")).text
+        finally:
+            await held.close()
+            if waiter is not None:
+                await (await waiter).close()
+    # Two checkouts: one held, one more. On PostgreSQL the pool is sized 1 here, so the
+    # second waits; the SQLite engine keeps SQLAlchemy's default pool, so both get one.
+    pool = application.state.engine.sync_engine.pool
+    capacity = pool.size() + pool._max_overflow
+    assert sample(text, "tremplin_db_pool_in_use") == min(2, capacity)
+    assert sample(text, "tremplin_db_pool_waiting") == 2 - min(2, capacity)
+
+
+async def test_the_event_backlog_gauge_reads_what_is_registered(backend: Backend) -> None:
+    application = create_app(make_settings(backend.url))
+
+    async def backlog(session: AsyncSession) -> dict[str, int]:
+        return {"unsequenced": 42, "undelivered": 7}
+
+    register_event_backlog(application, backlog)
+    async with (
+        application.router.lifespan_context(application),
+        http_client(application) as http,
+    ):
+        text = (await http.get("/metrics")).text
+    assert sample(text, "tremplin_event_backlog", stage="unsequenced") == 42
+    assert sample(text, "tremplin_event_backlog", stage="undelivered") == 7
+
+
+async def test_the_event_backlog_gauge_counts_events_not_yet_in_the_feed(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The app registers the outbox's own backlog: a write adds an unsequenced event,
+    reading the feed sequences it."""
+    structure = await create_structure(client, "insertion")
+    await create_candidate(client, structure["id"])
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "tremplin_event_backlog", stage="unsequenced") >= 1
+    assert (await client.get("/v1/events")).status_code == 200
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "tremplin_event_backlog", stage="unsequenced") == 0
+
+
+@pytest.fixture
+async def restricted_app(backend: Backend) -> AsyncIterator[FastAPI]:
+    application = create_app(make_settings(backend.url, metrics_allow_from=["10.0.0.0/8"]))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_metrics_can_be_restricted_to_networks(restricted_app: FastAPI) -> None:
+    async with http_client(restricted_app) as http:  # httpx's ASGI client is 127.0.0.1
+        response = await http.get("/metrics")
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_metrics_can_be_turned_off(backend: Backend) -> None:
+    application = create_app(make_settings(backend.url, metrics_enabled=False))
+    async with http_client(application) as http:
+        assert (await http.get("/metrics")).status_code == 404
+
+
+# --- interactive docs, offline ----------------------------------------------------------
+
+
+_REFERENCE = re.compile(r"""(?:src|href)=["']([^"']+)["']|url:\s*'([^']+)'|spec-url="([^"]+)\"""")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_reference_only_local_assets_that_answer(
+    page: str, anonymous: httpx.AsyncClient
+) -> None:
+    response = await anonymous.get(page)
+    assert response.status_code == 200
+    html = response.text
+    assert "http://" not in html
+    assert "https://" not in html
+    references = [next(g for g in m if g) for m in _REFERENCE.findall(html)]
+    assert references, html
+    for reference in references:
+        assert reference.startswith("/"), reference
+        asset = await anonymous.get(reference)
+        assert asset.status_code == 200, reference
+        assert asset.content, reference
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "cdn" not in policy
+
+
+async def test_swagger_ui_inline_script_is_allowed_by_hash_only(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    import base64
+    import hashlib
+
+    response = await anonymous.get("/docs")
+    scripts = re.findall(r"<script>(.*?)</script>", response.text, re.DOTALL)
+    assert scripts
+    policy = response.headers["content-security-policy"]
+    for script in scripts:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+
+
+async def test_insertion_staff_log_lines_carry_their_role(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    insertion = await create_structure(client, "insertion")
+    async with await client_as(app, sessionmaker, "insertion", insertion["id"]) as staff:
+        capsys.readouterr()
+        assert (await staff.get("/v1/candidates")).status_code == 200
+    (line,) = access_lines(capsys.readouterr().err)
+    assert line["caller_role"] == "insertion"
+    assert line["route"] == "/v1/candidates"
+
+
+# --- several processes -------------------------------------------------------------------
+
+
+def test_multiprocess_mode_adds_up_what_workers_write(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, figures go through the folder (what several uvicorn
+    workers share) and /metrics reads them back from there."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_stale.db").write_bytes(b"left by an earlier run")
+    with live_server("sqlite", tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder)) as server:
+        for _ in range(3):
+            assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    assert sample(text, "tremplin_http_requests_total", route="/healthz", status="200") == 3
+    assert "python_gc_objects_collected_total" not in text  # the per-process collectors are off
+    assert not (folder / "counter_stale.db").exists()
+    assert any(folder.glob("counter_*.db"))
