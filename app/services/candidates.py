@@ -258,6 +258,9 @@ async def upsert(
         candidate, _view = await create(session, actor, data)
         return candidate, "created"
     before = existing.version
-    changes = CandidateUpdate.model_validate(data.model_dump(exclude_unset=True))
+    # When the path began is part of its history, set once at creation: not an update.
+    changes = CandidateUpdate.model_validate(
+        data.model_dump(exclude_unset=True, exclude={"entered_at"})
+    )
     candidate = await update(session, actor, existing.id, changes, None)
     return candidate, "unchanged" if candidate.version == before else "updated"
