@@ -475,9 +475,13 @@ async def assert_invariants(url: str, ledger: Ledger, vacancies: list[str]) -> N
         missing = await conn.fetch(
             """
             SELECT c.id FROM candidates c
-            WHERE (SELECT count(*) FROM candidate_transitions t WHERE t.candidate_id = c.id)
+            WHERE (SELECT count(*) FROM candidate_transitions t WHERE t.candidate_id = c.id
+                   AND t.from_phase IS NOT NULL)
                <> (SELECT count(*) FROM events e WHERE e.subject_id = c.id
                    AND e.type = 'candidate.phase_changed')
+               -- the path's entry row goes with the person's creation event
+               OR (SELECT count(*) FROM events e WHERE e.subject_id = c.id
+                   AND e.type = 'candidate.created') <> 1
             UNION ALL
             SELECT p.id FROM placements p
             WHERE (SELECT count(*) FROM placement_transitions t WHERE t.placement_id = p.id)

@@ -51,7 +51,10 @@ def _column_values(
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
     values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
-    values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
+    # A JSON column is written whole: `exclude_unset` would also drop the defaults inside
+    # it (a certification without its `date`), and the stored value would not read back.
+    given = data.model_fields_set if exclude_unset else set(type(data).model_fields)
+    values.update(data.model_dump(mode="json", include=_JSON_FIELDS & given))
     return values
 
 
