@@ -7,6 +7,7 @@ PORT ?= 8000
 export PORT
 
 
+.PHONY: bench-matching bench-api
 .PHONY: bench-matching bench-events bench-stats clients-ts worker
 .PHONY: help venv run migrate test check lint format typecheck openapi openapi-check docs docs-check alembic-check demo lock clean
 
@@ -91,6 +92,11 @@ bench-events: venv
 bench-matching: venv
 	$(BIN)/python benchmarks/matching.py
 
+# Authenticated reads against a Starlette + raw driver reference and a bare read, on
+# PostgreSQL and SQLite; wrk (Debian's package) is installed when missing.
+bench-api: venv
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(BIN)/python benchmarks/api.py
 # The figures at national scale on PostgreSQL (a database of its own, dropped after).
 bench-stats: venv
 	$(BIN)/python benchmarks/stats.py

@@ -76,6 +76,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.metrics import prepare_multiprocess_dir
 
     settings = get_settings()
+    problems = settings.production_problems()
+    if problems:
+        print(f"refusing to serve in production: {'; '.join(problems)}.", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     prepare_multiprocess_dir()
     uvicorn.run(
@@ -83,7 +87,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host,
         port=args.port or settings.port,
-        proxy_headers=True,
+        workers=args.workers or settings.workers,
+        # The caller's address comes from X-Forwarded-For only behind TRUSTED_PROXIES,
+        # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.
+        proxy_headers=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
         log_level=settings.log_level.lower(),
         # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
         log_config=None,
@@ -397,6 +405,9 @@ def main(argv: list[str] | None = None) -> None:
     serve = sub.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=None, help="processes; default: $WORKERS or 1"
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")

@@ -24,7 +24,9 @@ class Settings(BaseSettings):
 
     # Pool settings apply to PostgreSQL; SQLite uses one connection per checkout.
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    # No overflow by default: connections beyond the pool are opened and closed per use
+    # under load (a connection costs more than the request); size the pool instead.
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_s: float = Field(default=10.0, gt=0)
     db_pool_recycle_s: int = Field(default=1800, ge=-1)
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -132,6 +134,33 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1)
     cors_origins: list[str] = []
 
+    # --- Running in production: caches, bounded waits, processes (README "Production").
+    # A client's revocation, rotation or change reaches every process within this delay:
+    # each process re-reads a client's row at most this often (0: on every request).
+    auth_client_cache_s: float = Field(default=5, ge=0, le=60)
+    # Each statement is bounded on the client side too (asyncpg), beyond the server's
+    # statement_timeout: a frozen server answers 503, never a hung request.
+    db_command_timeout_s: float = Field(default=20, gt=0)
+    # Off: a dead connection is detected at checkout without a round trip (see app/db.py).
+    db_pool_pre_ping: bool = False
+    # Through PgBouncer in transaction mode: no cached prepared statements, unique names.
+    db_pgbouncer: bool = False
+    # Retry-After of a 503 when the database is busy or unreachable.
+    db_retry_after_s: int = Field(default=2, ge=1)
+    readiness_timeout_s: float = Field(default=2, gt=0)
+    # Graceful shutdown: requests in flight get this long, then the pool as long again.
+    shutdown_timeout_s: float = Field(default=10, gt=0)
+    # uvicorn worker processes of `python -m app serve` (--workers overrides it).
+    workers: int = Field(default=1, ge=1, le=64)
+    # Rate limits shared by every process and replica; unset: each process its own.
+    redis_url: str | None = None
+    rate_limit_key_prefix: str = Field(default="tremplin", min_length=1, max_length=64)
+    # Token endpoint failures per minute: per client id and address, and per client id.
+    rate_limit_token_failures: int = Field(default=10, ge=1)
+    rate_limit_token_client_failures: int = Field(default=100, ge=1)
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed.
+    trusted_proxies: list[IPvAnyNetwork] = []
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
@@ -143,6 +172,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def production_problems(self) -> list[str]:
+        """Why this configuration may not serve in production (empty when it may)."""
+        if not self.is_production:
+            return []
+        problems = []
+        if self.database_url == DEFAULT_SQLITE_URL:
+            problems.append("DATABASE_URL is the embedded SQLite default; set a PostgreSQL URL")
+        if self.jwt_signing_key is None:
+            problems.append("JWT_SIGNING_KEY is not set (e.g. openssl rand -hex 32)")
+        return problems
 
 
 @lru_cache

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -117,6 +118,13 @@ class ValidationFailed(TremplinError):
 
 class ServiceUnavailable(TremplinError):
     status, slug, title = 503, "unavailable", "Service unavailable"
+
+    def __init__(
+        self, detail: str | None = None, retry_after_s: int | None = None, **extensions: Any
+    ) -> None:
+        super().__init__(detail, **extensions)
+        if retry_after_s is not None:
+            self.headers = {"Retry-After": str(retry_after_s)}
 
 
 def field_error(loc: Sequence[str | int], message: str, kind: str) -> dict[str, Any]:
@@ -241,14 +249,30 @@ def install_error_handlers(app: FastAPI) -> None:
             type(exc.orig).__name__,
             getattr(exc.orig, "sqlstate", ""),
         )
-        return _from_error(request, ServiceUnavailable("The database could not answer."))
+        return _from_error(request, _unavailable(request))
 
     @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
-        # asyncpg raises these unwrapped when the server refuses or drops connections.
+        # asyncpg raises these unwrapped when the server refuses or drops connections,
+        # or when a statement outlives its command timeout.
         logger.warning("database unreachable on %s: %s", request.url.path, type(exc).__name__)
-        return _from_error(request, ServiceUnavailable("The database could not answer."))
+        return _from_error(request, _unavailable(request))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection stayed busy for DB_POOL_TIMEOUT_S: shed this request.
+        logger.warning("database pool exhausted on %s", request.url.path)
+        return _from_error(
+            request, _unavailable(request, "Every database connection is busy; retry shortly.")
+        )
+
+
+def _unavailable(
+    request: Request, detail: str = "The database could not answer."
+) -> ServiceUnavailable:
+    settings = getattr(request.app.state, "settings", None)
+    return ServiceUnavailable(detail, retry_after_s=getattr(settings, "db_retry_after_s", 2))
 
 
 def unreadable_body() -> ValidationFailed:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __doc__ as app_doc
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import SqliteWriters, create_engine, create_sessionmaker, dispose
 from app.docs import install_docs
 from app.errors import (
     PROBLEM_JSON,
@@ -158,8 +158,15 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ProductionMisconfigured(RuntimeError):
+    """Production refuses a configuration that would lose data or forge tokens."""
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    problems = settings.production_problems()
+    if problems:
+        raise ProductionMisconfigured("; ".join(problems))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,7 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await engine.dispose()
+            await app.state.rate_limiter.close()
+            await dispose(engine, settings.shutdown_timeout_s)
             mark_process_dead()
 
     app = FastAPI(
@@ -192,6 +200,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings)
     app.state.rate_limiter = RateLimiter.from_settings(settings)
+    # SQLite's writers take turns per process (app/db.py); PostgreSQL needs no turns.
+    app.state.sqlite_writers = (
+        SqliteWriters(settings.sqlite_busy_timeout_ms / 1000) if settings.is_sqlite else None
+    )
     install_error_handlers(app)
     for module in (
         health,

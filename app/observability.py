@@ -44,7 +44,9 @@ def route_template(scope: Scope) -> str:
             ),
             None,
         )
-    path = getattr(route, "path", None)
+    # path_format drops convertors ({candidate_id:record_id} -> {candidate_id}): the
+    # template as the spec names it.
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 

@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.domain.enums import Role
 from tests.access_helpers import count_rows
 from tests.conftest import client_as
-from tests.factories import candidate_payload, create_structure, vacancy_payload
+from tests.factories import (
+    candidate_payload,
+    create_structure,
+    referral_payload,
+    vacancy_payload,
+)
 
 
 def person(structure_id: str, ref: str, **overrides: Any) -> dict[str, Any]:
@@ -188,9 +193,12 @@ async def test_a_prescriber_does_not_set_the_structures_reference(
     structure = await create_structure(client, "insertion")
     partner = await create_structure(client, "partner")
     async with await client_as(app, sessionmaker, Role.PRESCRIBER, partner["id"]) as prescriber:
-        refused = await prescriber.post("/v1/candidates", json=person(structure["id"], "P-1"))
+        refused = await prescriber.post(
+            "/v1/candidates", json={**referral_payload(structure["id"]), "external_ref": "P-1"}
+        )
         assert refused.status_code == 403
-        referred = await prescriber.post("/v1/candidates", json=candidate_payload(structure["id"]))
+        assert "external_ref" in refused.json()["detail"]
+        referred = await prescriber.post("/v1/candidates", json=referral_payload(structure["id"]))
         assert referred.status_code == 201
 
 

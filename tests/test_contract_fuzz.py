@@ -62,6 +62,13 @@ SEMANTIC_RULES = {
     "clients_update": "scopes of the client's role",
     "matching_assign": "landlords and vacancies named must exist",
     "webhooks_create": "the callback's host must resolve, to a public address",
+    "objectives_create": "the id or code field of the scope given, and no other",
+    "objectives_update": "the id or code field of the stored scope",
+    "objectives_progress": "as_of in the past",
+    **dict.fromkeys(
+        ("stats_funnel", "stats_outcomes", "stats_monthly"),
+        "a period between 2000 and 2100, year or from/to, as_of in the past, known codes",
+    ),
     "webhooks_update": "the callback's host must resolve, to a public address",
     # Opaque cursors: a string this server did not issue is refused.
     **dict.fromkeys(
@@ -77,6 +84,7 @@ SEMANTIC_RULES = {
             "audit_list",
             "webhooks_list",
             "webhooks_deliveries",
+            "objectives_list",
         ),
         "cursor is opaque",
     ),

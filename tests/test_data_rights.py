@@ -159,10 +159,13 @@ async def test_erasure_keeps_the_figures_and_leaves_no_trace(
     vacancy = await ok(await client.get(f"/v1/vacancies/{programme.job_id}"))
     assert vacancy["filled_positions"] == held_before - 1
     async with sessionmaker() as session:
+        # The feed's tombstone, carrying only the id.
         erased_events = (
-            await session.scalars(select(Event).where(Event.type == "candidate.erased"))
+            await session.scalars(select(Event).where(Event.type == "candidate.deleted"))
         ).all()
-        assert [(str(e.subject_id), e.payload) for e in erased_events] == [(person, {})]
+        assert [(str(e.subject_id), e.payload) for e in erased_events] == [
+            (person, {"candidate_id": person})
+        ]
         kept = (
             await session.execute(
                 select(Candidate.birth_date, Candidate.commune_insee, Candidate.departement).where(

@@ -205,6 +205,8 @@ def _walk_with_python_client(server: Server) -> None:
                 birth_date=dt.date(1990, 4, 12),
                 structure_id=siae.id,
                 consent_to_share=True,
+                # The path began before the activities recorded below.
+                entered_at=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
                 **place,
             ),
         ),
@@ -287,7 +289,13 @@ def _walk_with_python_client(server: Server) -> None:
         candidates_history.sync(candidate_id=person.id, client=api_client),
         models.CandidateTransitionPage,
     )
-    assert [t.to_phase.value for t in history.items] == ["support", "securing", "employed"]
+    # The entry into the path first, then each move.
+    assert [t.to_phase.value for t in history.items] == [
+        "recruitment",
+        "support",
+        "securing",
+        "employed",
+    ]
 
 
 def _npm() -> str:

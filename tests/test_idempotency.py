@@ -185,7 +185,9 @@ async def test_retry_during_the_first_request_answers_409(
     key = "held-by-another-request"
     async with sessionmaker() as holder:
         # Hold the lock the first request would hold while it runs.
-        await holder.scalar(select(func.pg_advisory_xact_lock(_lock_id(subject_of(client), key))))
+        await holder.scalar(
+            select(func.pg_advisory_xact_lock(_lock_id(f"client:{subject_of(client)}", key)))
+        )
         busy = await client.post("/v1/structures", json=payload, headers=key_header(key))
         assert is_problem(busy, 409)
         assert busy.json()["type"] == IN_PROGRESS

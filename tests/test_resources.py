@@ -402,6 +402,22 @@ async def test_candidate_certifications_and_competencies_round_trip(
     assert after["certifications"] == certifications
 
 
+async def test_a_patched_certification_without_a_date_reads_back(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by the contract fuzzer: an entry's left-out `date` was dropped from the stored
+    JSON, and reading the person back answered 500."""
+    candidate = await create_candidate(client)
+    url = f"/v1/candidates/{candidate['id']}"
+    patched = await client.patch(
+        url, json={"certifications": [{"rncp_code": "RNCP40892", "status": "held"}]}
+    )
+    assert patched.status_code == 200, patched.text
+    expected = [{"rncp_code": "RNCP40892", "status": "held", "date": None}]
+    assert patched.json()["certifications"] == expected
+    assert (await client.get(url)).json()["certifications"] == expected
+
+
 # --- placements and what they hold -------------------------------------------------------
 
 

@@ -110,19 +110,38 @@ def test_bad_job_schedules_are_refused_at_start(schedules: dict[str, str]) -> No
 async def started_hire(admin: httpx.AsyncClient, days_ago: int) -> dict[str, object]:
     structure = await create_structure(admin, "insertion")
     landlord = await create_structure(admin, "landlord")
-    person = (await create(admin, "/v1/candidates", candidate_payload(structure["id"])))["id"]
-    for phase in ("support", "securing"):
+    # The whole path dated before the start, as a history import gives it.
+    start = date.today() - timedelta(days=days_ago)
+
+    def before(days: int) -> str:
+        return f"{(start - timedelta(days=days)).isoformat()}T09:00:00Z"
+
+    person = (
+        await create(
+            admin,
+            "/v1/candidates",
+            candidate_payload(structure["id"], entered_at=before(60)),
+        )
+    )["id"]
+    for phase, days in (("support", 40), ("securing", 20)):
         moved = await admin.post(
             f"/v1/candidates/{person}/transitions",
-            json={"to": phase, "force": True, "note": "set up for the follow-up tests"},
+            json={
+                "to": phase,
+                "force": True,
+                "note": "set up for the follow-up tests",
+                "effective_at": before(days),
+            },
         )
-        assert moved.status_code == 200
+        assert moved.status_code == 200, moved.text
     vacancy = await create(admin, "/v1/vacancies", job_payload(landlord["id"]))
     placement = await create(
-        admin, "/v1/placements", {"candidate_id": person, "vacancy_id": vacancy["id"]}
+        admin,
+        "/v1/placements",
+        {"candidate_id": person, "vacancy_id": vacancy["id"], "proposed_at": before(10)},
     )
-    started = (date.today() - timedelta(days=days_ago)).isoformat()
-    for move in ({"to": "accepted"}, {"to": "started", "on": started}):
+    accepted = (start - timedelta(days=5)).isoformat()
+    for move in ({"to": "accepted", "on": accepted}, {"to": "started", "on": start.isoformat()}):
         response = await admin.post(f"/v1/placements/{placement['id']}/transitions", json=move)
         assert response.status_code == 200, response.text
     return placement

@@ -1,7 +1,7 @@
 """matching: candidates indexed by commute and location
 
 Revision ID: 0010_matching_commute_index
-Revises: 0008_integration
+Revises: 0009_runtime
 Create Date: 2026-12-02 09:00:00.000000+00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0010_matching_commute_index"
-down_revision: str | None = "0008_integration"
+down_revision: str | None = "0009_runtime"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

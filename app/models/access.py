@@ -74,6 +74,11 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
+    # Kind and id together name the caller: an API client and an OIDC user whose `sub`
+    # equals the client's id keep separate keys.
+    actor_kind: Mapped[ActorKind] = mapped_column(
+        enum_column_type(ActorKind, "idempotency_actor_kind")
+    )
     actor_id: Mapped[str] = mapped_column(String(255))
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
@@ -85,7 +90,7 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
-    __table_args__ = (UniqueConstraint("actor_id", "key"),)
+    __table_args__ = (UniqueConstraint("actor_kind", "actor_id", "key"),)
 
 
 __all__ = ["ApiClient", "AuditEvent", "IdempotencyKey"]

@@ -58,8 +58,9 @@ _BULK = (
     "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
     "route would have answered). A bad item never blocks the others: each runs in a "
     "savepoint of its own, with every rule of the single-item routes. Fields left out of "
-    "an item keep their values on update. Sending the same batch again changes nothing; "
-    "with an `Idempotency-Key` it replays the first answer."
+    "an item keep their values on update; `entered_at` is read only when the item creates "
+    "the person (the path's start is history, not a field to update). Sending the same "
+    "batch again changes nothing; with an `Idempotency-Key` it replays the first answer."
 )
 
 

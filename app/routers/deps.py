@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.convertors import Convertor, register_url_convertor
 
+from app import db
 from app.config import Settings
 from app.errors import Forbidden, Unauthorized
+from app.ratelimit import RateLimiter
 from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from app.services.auth import Actor, Authenticator, MissingToken
 from app.services.permissions import OPERATIONS, PUBLIC_OPERATIONS, Operation
+
+CLIENTS_SCOPE = "clients:admin"
+
+
+# Operations that only read although they are not GET: on SQLite they take no write lock.
+READ_ONLY_OPERATIONS = frozenset({"oauth_token"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class ApiRoute(APIRoute):
@@ -27,6 +38,13 @@ class ApiRoute(APIRoute):
     between building the response and returning it, and any error rolls back.
     Before the endpoint runs, the caller is authenticated, rate-limited and checked
     against the permission matrix; POSTs honour Idempotency-Key.
+
+    On SQLite, reads (GET, HEAD, the token endpoint) run in a DEFERRED transaction and
+    never wait for the write lock; writes take it at BEGIN (IMMEDIATE), one request at a
+    time per process in arrival order (`SqliteWriters`), so they queue instead of polling
+    the busy handler. A read that journals writes too: if its journal row cannot take the
+    lock (another writer committed since its read began), it runs again as a writer,
+    and later requests of that route start as writers.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -38,30 +56,51 @@ class ApiRoute(APIRoute):
             operation = OPERATIONS[name]
         else:
             raise RuntimeError(f"route {self.name} has no entry in the permission matrix")
+        reads = self.name in READ_ONLY_OPERATIONS or (self.methods or set()) <= _READ_METHODS
+        # A change to an API client reaches this process's token checks at once.
+        changes_clients = operation is not None and operation.scope == CLIENTS_SCOPE and not reads
+        journals = [False]  # learnt: this read route writes its journal (SQLite only)
+
+        async def run(request: Request, reads_only: bool) -> Response:
+            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+            with db.reads_only(reads_only):
+                async with sessionmaker() as session:
+                    request.state.session = session
+                    try:
+                        if operation is None:
+                            response = await handler(request)
+                        else:
+                            actor = await _admit(request, session, name, operation)
+                            request.state.actor = actor
+                            key = request.headers.get(IDEMPOTENCY_HEADER)
+                            if request.method == "POST" and key is not None:
+                                settings: Settings = request.app.state.settings
+                                response = await run_idempotent(
+                                    request, session, actor, key, settings, handler
+                                )
+                            else:
+                                response = await handler(request)
+                        await session.commit()
+                    except BaseException:
+                        await session.rollback()
+                        raise
+            if changes_clients:
+                request.app.state.authenticator.clients.forget()
+            return response
 
         async def api_handler(request: Request) -> Response:
-            sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-            async with sessionmaker() as session:
-                request.state.session = session
+            writers: db.SqliteWriters | None = request.app.state.sqlite_writers
+            if writers is None:
+                return await run(request, reads_only=False)
+            if reads and not journals[0]:
                 try:
-                    if operation is None:
-                        response = await handler(request)
-                    else:
-                        actor = await _admit(request, session, name, operation)
-                        request.state.actor = actor
-                        key = request.headers.get(IDEMPOTENCY_HEADER)
-                        if request.method == "POST" and key is not None:
-                            settings: Settings = request.app.state.settings
-                            response = await run_idempotent(
-                                request, session, actor.id, key, settings, handler
-                            )
-                        else:
-                            response = await handler(request)
-                    await session.commit()
-                except BaseException:
-                    await session.rollback()
-                    raise
-            return response
+                    return await run(request, reads_only=True)
+                except DBAPIError as exc:
+                    if not db.is_lost_upgrade(exc):
+                        raise
+                    journals[0] = True
+            async with writers.turn():
+                return await run(request, reads_only=False)
 
         return api_handler
 
@@ -90,14 +129,17 @@ async def _admit(request: Request, session: AsyncSession, name: str, operation: 
     if scheme.lower() != "bearer" or not token.strip():
         raise MissingToken()
     authenticator: Authenticator = request.app.state.authenticator
+    limiter: RateLimiter = request.app.state.rate_limiter
     request_id = getattr(request.state, "request_id", None)
     try:
         actor = await authenticator.authenticate(session, token.strip(), request_id)
     except Unauthorized:
         # Guessing tokens costs the guesser: failures are limited per address.
-        request.app.state.rate_limiter.hit_anonymous(client_address(request))
+        await limiter.hit_anonymous(client_address(request))
         raise
-    request.app.state.rate_limiter.hit(actor.id, actor.role)
+    if not getattr(request.state, "rate_counted", False):
+        request.state.rate_counted = True  # a request run again is counted once
+        await limiter.hit(actor.id_key, actor.role)
     if actor.role not in operation.grants:
         raise Forbidden(f"The {actor.role.value} role may not use this operation.")
     if operation.scope not in actor.scopes:
@@ -108,20 +150,48 @@ async def _admit(request: Request, session: AsyncSession, name: str, operation: 
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The caller's address: the peer's, or, behind trusted proxies, the right-most
+    X-Forwarded-For entry that is not one of them (the left part is the caller's say)."""
+    peer = request.client.host if request.client else "unknown"
+    settings: Settings = request.app.state.settings
+    return forwarded_client(
+        peer, request.headers.getlist("x-forwarded-for"), settings.trusted_proxies
+    )
 
 
-def get_session(request: Request) -> AsyncSession:
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def forwarded_client(peer: str, forwarded: Sequence[str], trusted: Sequence[Network]) -> str:
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+# Dependencies are `async def`: a plain `def` would be sent to the thread pool.
+async def get_session(request: Request) -> AsyncSession:
     session: AsyncSession = request.state.session
     return session
 
 
-def get_actor(request: Request) -> Actor:
+async def get_actor(request: Request) -> Actor:
     actor: Actor = request.state.actor
     return actor
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -140,7 +210,7 @@ def etag(version: int, variant: str | None = None) -> str:
     return f'"{version}"' if variant is None else f'"{variant}-{version}"'
 
 
-def expected_versions(
+async def expected_versions(
     if_match: Annotated[
         str | None,
         Header(description='Send the ETag you read (e.g. `"3"`); a stale one gets 412.'),

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.config import Settings
+from app.db import reads_only
 from app.errors import ServiceUnavailable
 from app.migrations import current_revision
 from app.schemas.problems import problem_responses
@@ -39,12 +43,42 @@ async def healthz() -> Health:
 )
 async def readyz(request: Request) -> Readiness:
     engine: AsyncEngine = request.app.state.engine
+    settings: Settings = request.app.state.settings
     head: str | None = request.app.state.migration_head
+    probe = asyncio.ensure_future(_revision(engine))
+    # Answer within READINESS_TIMEOUT_S whatever the database does (frozen, pool
+    # exhausted): a probe still running is left to finish on its own, bounded by the
+    # connect and command timeouts, instead of being awaited while it cleans up.
+    done, _ = await asyncio.wait({probe}, timeout=settings.readiness_timeout_s)
+    if not done:
+        _abandoned.add(probe)
+        probe.add_done_callback(_forget)
+        raise _not_ready(settings, "The database does not answer.")
     try:
-        async with engine.connect() as conn:
-            revision = await current_revision(conn)
+        revision = probe.result()
     except (SQLAlchemyError, OSError, TimeoutError):
-        raise NotReady("The database does not answer or has no schema.") from None
+        raise _not_ready(settings, "The database does not answer or has no schema.") from None
     if revision != head:
-        raise NotReady("The database schema is not at the migration head.")
+        raise _not_ready(settings, "The database schema is not at the migration head.")
     return Readiness(status="ok", database=engine.dialect.name, revision=revision)
+
+
+async def _revision(engine: AsyncEngine) -> str | None:
+    # A read that takes no SQLite write lock: a long writer does not make the instance
+    # "not ready".
+    with reads_only():
+        async with engine.connect() as conn:
+            return await current_revision(conn)
+
+
+_abandoned: set[asyncio.Future[str | None]] = set()
+
+
+def _forget(probe: asyncio.Future[str | None]) -> None:
+    _abandoned.discard(probe)
+    if not probe.cancelled():
+        probe.exception()  # retrieved: its failure was already answered as 503
+
+
+def _not_ready(settings: Settings, detail: str) -> NotReady:
+    return NotReady(detail, retry_after_s=settings.db_retry_after_s)

@@ -8,11 +8,12 @@ answers 404 instead of being replayed from a copy. An answer holding a secret
 answers are kept whole. Only successful answers are kept: a request that failed wrote
 nothing, so its retry simply runs again.
 
-The key is written in the same transaction as the resource it created, so a crash
-cannot leave one without the other. On PostgreSQL a transaction-scoped advisory lock
-on (caller, key) makes a concurrent retry answer 409 instead of writing twice; on
-SQLite every transaction takes the write lock at BEGIN, so a concurrent retry waits
-and then replays.
+Keys belong to a caller, named by kind and id (an API client and an OIDC user whose
+`sub` equals the client's id never share one). The key is written in the same
+transaction as the resource it created, so a crash cannot leave one without the other.
+On PostgreSQL a transaction-scoped advisory lock on (caller, key) makes a concurrent
+retry answer 409 instead of writing twice; on SQLite a POST takes the write lock at
+BEGIN, so a concurrent retry waits and then replays.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.config import Settings
 from app.errors import Conflict, ValidationFailed, field_error
 from app.models import IdempotencyKey
 from app.models.base import utcnow
+from app.services.auth import Actor
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -52,8 +54,8 @@ class IdempotencyKeyReused(ValidationFailed):
     slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
 
 
-def _lock_id(actor_id: str, key: str) -> int:
-    digest = hashlib.sha256(f"{actor_id}\x00{key}".encode()).digest()
+def _lock_id(caller: str, key: str) -> int:
+    digest = hashlib.sha256(f"{caller}\x00{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -114,7 +116,7 @@ async def _read_again(request: Request, status: int, kept: dict[str, str]) -> Re
 async def run_idempotent(
     request: Request,
     session: AsyncSession,
-    actor_id: str,
+    actor: Actor,
     key: str,
     settings: Settings,
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
@@ -144,13 +146,17 @@ async def run_idempotent(
     ).hexdigest()
     if session.get_bind().dialect.name == "postgresql":
         locked = await session.scalar(
-            select(func.pg_try_advisory_xact_lock(_lock_id(actor_id, key)))
+            select(func.pg_try_advisory_xact_lock(_lock_id(actor.id_key, key)))
         )
         if not locked:
             raise IdempotencyInProgress("Wait for the first request to finish, then retry.")
     now = utcnow()
     stored = await session.scalar(
-        select(IdempotencyKey).where(IdempotencyKey.actor_id == actor_id, IdempotencyKey.key == key)
+        select(IdempotencyKey).where(
+            IdempotencyKey.actor_kind == actor.kind,
+            IdempotencyKey.actor_id == actor.id,
+            IdempotencyKey.key == key,
+        )
     )
     if stored is not None and stored.expires_at > now:
         if stored.fingerprint != fingerprint:
@@ -186,7 +192,8 @@ async def run_idempotent(
         kept = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
         session.add(
             IdempotencyKey(
-                actor_id=actor_id,
+                actor_kind=actor.kind,
+                actor_id=actor.id,
                 key=key,
                 fingerprint=fingerprint,
                 response_status=response.status_code,

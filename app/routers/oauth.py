@@ -10,10 +10,16 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from app.errors import ValidationFailed, field_error, pydantic_errors
+from app.ratelimit import RateLimiter
 from app.routers.deps import ApiRoute, Session, client_address
 from app.schemas.access import TokenRequest, TokenResponse
 from app.schemas.problems import problem_responses
-from app.services.auth import Authenticator, InvalidClient, UnsupportedGrantType
+from app.services.auth import (
+    Authenticator,
+    InvalidClient,
+    UnknownClient,
+    UnsupportedGrantType,
+)
 
 router = APIRouter(prefix="/v1/oauth", tags=["oauth"], route_class=ApiRoute)
 
@@ -85,21 +91,39 @@ async def _token_request(request: Request) -> TokenRequest:
     name="oauth_token",
     summary="Get an access token (OAuth2 client credentials)",
     description=_HOW + " The token is a JWT valid for `expires_in` seconds; send it as "
-    "`Authorization: Bearer <token>`. Too many requests from one address answer 429 "
-    "with Retry-After.",
+    "`Authorization: Bearer <token>`. Failed attempts are limited per client id and "
+    "address (429 with `Retry-After`): an address that failed too often for a client "
+    "waits, other addresses and clients do not.",
     responses=problem_responses(400, 401, 413, 422, 429),
     openapi_extra={"requestBody": _REQUEST_BODY},
 )
 async def token(request: Request, session: Session, response: Response) -> TokenResponse:
-    request.app.state.rate_limiter.hit_anonymous(f"token:{client_address(request)}")
+    limiter: RateLimiter = request.app.state.rate_limiter
+    address = client_address(request)
     form = await _token_request(request)
     if form.grant_type != "client_credentials":
         raise UnsupportedGrantType()
-    client_id, client_secret = _basic_credentials(request) or (form.client_id, form.client_secret)
+    try:
+        credentials = _basic_credentials(request) or (form.client_id, form.client_secret)
+    except InvalidClient:
+        await limiter.hit_anonymous(address)
+        raise
+    client_id, client_secret = credentials
     if not client_id or not client_secret:
+        await limiter.hit_anonymous(address)
         raise InvalidClient()
+    await limiter.check_token_attempt(client_id, address)
     authenticator: Authenticator = request.app.state.authenticator
-    issued = await authenticator.client_credentials(session, client_id, client_secret, form.scope)
+    try:
+        issued = await authenticator.client_credentials(
+            session, client_id, client_secret, form.scope
+        )
+    except UnknownClient:
+        await limiter.hit_anonymous(address)
+        raise
+    except InvalidClient:
+        await limiter.token_failed(client_id, address)
+        raise
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope

@@ -4,13 +4,14 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from app import errors
 from app.domain.enums import ObjectiveScope
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
 from app.routers.stats import figure_rows, render_csv
+from app.schemas.common import QueryModel
 from app.schemas.objectives import (
     Objective,
     ObjectiveCreate,
@@ -37,9 +38,7 @@ class ObjectiveListQuery(ListQuery):
     scope: ObjectiveScope | None = None
 
 
-class ProgressQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProgressQuery(QueryModel):
     as_of: PastInstant | None = Field(
         default=None, description="The progress as the database knew it then (default now)."
     )

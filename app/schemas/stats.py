@@ -16,14 +16,13 @@ from pydantic import (
     Field,
     StringConstraints,
     create_model,
-    field_validator,
     model_validator,
 )
 
 from app.domain.enums import Phase
 from app.domain.geography import DEPARTEMENTS, REGIONS
 from app.domain.pathway import EXIT_REASONS
-from app.schemas.common import Departement, FieldRuleError, UtcInstant, reject_nul
+from app.schemas.common import Departement, FieldRuleError, QueryModel, UtcInstant
 from app.services.stats import DEFINITIONS, Filters, Period
 
 FIRST_DAY = dt.date(2000, 1, 1)
@@ -48,7 +47,8 @@ Region = Annotated[
     str,
     StringConstraints(pattern=r"^[0-9]{2}$"),
     AfterValidator(_known_region),
-    Field(examples=["28", "84"]),
+    # The codes themselves in the spec, so clients (and fuzzers) send only real ones.
+    Field(examples=["28", "84"], json_schema_extra={"enum": sorted(REGIONS)}),
 ]
 
 
@@ -70,15 +70,8 @@ def _past(value: dt.datetime) -> dt.datetime:
 PastInstant = Annotated[UtcInstant, AfterValidator(_past)]
 
 
-class StatsQuery(BaseModel):
+class StatsQuery(QueryModel):
     """A period (`from`/`to`, or `year`), filters, `as_of`, and the answer's format."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return reject_nul(value)
 
     from_: Day | None = Field(
         default=None,

@@ -7,8 +7,9 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ARRAY, Uuid, bindparam, delete, insert, select, text
+from sqlalchemy import ARRAY, Table, Uuid, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView
@@ -18,6 +19,8 @@ from app.models.base import utcnow
 from app.services.auth import Actor
 from app.services.common import PageRequest, paginate
 
+_INSERT = insert(cast(Table, AuditEvent.__table__))
+_INSERT_MANY = _INSERT.returning(AuditEvent.__table__.c.id)
 # Every row of one access differs only by its id and person: on PostgreSQL they go in as
 # one statement over two arrays. Measured on an assignment pairing 1,767 people: 170-230
 # ms as an executemany, a few ms this way; a national one pairs ten times as many.
@@ -64,18 +67,23 @@ async def record(
         "operation": actor.operation,
         "request_id": actor.request_id,
     }
-    if session.get_bind().dialect.name == "postgresql":
+    # Core on the session's connection: plain INSERTs, no ORM bulk machinery.
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
         # Tens of thousands of ids (an assignment's journal) are made off the event loop.
         ids = (
             await asyncio.to_thread(_new_ids, len(people))
             if len(people) > _IDS_ON_THE_LOOP
             else _new_ids(len(people))
         )
-        await session.execute(_PG_ROWS, {**common, "ids": ids, "candidate_ids": people})
+        await connection.execute(_PG_ROWS, {**common, "ids": ids, "candidate_ids": people})
         return
-    await session.execute(
-        insert(AuditEvent), [{**common, "candidate_id": person} for person in people]
-    )
+    rows = [{**common, "candidate_id": person} for person in people]
+    if len(rows) == 1:
+        await connection.execute(_INSERT, rows[0])
+    else:
+        # RETURNING makes SQLAlchemy send one multi-row INSERT ("insertmanyvalues").
+        await connection.execute(_INSERT_MANY, rows)
 
 
 async def record_views(

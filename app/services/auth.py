@@ -11,13 +11,16 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import jwt
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import PROJECT_ROOT, Settings
@@ -29,6 +32,8 @@ from app.models.base import utcnow
 from app.services.permissions import OPERATIONS, default_scopes
 
 SECRET_BYTES = 32
+# Tokens whose signature this process has verified (each a few hundred bytes).
+_MAX_VERIFIED_TOKENS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,12 @@ class Actor:
     operation: str | None = None
     # Observers: the territory of the figures they read (app.domain.territory).
     territory: Territory | None = None
+
+    @property
+    def id_key(self) -> str:
+        """The caller's id with its kind: an API client and an OIDC user whose `sub`
+        equals the client's id are two callers (rate budgets, idempotency keys)."""
+        return f"{self.kind.value}:{self.id}"
 
 
 SYSTEM_ACTOR = Actor(
@@ -85,6 +96,11 @@ class InvalidClient(Unauthorized):
         super().__init__("Unknown client, wrong secret, or a revoked or expired client.")
         self.extensions["error"] = "invalid_client"
         self.headers = {"WWW-Authenticate": 'Basic realm="tremplin"'}
+
+
+class UnknownClient(InvalidClient):
+    """No client has this id. Answered exactly as a wrong secret is; only rate limits
+    tell the two apart (failures for unknown ids count per address)."""
 
 
 class InvalidScope(BadRequest):
@@ -162,13 +178,93 @@ class OidcKeys:
         raise jwt.InvalidTokenError("unknown signing key")
 
 
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """What a token is checked against: the client's row as last read."""
+
+    role: Role
+    structure_id: uuid.UUID | None
+    scopes: frozenset[str]
+    credential_version: int
+    expires_at: datetime | None
+    revoked: bool
+    territory: Territory | None
+
+    def usable(self) -> bool:
+        return not self.revoked and (self.expires_at is None or self.expires_at > utcnow())
+
+
+class ClientStates:
+    """Each process re-reads a client's row at most every `ttl_s` seconds.
+
+    This bounds how late a revocation, rotation or re-scoping made elsewhere (another
+    process, replica or command) reaches this process; a change made through this
+    process's API is seen at once (`forget`). Expiry is compared with the clock on every
+    request, so it is exact.
+    """
+
+    _MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._states: dict[uuid.UUID, tuple[float, ClientState]] = {}
+
+    async def get(self, session: AsyncSession, client_id: uuid.UUID) -> ClientState | None:
+        now = self._clock()
+        cached = self._states.get(client_id)
+        if cached is not None and now - cached[0] < self.ttl_s:
+            return cached[1]
+        # Core on the session's connection: no ORM machinery for a row of plain values.
+        connection = await session.connection()
+        row = (
+            await connection.execute(
+                select(
+                    ApiClient.role,
+                    ApiClient.structure_id,
+                    ApiClient.scopes,
+                    ApiClient.credential_version,
+                    ApiClient.expires_at,
+                    ApiClient.revoked_at,
+                    ApiClient.territory,
+                ).where(ApiClient.id == client_id)
+            )
+        ).one_or_none()
+        if row is None:
+            self._states.pop(client_id, None)
+            return None
+        state = ClientState(
+            row.role,
+            row.structure_id,
+            frozenset(row.scopes),
+            row.credential_version,
+            row.expires_at,
+            row.revoked_at is not None,
+            parse_territory(row.territory) if row.territory else None,
+        )
+        if self.ttl_s > 0:
+            if len(self._states) >= self._MAX_ENTRIES:
+                self._states.clear()
+            self._states[client_id] = (now, state)
+        return state
+
+    def forget(self) -> None:
+        self._states.clear()
+
+
 class Authenticator:
     """Issues our access tokens and verifies every bearer token a request carries."""
+
+    # Our tokens are HS256; the OIDC provider's are asymmetric (OIDC_ALGORITHMS), so the
+    # header's algorithm says which verification applies without decoding twice.
+    _OWN_ALGORITHM = "HS256"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._key = load_signing_key(settings)
         self._oidc = OidcKeys(settings) if settings.oidc_enabled else None
+        self.clients = ClientStates(settings.auth_client_cache_s)
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, client: ApiClient, scopes: frozenset[str]) -> IssuedToken:
         now = datetime.now(UTC)
@@ -186,7 +282,7 @@ class Authenticator:
             "scope": scope,
             "cv": client.credential_version,
         }
-        token = jwt.encode(claims, self._key, algorithm="HS256")
+        token = jwt.encode(claims, self._key, algorithm=self._OWN_ALGORITHM)
         return IssuedToken(access_token=token, expires_in=ttl, scope=scope)
 
     async def client_credentials(
@@ -196,9 +292,12 @@ class Authenticator:
         client_secret: str,
         requested_scope: str | None,
     ) -> IssuedToken:
-        client = await _find_client(session, client_id)
+        client = await find_client(session, client_id)
         digest = client.secret_hash if client is not None else "0" * 64
-        if not secret_matches(client_secret, digest) or client is None or not _usable(client):
+        matches = secret_matches(client_secret, digest)  # compared even for no client
+        if client is None:
+            raise UnknownClient()
+        if not matches or not _usable(client):
             raise InvalidClient()
         granted = frozenset(client.scopes)
         if requested_scope:
@@ -211,40 +310,58 @@ class Authenticator:
     async def authenticate(
         self, session: AsyncSession, token: str, request_id: str | None
     ) -> Actor:
+        claims = self._verified.get(token)
+        if claims is not None:
+            return await self._client_actor(session, claims, request_id)
         try:
-            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
-        if issuer == self.settings.token_issuer:
-            return await self._client_actor(session, token, request_id)
-        if self._oidc is not None and issuer == self.settings.oidc_issuer:
+        if algorithm == self._OWN_ALGORITHM:
+            return await self._client_actor(session, self._verify(token), request_id)
+        if self._oidc is not None:
             return await self._user_actor(session, token, request_id)
         raise InvalidToken("unknown issuer")
 
-    async def _client_actor(
-        self, session: AsyncSession, token: str, request_id: str | None
-    ) -> Actor:
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Our token's claims, verified once per process and token: a client sends the
+        same token for its whole life, and the signature of a given string cannot change.
+        Expiry is checked again on every use (`_client_actor`)."""
         claims = _decode(
             token,
             self._key,
-            algorithms=["HS256"],
+            algorithms=[self._OWN_ALGORITHM],
             audience=self.settings.token_audience,
             issuer=self.settings.token_issuer,
         )
-        client = await _find_client(session, str(claims["sub"]))
-        if client is None or not _usable(client):
+        if len(self._verified) >= _MAX_VERIFIED_TOKENS:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    async def _client_actor(
+        self, session: AsyncSession, claims: dict[str, Any], request_id: str | None
+    ) -> Actor:
+        if claims["exp"] <= time.time():
+            raise InvalidToken("token expired")
+        try:
+            client_id = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            raise InvalidToken("client revoked or expired") from None
+        client = await self.clients.get(session, client_id)
+        if client is None or not client.usable():
             raise InvalidToken("client revoked or expired")
         if claims.get("cv") != client.credential_version:
             raise InvalidToken("client secret rotated; get a new token")
-        scopes = frozenset(str(claims.get("scope", "")).split()) & frozenset(client.scopes)
+        scopes = frozenset(str(claims.get("scope", "")).split()) & client.scopes
         return Actor(
             ActorKind.CLIENT,
-            str(client.id),
+            str(client_id),
             client.role,
             client.structure_id,
             scopes,
             request_id,
-            territory=parse_territory(client.territory) if client.territory else None,
+            territory=client.territory,
         )
 
     async def _user_actor(self, session: AsyncSession, token: str, request_id: str | None) -> Actor:
@@ -327,7 +444,7 @@ def _claimed_territory(raw: object) -> Territory:
         raise InvalidToken("malformed territory claim") from None
 
 
-async def _find_client(session: AsyncSession, client_id: str) -> ApiClient | None:
+async def find_client(session: AsyncSession, client_id: str) -> ApiClient | None:
     try:
         return await session.get(ApiClient, uuid.UUID(client_id))
     except ValueError:

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
@@ -23,9 +24,12 @@ from app.services.common import (
     check_version,
     cross_field,
     flush,
-    paginate,
+    paginate_rows,
     territory,
 )
+
+# A candidate as read by get and list: its columns, by name (`row.first_name`).
+CandidateRow = Row[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,10 @@ def _column_values(
 ) -> dict[str, Any]:
     """Plain fields as Python values; JSON columns in their JSON form (dates as text)."""
     values = data.model_dump(exclude_unset=exclude_unset, exclude=_JSON_FIELDS | _NOT_COLUMNS)
-    values.update(data.model_dump(mode="json", exclude_unset=exclude_unset, include=_JSON_FIELDS))
+    # A JSON column is written whole: `exclude_unset` would also drop the defaults inside
+    # it (a certification without its `date`), and the stored value would not read back.
+    given = data.model_fields_set if exclude_unset else set(type(data).model_fields)
+    values.update(data.model_dump(mode="json", include=_JSON_FIELDS & given))
     return values
 
 
@@ -131,10 +138,31 @@ async def _visible(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID)
     return candidate
 
 
+# Reads select the columns (Core, on the session's connection), not ORM entities:
+# building and tracking entities is most of an ORM read's cost, and nothing here
+# changes them.
+_READ = select(Candidate.__table__)
+
+
+@lru_cache(maxsize=1024)
+def _read_one(caller: Actor) -> Select[Any]:
+    """The read of one candidate as this caller may see it, built once per caller (the
+    id is a parameter): building the statement costs more than running it. The caller
+    comes without its request id, so only what decides its tenancy is in the key.
+    Tenancy conditions are SQL evaluated by the database, a function of the caller
+    alone: one that bound the clock or a value read from the database when built would
+    be frozen here."""
+    return _READ.where(Candidate.id == bindparam("candidate_id"), visible_to(caller))
+
+
 async def get(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
-) -> tuple[Candidate, CandidateView]:
-    candidate = await _visible(session, actor, candidate_id)
+) -> tuple[CandidateRow, CandidateView]:
+    connection = await session.connection()
+    statement = _read_one(replace(actor, request_id=None))
+    candidate = (await connection.execute(statement, {"candidate_id": candidate_id})).first()
+    if candidate is None:
+        raise NotFound("No candidate with this id.")
     view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
     return candidate, view
@@ -142,7 +170,7 @@ async def get(
 
 async def list_(
     session: AsyncSession, actor: Actor, filters: CandidateFilters, page: PageRequest
-) -> tuple[list[tuple[Candidate, CandidateView]], str | None]:
+) -> tuple[list[tuple[CandidateRow, CandidateView]], str | None]:
     visibility.check_filters(
         actor,
         {
@@ -152,7 +180,7 @@ async def list_(
             "external_ref": filters.external_ref,
         },
     )
-    stmt = select(Candidate).where(visible_to(actor))
+    stmt = _READ.where(visible_to(actor))
     if filters.structure_id is not None:
         stmt = stmt.where(Candidate.structure_id == filters.structure_id)
     if filters.phase is not None:
@@ -164,7 +192,7 @@ async def list_(
     if filters.updated_since is not None:
         # Each person's stamp in the caller's view: a hidden change brings no one back.
         stmt = stmt.where(visibility.view_updated_at(actor) >= filters.updated_since)
-    rows, next_cursor = await paginate(session, Candidate, stmt, page)
+    rows, next_cursor = await paginate_rows(session, Candidate, stmt, page)
     views = await visibility.candidate_views(session, actor, [c.id for c in rows])
     await audit.record_views(session, actor, AuditAction.LIST, views)
     return [(c, views[c.id]) for c in rows], next_cursor
@@ -234,6 +262,9 @@ async def upsert(
         candidate, _view = await create(session, actor, data)
         return candidate, "created"
     before = existing.version
-    changes = CandidateUpdate.model_validate(data.model_dump(exclude_unset=True))
+    # When the path began is part of its history, set once at creation: not an update.
+    changes = CandidateUpdate.model_validate(
+        data.model_dump(exclude_unset=True, exclude={"entered_at"})
+    )
     candidate = await update(session, actor, existing.id, changes, None)
     return candidate, "unchanged" if candidate.version == before else "updated"

@@ -63,6 +63,8 @@ const person = must(
       birth_date: "1990-04-12",
       structure_id: siae.id,
       consent_to_share: true,
+      // The path began before the activities recorded below.
+      entered_at: "2026-05-01T00:00:00Z",
       external_ref: "TS-0001",
       ...place,
     },
@@ -158,7 +160,8 @@ const history = must(
   "history",
 );
 const phases = history.items.map((t) => t.to_phase);
-if (phases.join(",") !== "support,securing,employed") {
+// The entry into the path first, then each move.
+if (phases.join(",") !== "recruitment,support,securing,employed") {
   throw new Error(`unexpected history: ${phases.join(",")}`);
 }
 
