@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     # Observers: `national`, `region:<code>` or `departement:<code>`; absent: national.
     oidc_territory_claim: str = "tremplin_territory"
 
-    # Requests per minute and per caller (token bucket, per process).
+    # Requests per minute and per caller (moving windows: in the process, or shared
+    # through Redis when REDIS_URL is set).
     rate_limit_admin: int = Field(default=1200, ge=1)
     rate_limit_insertion: int = Field(default=600, ge=1)
     rate_limit_landlord: int = Field(default=600, ge=1)

@@ -57,7 +57,7 @@ from app.services.auth import Authenticator
 from app.services.events import backlog_by_stage
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
-API_VERSION = "0.1.0"
+API_VERSION = "0.2.0"
 DESCRIPTION = """
 Tremplin is the shared API of the COORACE x Union sociale pour l'habitat partnership:
 insertion structures (SIAE), social landlords (HLM) and partners follow people on a

@@ -626,12 +626,14 @@ async def test_two_workers_never_deliver_the_same_attempt(
     assert set(by_worker) <= {"w1", "w2"}
 
 
-async def test_a_revoked_owner_stops_its_subscriptions(
+@pytest.mark.parametrize("change", ["revoked", "narrowed"])
+async def test_an_owner_that_may_no_longer_read_stops_its_subscriptions(
     admin: httpx.AsyncClient,
     loopback_app: FastAPI,
     sessionmaker: async_sessionmaker[AsyncSession],
     receiver: Receiver,
     backend: Backend,
+    change: str,
 ) -> None:
     landlord = await create_structure(admin, "landlord")
     credentials = await create_api_client(sessionmaker, Role.LANDLORD, landlord["id"])
@@ -639,8 +641,15 @@ async def test_a_revoked_owner_stops_its_subscriptions(
         token = await get_token(anonymous, credentials)
     async with http_client(loopback_app, token) as own:
         created = await subscribe(own, receiver, "/revoked")
-    revoked = await admin.post(f"/v1/clients/{credentials.client_id}/revoke")
-    assert revoked.status_code == 200
+    if change == "revoked":
+        changed = await admin.post(f"/v1/clients/{credentials.client_id}/revoke")
+        reason = "Disabled: its API client was revoked."
+    else:  # the feed's scope taken away: the deliveries stop as the feed does
+        client = (await admin.get(f"/v1/clients/{credentials.client_id}")).json()
+        scopes = [s for s in client["scopes"] if s != "events:read"]
+        changed = await admin.patch(f"/v1/clients/{credentials.client_id}", json={"scopes": scopes})
+        reason = "Disabled: its API client no longer has the events:read scope."
+    assert changed.status_code == 200, changed.text
     await create(admin, "/v1/vacancies", job_payload(landlord["id"]))
     async with running(worker_settings(backend)):
 
@@ -650,7 +659,7 @@ async def test_a_revoked_owner_stops_its_subscriptions(
 
         await wait_until(disabled, "the subscription disabled")
     subscription = (await admin.get(f"/v1/webhooks/{created['id']}")).json()
-    assert subscription["disabled_reason"] == "Disabled: its API client was revoked."
+    assert subscription["disabled_reason"] == reason
     assert receiver.of("/revoked") == []
 
 

@@ -48,6 +48,7 @@ from app.models import ApiClient, Event, WebhookAttempt, WebhookDelivery, Webhoo
 from app.models.base import utcnow
 from app.services import audit, events, visibility
 from app.services.auth import Actor
+from app.services.permissions import OPERATIONS
 from app.services.webhooks import TargetRefused, resolve_target
 
 logger = logging.getLogger("tremplin.webhooks")
@@ -61,6 +62,9 @@ def lease_s(settings: Settings) -> float:
     """Long enough for one attempt to finish (resolution, connection, answer)."""
     return settings.webhook_lease_s or 2 * settings.webhook_timeout_s + 30
 
+
+# A subscription delivers what its owner may read in the feed: no more once it may not.
+FEED_SCOPE = OPERATIONS["events_list"].scope
 
 # The journal's name for a disclosure by webhook (not an operation of the permission
 # table: nobody calls it, the worker does it for the subscription's owner).
@@ -79,7 +83,8 @@ def _owner(subscription: WebhookSubscription) -> Actor:
 
 
 async def _owner_gone(session: AsyncSession, subscription: WebhookSubscription) -> str | None:
-    """Why the owner may no longer read the feed (a revoked or expired API client)."""
+    """Why the owner may no longer read the feed (a revoked or expired API client, or one
+    whose scopes no longer include the feed's)."""
     if subscription.owner_kind is not ActorKind.CLIENT:
         return None
     try:
@@ -93,6 +98,8 @@ async def _owner_gone(session: AsyncSession, subscription: WebhookSubscription) 
         return "its API client was revoked"
     if client.expires_at is not None and client.expires_at <= utcnow():
         return "its API client expired"
+    if FEED_SCOPE not in client.scopes:
+        return f"its API client no longer has the {FEED_SCOPE} scope"
     return None
 
 
