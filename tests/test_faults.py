@@ -112,7 +112,9 @@ class Answer:
 @dataclass
 class Load:
     """Workers posting structures and listing them until told to stop; every answer kept
-    with the phase of the test it arrived in."""
+    with the phase of the test it was sent and answered in. A request still in flight
+    when the phase changed (sent just before the server stopped) is kept under
+    "before->stopping": it must be bounded, but may go either way."""
 
     http: httpx.AsyncClient
     phase: str = "before"
@@ -134,6 +136,8 @@ class Load:
             except TimeoutError:
                 self.answers.append(Answer(phase, -1, time.monotonic() - started))
                 continue
+            if self.phase != phase:
+                phase = f"{phase}->{self.phase}"
             answer = Answer(phase, response.status_code, time.monotonic() - started)
             if response.status_code == 201:
                 answer.created = response.json()["id"]
