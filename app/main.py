@@ -55,6 +55,7 @@ from app.routers.idempotency import (
 from app.schemas.problems import conflict_description
 from app.services.auth import Authenticator
 from app.services.events import backlog_by_stage
+from app.services.matching import offload
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
 API_VERSION = "0.2.0"
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await app.state.rate_limiter.close()
+            offload.shutdown()
             await dispose(engine, settings.shutdown_timeout_s)
             mark_process_dead()
 

@@ -26,6 +26,7 @@ from app.errors import DuplicateResource
 from app.main import create_app
 from app.services import placements
 from app.services.auth import SYSTEM_ACTOR
+from app.services.matching import offload
 from app.services.matching.store import candidate_store
 from app.services.placements import ConsentMissing, PhaseMismatch, VacancyFull, VacancyNotOpen
 from tests.access_helpers import accept_placement, count_rows, propose, token_of
@@ -201,6 +202,31 @@ async def test_healthz_answers_while_an_assignment_is_in_flight(
     result = await running
     assert len(result["pairs"]) == 1
     assert opened_by_test == [True]
+
+
+async def test_the_solver_process_stops_with_the_server(
+    client: httpx.AsyncClient, backend: Backend
+) -> None:
+    """A server that solved in its worker process leaves no process behind when it stops
+    (found by the benchmark: an orphan solver kept running after its server)."""
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    vacancy = await mission(client, landlord)
+    await person(client, siae)
+    in_process = create_app(make_settings(backend.url, matching_solver_process_edges=1))
+    async with (
+        in_process.router.lifespan_context(in_process),
+        http_client(in_process, token_of(client)) as http,
+    ):
+        result = await assign(http, scope={"vacancy_ids": [vacancy]})
+        assert len(result["pairs"]) == 1
+        pool = offload._pool
+        assert pool is not None
+        processes = list(pool._processes.values())
+        assert processes
+        assert all(p.is_alive() for p in processes)
+    assert offload._pool is None
+    assert not any(p.is_alive() for p in processes)
 
 
 # --- the candidate store follows writes ---------------------------------------------------

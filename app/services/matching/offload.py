@@ -31,6 +31,22 @@ def _process_pool() -> ProcessPoolExecutor:
     return _pool
 
 
+def shutdown() -> None:
+    """Stop the solver's process with the server: a solve in flight is abandoned (its
+    request is being shut down too), and no process outlives the server that started it."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is None:
+        return
+    # Python 3.11 has no terminate_workers(): the processes are reached directly.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 async def solve(
     capacity: IntArray, v: IntArray, c: IntArray, value: IntArray, *, process_from: int
 ) -> IntArray:
