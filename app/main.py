@@ -290,6 +290,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     _errors_as_problem_json(schema)
     _security(schema)
+    _document_unavailable(schema)
     oauth.document_token_request(schema)
     app.openapi_schema = schema
     return schema
@@ -379,6 +380,31 @@ def _security(schema: dict[str, Any]) -> None:
                             },
                         },
                     )
+
+
+def _document_unavailable(schema: dict[str, Any]) -> None:
+    """Every /v1 operation reads the database, so any may answer 503 while it is
+    unreachable, frozen or out of free connections (app.errors): documented, so that a
+    generated client returns the problem instead of an undocumented status."""
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/v1/"):
+            continue
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault(
+                "503",
+                {
+                    "description": "The database is unavailable or every connection is "
+                    "busy; retry after the delay given in Retry-After.",
+                    "headers": {
+                        "Retry-After": {
+                            "description": "Seconds to wait before retrying.",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                },
+            )
 
 
 def _errors_as_problem_json(schema: dict[str, Any]) -> None:

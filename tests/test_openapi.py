@@ -143,6 +143,17 @@ def test_v1_operations_document_problem_responses(served: dict[str, Any]) -> Non
         assert problems, f"{method.upper()} {path} documents no 4xx problem+json response"
 
 
+def test_v1_operations_document_503_with_retry_after(served: dict[str, Any]) -> None:
+    """Any /v1 operation answers 503 when the database cannot (tests/test_faults.py): a
+    generated client must know the status and its Retry-After."""
+    for path, method, operation in operations(served):
+        if not path.startswith("/v1/"):
+            continue
+        unavailable = resolve(served, operation["responses"].get("503", {}))
+        assert PROBLEM_JSON in unavailable.get("content", {}), f"{method.upper()} {path}"
+        assert unavailable["headers"]["Retry-After"]["required"] is True, f"{method.upper()} {path}"
+
+
 def test_error_responses_are_never_plain_json(served: dict[str, Any]) -> None:
     for path, method, operation in operations(served):
         for code, response in operation["responses"].items():
