@@ -98,8 +98,8 @@ class Settings(BaseSettings):
     matching_candidate_top_k: int = Field(default=3, ge=1, le=100)
     matching_exact_edges: int = Field(default=200_000, ge=0)
     # Graphs of at least this many edges are solved in a worker process (the solver
-    # holds the GIL); smaller ones in a thread.
-    matching_solver_process_edges: int = Field(default=20_000, ge=1)
+    # holds the GIL); smaller ones in a thread (60,000 edges: about 20 ms of held GIL).
+    matching_solver_process_edges: int = Field(default=60_000, ge=1)
     matching_min_score: float = Field(default=40, ge=0, le=100)
 
     # JSON log lines on stderr, one per request plus what the code logs (app/logs.py).

@@ -108,6 +108,12 @@ async def test_scripted_session_leaves_exactly_the_expected_rows(
     )
     items = await read_journal(client)
     assert journal_rows(items) == expected
+    # Ids are version 7 UUIDs dated by their row, whichever database made them.
+    for item in items:
+        made = uuid.UUID(item["id"])
+        assert made.version == 7
+        at_ms = datetime.fromisoformat(item["at"]).timestamp() * 1000
+        assert abs((made.int >> 80) - at_ms) < 60_000
     roles = {e["actor_id"]: (e["actor_kind"], e["actor_role"]) for e in items}
     assert roles == {
         admin_id: ("client", "admin"),

@@ -18,12 +18,14 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import session_scope
 from app.domain.matching import CRITERIA, solver
 from app.errors import DuplicateResource
 from app.main import create_app
+from app.models import Candidate
 from app.services import placements
 from app.services.auth import SYSTEM_ACTOR
 from app.services.matching import offload
@@ -332,6 +334,14 @@ async def test_the_store_reads_only_what_changed(client: httpx.AsyncClient, app:
     assert (store.last_sync.rows_read, store.last_sync.erased) == (1, 0)
     assert after["candidates_considered"] == 4
     assert people[0] not in {pair["candidate_id"] for pair in after["pairs"]}
+    # A row deleted outside the API (an operator's DELETE) leaves the store too.
+    async with app.state.sessionmaker() as session:
+        await session.execute(delete(Candidate).where(Candidate.id == uuid.UUID(people[1])))
+        await session.commit()
+    after = await assign(client, scope={"vacancy_ids": [vacancy]})
+    assert (store.last_sync.rows_read, store.last_sync.erased) == (0, 1)
+    assert after["candidates_considered"] == 3
+    assert people[1] not in {pair["candidate_id"] for pair in after["pairs"]}
 
 
 async def test_people_with_an_open_placement_are_not_paired_again(

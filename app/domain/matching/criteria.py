@@ -65,9 +65,15 @@ def _competencies(f: PairFacts) -> FloatArray:
     required_count = (needed > 0).sum(axis=1)
     k = max(int(required_count.max(initial=0)), 1)
     codes = np.argsort(-needed, axis=1, kind="stable")[:, :k]
-    need_k = np.take_along_axis(needed, codes, axis=1)
-    have = f.cands.competencies.astype(np.int64)[f.ci[:, None], codes[f.vi]]
-    covered = COVERAGE[need_k[f.vi] * 4 + have].sum(axis=1)
+    need_rows = np.take_along_axis(needed, codes, axis=1) * 4  # COVERAGE's row per need
+    # One required column at a time, through flat positions: a (pairs x k) gather and
+    # a copy of the store's matrix cost several times more.
+    levels = f.cands.competencies.ravel()
+    at = f.ci * f.cands.competencies.shape[1]
+    covered = np.zeros(len(f))
+    for j in range(k):
+        have = levels.take(at + codes[f.vi, j]).astype(np.intp)
+        covered += COVERAGE.take(need_rows[f.vi, j] + have)
     count = required_count[f.vi]
     result: FloatArray = np.where(count > 0, covered / np.maximum(count, 1), 1.0)
     return result

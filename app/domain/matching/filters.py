@@ -106,7 +106,7 @@ def mask_of(facts: PairFacts, bits: int = sum(Filter.NAMES)) -> np.ndarray:
     mask = np.zeros(len(facts), dtype=np.int64)
     for rule in HARD_FILTERS:
         if rule.bit & bits:
-            mask |= rule.fails(facts).astype(np.int64) * rule.bit
+            np.bitwise_or(mask, rule.bit, out=mask, where=rule.fails(facts))
     return mask
 
 

@@ -202,8 +202,10 @@ class ReachIndex:
         tree = group.tree
         size = len(group.located)
         k = min(k, size)
+        # Threads pay off on large searches only: starting them costs more than a small one.
+        workers = -1 if len(points) * k >= _PARALLEL_SEARCH else 1
         chords, found = tree.query(  # type: ignore[attr-defined]
-            points, k=k, distance_upper_bound=chord_of_km(group.largest_commute), workers=-1
+            points, k=k, distance_upper_bound=chord_of_km(group.largest_commute), workers=workers
         )
         found = np.asarray(found).reshape(len(points), k)
         chords = np.asarray(chords).reshape(len(points), k)
@@ -249,6 +251,8 @@ class ReachIndex:
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+# Results (searches x places) from which a k-d tree search uses every core.
+_PARALLEL_SEARCH = 100_000
 
 
 def _by_departement(

@@ -58,10 +58,14 @@ class PairFacts:
         if cu is None:
             cu = unit_vectors(self.cands.lat, self.cands.lon)
         vu = unit_vectors(self.vacs.lat, self.vacs.lon)
-        a, b = cu[self.ci], vu[self.vi]
-        diff = a - b
+        # Axis by axis on 1-D arrays: gathering (pairs x 3) rows costs twice as much.
+        square = np.zeros(len(self))
+        for axis in range(3):
+            diff = cu[:, axis].take(self.ci) - vu[:, axis].take(self.vi)
+            diff *= diff
+            square += diff
         with np.errstate(invalid="ignore"):
-            return great_circle_km(np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+            return great_circle_km(np.sqrt(square, out=square))
 
     @cached_property
     def commute_km(self) -> FloatArray:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +45,7 @@ from app.services.matching.weights import weights_from
 
 # Rounds of "solve, then give starving vacancies everyone": one or two in practice.
 MAX_ROUNDS = 8
+_ROWS_PER_SLICE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +173,11 @@ def _fresh(
         keys, first = np.unique(keys, return_index=True)
         new = ~np.isin(keys, edges.pair_keys, assume_unique=True)
         ci, vi = found.ci[first[new]], found.vi[first[new]]
-    return ci, vi, np.unique(ci[~asked[ci]])
+    # A mask, not np.unique: sorting a national search's pairs costs tens of ms.
+    unread = np.zeros(size, dtype=np.bool_)
+    unread[ci] = True
+    unread &= ~asked
+    return ci, vi, np.flatnonzero(unread)
 
 
 def _score_into(
@@ -194,8 +198,9 @@ def _score_into(
     edges.pair_keys = np.concatenate((edges.pair_keys, vi * size + ci))
     keep = ~taken[ci]
     ci, vi = ci[keep], vi[keep]
-    edges.considered += int(np.count_nonzero(~edges.seen[np.unique(ci)]))
+    seen_before = int(np.count_nonzero(edges.seen))
     edges.seen[ci] = True
+    edges.considered += int(np.count_nonzero(edges.seen)) - seen_before
     n_landlords = max(len(vacs.landlords), 1)
     landlord = vacs.arrays.landlord[vi]
     if worked:
@@ -234,7 +239,7 @@ async def _facts_for(
 ) -> None:
     """Placements and past missions of the candidates in `slots` not read yet (with
     `everyone`, the scope is the country: all of them, without naming anyone)."""
-    people = None if everyone else await in_thread(_ids_of, view, slots)
+    people = None if everyone else await in_thread(view.ids_of, slots)
     facts = await context.placement_facts(session, people)
     for c in facts.with_open:
         slot = view.slot_of(c)
@@ -245,10 +250,6 @@ async def _facts_for(
         slot = view.slot_of(c)
         if slot is not None:
             worked.add((slot, landlord_code[landlord]))
-
-
-def _ids_of(view: View, slots: IntArray) -> list[uuid.UUID]:
-    return [view.id_of(s) for s in slots.tolist()]
 
 
 async def _pairs_and_edges(
@@ -285,17 +286,20 @@ async def _solve(
     kept: BoolArray,
 ) -> IntArray:
     """The chosen edges (indices into `edges`), solving the graph `kept`."""
-    on = np.flatnonzero(kept)
-    rank = view.rank[edges.slot[on]]
+    on, v, rank, value = await in_thread(_graph, view, edges, kept)
     chosen = await solve(
-        vacs.free_positions,
-        edges.v[on],
-        rank,
-        solver.cents(edges.score[on]),
-        process_from=settings.matching_solver_process_edges,
+        vacs.free_positions, v, rank, value, process_from=settings.matching_solver_process_edges
     )
     result: IntArray = on[chosen]
     return result
+
+
+def _graph(
+    view: View, edges: _Edges, kept: BoolArray
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """The kept edges as the solver takes them: (edge index, vacancy, rank, cents)."""
+    on = np.flatnonzero(kept)
+    return on, edges.v[on], view.rank[edges.slot[on]], solver.cents(edges.score[on])
 
 
 def _contributions(
@@ -340,18 +344,22 @@ async def assign(
         # Pairing draws on every candidate in a territory: national administrators only.
         raise Forbidden("Only a national administrator computes assignments.")
     connection = await session.connection()
-    vacancy_rows: Sequence[Any] = (
-        await connection.execute(
-            select(*VACANCY_COLUMNS)
-            .where(
-                _scope_condition(session, scope),
-                tenancy.vacancies(actor),
-                Vacancy.status == VacancyStatus.OPEN,
-                Vacancy.filled_positions < Vacancy.positions,
-            )
-            .order_by(Vacancy.id)
+    # Read a slice at a time: ten thousand rows decoded at once would hold the event
+    # loop for tens of ms.
+    vacancy_rows: list[Any] = []
+    streamed = await connection.stream(
+        select(*VACANCY_COLUMNS)
+        .where(
+            _scope_condition(session, scope),
+            tenancy.vacancies(actor),
+            Vacancy.status == VacancyStatus.OPEN,
+            Vacancy.filled_positions < Vacancy.positions,
         )
-    ).all()
+        .order_by(Vacancy.id)
+        .execution_options(yield_per=_ROWS_PER_SLICE)
+    )
+    async for part in streamed.partitions():
+        vacancy_rows.extend(part)
     if scope.vacancy_ids:
         missing = set(scope.vacancy_ids) - {r.id for r in vacancy_rows}
         if missing:
@@ -472,17 +480,26 @@ def _answer(
     order = np.lexsort((view.rank[slot], v))
     v, slot, score = v[order], slot[order], score[order]
     contributions = _contributions(view, vacs, v, slot, worked, weights)
-    pairs = []
-    for p, (j, s, value) in enumerate(zip(v.tolist(), slot.tolist(), score.tolist(), strict=True)):
-        candidate_id = view.id_of(s)
-        pairs.append(
-            AssignedPair(
-                vacancy_id=vacs.ids[j],
-                candidate_id=candidate_id,
-                score=float(value),
-                contributions={name: round(float(contributions[name][p]), 2) for name in CRITERIA},
-            )
+    # Column by column as Python floats: indexing numpy arrays pair by pair costs more.
+    points_by_name = {
+        name: [round(x, 2) for x in contributions[name].tolist()] for name in CRITERIA
+    }
+    points_by_pair = (
+        [
+            dict(zip(CRITERIA, each, strict=True))
+            for each in zip(*points_by_name.values(), strict=True)
+        ]
+        if len(v)
+        else []
+    )
+    pairs = [
+        AssignedPair(
+            vacancy_id=vacs.ids[j], candidate_id=candidate_id, score=value, contributions=points
         )
+        for j, candidate_id, value, points in zip(
+            v.tolist(), view.ids_of(slot), score.tolist(), points_by_pair, strict=True
+        )
+    ]
     capacity = vacs.free_positions
     everyone = np.arange(len(v))
     unfilled = [

@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from sqlalchemy import String, cast
 
 from app.domain.competencies import COMPETENCY_CODES
-from app.domain.enums import ContractType, Phase, VacancyKind
+from app.domain.enums import ContractType, Phase
 from app.domain.matching import (
     CARETAKER_RNCPS,
     CONTRACT_CODES,
@@ -66,7 +67,8 @@ VACANCY_COLUMNS = (
     Vacancy.onsite_housing,
     Vacancy.driving_licence_required,
     Vacancy.required_certification,
-    Vacancy.required_competencies,
+    # As text: decoded where the rows are decoded (off the event loop), not by the driver.
+    cast(Vacancy.required_competencies, String).label("required_competencies"),
     Vacancy.contract_type,
     Vacancy.weekly_hours,
     Vacancy.landlord_id,
@@ -186,41 +188,70 @@ class VacancyTable:
     free_positions: IntArray
 
 
+_VACANCY_NAMES = tuple(column.key or "" for column in VACANCY_COLUMNS)
+# Codes by member and by value: rows bring either (ORM objects members, text values).
+_KIND_CODES: dict[Any, int] = {**KIND_CODES, **{k.value: c for k, c in KIND_CODES.items()}}
+_CONTRACT_CODES: dict[Any, int] = {
+    **CONTRACT_CODES,
+    **{k.value: c for k, c in CONTRACT_CODES.items()},
+}
+
+
 def decode_vacancies(rows: Sequence[Any], rncp: RncpIndex) -> VacancyTable:
-    """Rows of VACANCY_COLUMNS to arrays. Certifications asked for get a column in
-    `rncp` (all zero for candidates that never met them)."""
+    """Rows of VACANCY_COLUMNS (or ORM vacancies) to arrays. Certifications asked for get
+    a column in `rncp` (all zero for candidates that never met them)."""
     m = len(rows)
-    rncp.add(sorted({r.required_certification for r in rows if r.required_certification}))
-    required = np.zeros((m, len(COMPETENCY_CODES)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        required[i] = [row.required_competencies.get(code, 0) for code in COMPETENCY_CODES]
-    landlords = sorted({r.landlord_id for r in rows})
+    # Column by column: one pass to read the rows, then one list per column.
+    values = list(map(attrgetter(*_VACANCY_NAMES), rows))
+    col: dict[str, tuple[Any, ...]] = (
+        dict(zip(_VACANCY_NAMES, zip(*values, strict=True), strict=True))
+        if m
+        else dict.fromkeys(_VACANCY_NAMES, ())
+    )
+    rncp.add(sorted({code for code in col["required_certification"] if code}))
+    required = np.array(
+        [
+            [asked.get(code, 0) for code in COMPETENCY_CODES]
+            for asked in map(_competency_levels, col["required_competencies"])
+        ],
+        dtype=np.float64,
+    ).reshape(m, len(COMPETENCY_CODES))
+    landlords = sorted(set(col["landlord_id"]))
     landlord_code = {landlord: i for i, landlord in enumerate(landlords)}
     arrays = VacancyArrays(
-        lat=_floats((r.latitude for r in rows), m),
-        lon=_floats((r.longitude for r in rows), m),
-        departement=np.array([DEPARTEMENT_CODES[r.departement] for r in rows], dtype=np.int64),
-        kind=np.array([KIND_CODES[VacancyKind(r.kind)] for r in rows], dtype=np.int64),
-        start=np.array([r.start_date.toordinal() for r in rows], dtype=np.int64),
-        housing=np.array([r.onsite_housing for r in rows], dtype=np.bool_),
-        licence=np.array([r.driving_licence_required for r in rows], dtype=np.bool_),
-        required_certification=np.array(
-            [rncp[r.required_certification] if r.required_certification else -1 for r in rows],
+        lat=_floats(col["latitude"], m),
+        lon=_floats(col["longitude"], m),
+        departement=_codes(DEPARTEMENT_CODES, col["departement"], m),
+        kind=_codes(_KIND_CODES, col["kind"], m),
+        start=np.fromiter((d.toordinal() for d in col["start_date"]), dtype=np.int64, count=m),
+        housing=np.array(col["onsite_housing"], dtype=np.bool_).reshape(m),
+        licence=np.array(col["driving_licence_required"], dtype=np.bool_).reshape(m),
+        required_certification=np.fromiter(
+            (rncp[code] if code else -1 for code in col["required_certification"]),
             dtype=np.int64,
+            count=m,
         ),
         required_competencies=required,
-        contract=np.array(
-            [CONTRACT_CODES[ContractType(r.contract_type)] for r in rows], dtype=np.int64
-        ),
-        weekly_hours=np.array([r.weekly_hours for r in rows], dtype=np.float64),
-        landlord=np.array([landlord_code[r.landlord_id] for r in rows], dtype=np.int64),
+        contract=_codes(_CONTRACT_CODES, col["contract_type"], m),
+        weekly_hours=np.array(col["weekly_hours"], dtype=np.float64).reshape(m),
+        landlord=_codes(landlord_code, col["landlord_id"], m),
     )
-    return VacancyTable(
-        [r.id for r in rows],
-        arrays,
-        landlords,
-        np.array([r.positions - r.filled_positions for r in rows], dtype=np.int64),
+    free = np.array(col["positions"], dtype=np.int64) - np.array(
+        col["filled_positions"], dtype=np.int64
     )
+    return VacancyTable(list(col["id"]), arrays, landlords, free.reshape(m))
+
+
+def _competency_levels(asked: str | dict[str, int] | None) -> dict[str, int]:
+    """JSON text from VACANCY_COLUMNS, a dict from an ORM vacancy."""
+    if isinstance(asked, str):
+        levels: dict[str, int] = json.loads(asked)
+        return levels
+    return asked or {}
+
+
+def _codes(codes: dict[Any, int], values: Iterable[Any], n: int) -> IntArray:
+    return np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=n)
 
 
 def widen_certifications(arrays: CandidateArrays, width: int) -> None:

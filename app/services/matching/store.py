@@ -27,7 +27,8 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, bindparam, cast, func, literal_column, select
+from sqlalchemy import String, Uuid, any_, bindparam, cast, func, literal_column, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.types import UserDefinedType
 
@@ -50,7 +51,12 @@ _KEPT = tuple(f.name for f in fields(CandidateArrays) if f.name not in ("days_in
 # Beyond this many transactions since its last read, the store reads everything again
 # (age() counts in 32 bits; PostgreSQL itself freezes rows long before 2**31).
 _HORIZON_LIMIT = 1 << 30
-_EVERYTHING = "0"  # age() of an invalid xid is the largest: every row qualifies
+
+
+def _oldest_running(snapshot: str) -> str:
+    """The oldest transaction running when the snapshot was taken: any row it or a later
+    one writes has a newer xmin (xids count in 32 bits in the rows; the snapshot, 64)."""
+    return str(int(snapshot.split(":", 1)[0]) % (1 << 32))
 
 
 class _Xid(UserDefinedType[str]):
@@ -79,8 +85,9 @@ class View:
     def __len__(self) -> int:
         return len(self.present)
 
-    def id_of(self, slot: int) -> uuid.UUID:
-        return uuid.UUID(int=(int(self.id_high[slot]) << 64) | int(self.id_low[slot]))
+    def ids_of(self, slots: IntArray) -> list[uuid.UUID]:
+        highs, lows = self.id_high[slots].tolist(), self.id_low[slots].tolist()
+        return [uuid.UUID(int=(h << 64) | lo) for h, lo in zip(highs, lows, strict=True)]
 
     def slot_of(self, candidate_id: uuid.UUID) -> int | None:
         return self.slots.get(candidate_id.int)
@@ -126,33 +133,58 @@ class CandidateStore:
         return report
 
     async def _sync_postgres(self, conn: AsyncConnection, today: date) -> SyncReport:
-        since = self._horizon or _EVERYTHING
+        if self._horizon is None:
+            return await self._read_everything(conn, today)
+        # One pass over the table: its row count and the ids written since the horizon.
+        since = cast(bindparam("since", self._horizon, type_=String), _Xid())
+        meta = (
+            await conn.execute(
+                select(
+                    cast(func.pg_current_snapshot(), String).label("snapshot"),
+                    func.count().label("total"),
+                    func.age(since).label("horizon"),
+                    func.array_agg(Candidate.id)
+                    .filter(func.age(literal_column("candidates.xmin")) <= func.age(since))
+                    .label("changed"),
+                ).select_from(Candidate.__table__)
+            )
+        ).one()
+        if not 0 <= meta.horizon < _HORIZON_LIMIT:
+            return await self._read_everything(conn, today)
+        found: list[Any] = []
+        if meta.changed:
+            # Read after the pass: a row written in between comes in its newer version,
+            # and is read once more next time (its xmin is past the new horizon).
+            ids = bindparam("ids", list(meta.changed), type_=ARRAY(Uuid()))
+            stmt = select(*CANDIDATE_COLUMNS).where(Candidate.id == any_(ids))
+            found = list((await conn.execute(stmt)).all())
+            self._upsert(decode_candidates(found, self.rncp, today))
+        erased = await self._drop_erased(conn, meta.total)
+        self._horizon = _oldest_running(meta.snapshot)
+        return SyncReport(len(found), erased)
+
+    async def _read_everything(self, conn: AsyncConnection, today: date) -> SyncReport:
         meta = select(
             cast(func.pg_current_snapshot(), String).label("snapshot"),
             select(func.count()).select_from(Candidate).scalar_subquery().label("total"),
-            func.age(cast(bindparam("since", since, type_=String), _Xid())).label("horizon"),
         ).subquery("meta")
-        changed = func.age(literal_column("candidates.xmin")) <= meta.c.horizon
-        stmt = select(
-            meta.c.snapshot, meta.c.total, meta.c.horizon, *CANDIDATE_COLUMNS
-        ).select_from(meta.outerjoin(Candidate.__table__, changed))
+        stmt = select(meta.c.snapshot, meta.c.total, *CANDIDATE_COLUMNS).select_from(
+            meta.outerjoin(Candidate.__table__, true())
+        )
         rows = (await conn.execute(stmt)).all()
-        first = rows[0]
-        if since != _EVERYTHING and not 0 <= first.horizon < _HORIZON_LIMIT:
-            self._horizon = None
-            return await self._sync_postgres(conn, today)
         found = [row for row in rows if row.id is not None]
         self._upsert(decode_candidates(found, self.rncp, today))
-        erased = 0
-        if len(self._slot) != first.total:
-            # Fewer rows than the store holds: someone was erased. Their ids are the ones
-            # the table no longer has.
-            still = {c.int for c in (await conn.execute(select(Candidate.id))).scalars()}
-            erased = self._drop([c for c in self._slot if c not in still])
-        # The oldest transaction running then: any row it or a later one writes has a
-        # newer xmin (xids count in 32 bits in the rows; the snapshot shows 64).
-        self._horizon = str(int(first.snapshot.split(":", 1)[0]) % (1 << 32))
+        erased = await self._drop_erased(conn, rows[0].total)
+        self._horizon = _oldest_running(rows[0].snapshot)
         return SyncReport(len(found), erased)
+
+    async def _drop_erased(self, conn: AsyncConnection, total: int) -> int:
+        if len(self._slot) == total:
+            return 0
+        # Fewer rows than the store holds: someone was deleted. Their ids are the ones
+        # the table no longer has.
+        still = {c.int for c in (await conn.execute(select(Candidate.id))).scalars()}
+        return self._drop([c for c in self._slot if c not in still])
 
     async def _sync_by_versions(self, session: AsyncSession, today: date) -> SyncReport:
         connection = await session.connection()
