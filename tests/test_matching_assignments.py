@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import session_scope
@@ -342,6 +342,44 @@ async def test_the_store_reads_only_what_changed(client: httpx.AsyncClient, app:
     assert (store.last_sync.rows_read, store.last_sync.erased) == (0, 1)
     assert after["candidates_considered"] == 3
     assert people[1] not in {pair["candidate_id"] for pair in after["pairs"]}
+
+
+async def test_a_truncate_or_a_lost_change_log_makes_the_store_read_everyone(
+    client: httpx.AsyncClient, app: FastAPI, backend: Backend
+) -> None:
+    """PostgreSQL: candidate_changes is the store's only source of what changed. A
+    TRUNCATE (no row triggers fire) or rows of that table deleted must not leave the store
+    believing people exist or still hold their old values."""
+    if backend.name != "postgresql":
+        pytest.skip("the change log and its triggers are PostgreSQL's")
+    siae = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    vacancy = await mission(client, landlord)
+    people = [await person(client, siae) for _ in range(3)]
+    async with app.state.sessionmaker() as session:
+        store = candidate_store(session)
+    assert (await assign(client, scope={"vacancy_ids": [vacancy]}))["candidates_considered"] == 3
+    # The log emptied by hand, then a change it should have recorded.
+    async with app.state.sessionmaker() as session:
+        await session.execute(text("DELETE FROM candidate_changes"))
+        await session.execute(
+            # Moved to Marseille, beyond reach of Rouen.
+            text("UPDATE candidates SET latitude = 43.3, longitude = 5.4 WHERE id = :id"),
+            {"id": uuid.UUID(people[0])},
+        )
+        await session.execute(text("DELETE FROM candidate_changes"))
+        await session.commit()
+    after = await assign(client, scope={"vacancy_ids": [vacancy]})
+    assert store.last_sync.rows_read == 3  # everyone, read again
+    assert after["candidates_considered"] == 2
+    assert people[0] not in {pair["candidate_id"] for pair in after["pairs"]}
+    # TRUNCATE fires no row trigger.
+    async with app.state.sessionmaker() as session:
+        await session.execute(text("TRUNCATE candidates CASCADE"))
+        await session.commit()
+    after = await assign(client, scope={"vacancy_ids": [vacancy]})
+    assert (store.last_sync.rows_read, store.last_sync.erased) == (0, 3)
+    assert after["pairs"] == []
 
 
 async def test_people_with_an_open_placement_are_not_paired_again(

@@ -2,7 +2,7 @@
 
 from app.models.access import ApiClient, AuditEvent, IdempotencyKey
 from app.models.base import Base
-from app.models.candidate import Candidate
+from app.models.candidate import Candidate, CandidateChange
 from app.models.integration import (
     FollowUpReminder,
     JobRun,
@@ -22,6 +22,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Candidate",
+    "CandidateChange",
     "CandidateTransition",
     "Event",
     "FollowUpReminder",

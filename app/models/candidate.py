@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.domain.enums import Phase
-from app.models.base import Entity, JSONType, enum_column_type, same_as_created, utcnow
+from app.models.base import Base, Entity, JSONType, enum_column_type, same_as_created, utcnow
 
 
 class Candidate(Entity):
@@ -107,3 +107,15 @@ class Candidate(Entity):
             sqlite_where=text("external_ref IS NOT NULL"),
         ),
     )
+
+
+class CandidateChange(Base):
+    """Who was written last by which transaction: one row per person, rewritten by a
+    trigger on every insert, update or delete of a candidate (PostgreSQL only; empty on
+    SQLite). Matching's candidate store finds the people changed since its last read from
+    these small rows' xmin instead of scanning every candidate. No foreign key: a row
+    outlives the person, so that a deletion is seen too."""
+
+    __tablename__ = "candidate_changes"
+
+    candidate_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

@@ -3,16 +3,17 @@
 The store is filled once, then updated in place: each use first reads what changed
 since its last position, never the whole table again.
 - PostgreSQL: the position is the oldest transaction still running when the store last
-  read (the `xmin` of that statement's snapshot). A row written by a transaction the
-  store could not see then has a newer `xmin` (a row's `xmin` is the transaction that
-  wrote its current version), so one statement returns exactly the rows to read again
-  (`age(xmin)` within the horizon), with the table's row count: a count lower than the
-  store's means people were erased, and their ids are then read to drop them.
+  read (the `xmin` of that statement's snapshot). A trigger rewrites a person's row of
+  `candidate_changes` whenever their candidate row is inserted, updated or deleted, so
+  that row's `xmin` is the last transaction that wrote them: one statement over those
+  small rows returns exactly the people to read again (`age(xmin)` within the horizon),
+  however many candidates there are. Those no longer in `candidates` were deleted; a
+  row for everyone (the nil UUID, written on a TRUNCATE or when that table's own rows are
+  deleted) makes the store read every candidate again.
 - SQLite (the embedded default, for small deployments): every (id, version) is read
   and compared; only rows whose version moved are read in full.
 Reads go through a connection of their own on PostgreSQL, so that only committed rows
-ever enter the store. When the change feed (positions in commit order) is available,
-it can replace the PostgreSQL horizon as the position: the rest stays.
+ever enter the store.
 
 Derived indexes (k-d trees, id order) are remade from memory after a change.
 """
@@ -36,7 +37,7 @@ from app.domain.matching import CandidateArrays
 from app.domain.matching.features import BoolArray, IntArray
 from app.domain.matching.geography import ReachIndex
 from app.domain.matching.scorer import class_fits
-from app.models import Candidate
+from app.models import Candidate, CandidateChange
 from app.models.base import utcnow
 from app.services.common import is_postgres, one_of
 from app.services.matching.rows import (
@@ -51,6 +52,9 @@ _KEPT = tuple(f.name for f in fields(CandidateArrays) if f.name not in ("days_in
 # Beyond this many transactions since its last read, the store reads everything again
 # (age() counts in 32 bits; PostgreSQL itself freezes rows long before 2**31).
 _HORIZON_LIMIT = 1 << 30
+# candidate_changes' row for everyone (a TRUNCATE, or that table's rows deleted): the
+# store reads every candidate again.
+EVERYONE = uuid.UUID(int=0)
 
 
 def _oldest_running(snapshot: str) -> str:
@@ -135,23 +139,26 @@ class CandidateStore:
     async def _sync_postgres(self, conn: AsyncConnection, today: date) -> SyncReport:
         if self._horizon is None:
             return await self._read_everything(conn, today)
-        # One pass over the table: its row count and the ids written since the horizon.
+        # The people written since the horizon, from the rows the trigger keeps (one per
+        # person, a few bytes each) rather than from the candidates themselves.
         since = cast(bindparam("since", self._horizon, type_=String), _Xid())
         meta = (
             await conn.execute(
                 select(
                     cast(func.pg_current_snapshot(), String).label("snapshot"),
-                    func.count().label("total"),
                     func.age(since).label("horizon"),
-                    func.array_agg(Candidate.id)
-                    .filter(func.age(literal_column("candidates.xmin")) <= func.age(since))
+                    func.array_agg(CandidateChange.candidate_id)
+                    .filter(func.age(literal_column("candidate_changes.xmin")) <= func.age(since))
                     .label("changed"),
-                ).select_from(Candidate.__table__)
+                ).select_from(CandidateChange.__table__)
             )
         ).one()
         if not 0 <= meta.horizon < _HORIZON_LIMIT:
             return await self._read_everything(conn, today)
+        if meta.changed and EVERYONE in meta.changed:
+            return await self._read_everything(conn, today)
         found: list[Any] = []
+        erased = 0
         if meta.changed:
             # Read after the pass: a row written in between comes in its newer version,
             # and is read once more next time (its xmin is past the new horizon).
@@ -159,32 +166,28 @@ class CandidateStore:
             stmt = select(*CANDIDATE_COLUMNS).where(Candidate.id == any_(ids))
             found = list((await conn.execute(stmt)).all())
             self._upsert(decode_candidates(found, self.rncp, today))
-        erased = await self._drop_erased(conn, meta.total)
+            # Changed and absent: deleted (unless they came and went between two reads).
+            still = {row.id.int for row in found}
+            erased = self._drop(
+                [c.int for c in meta.changed if c.int not in still and c.int in self._slot]
+            )
         self._horizon = _oldest_running(meta.snapshot)
         return SyncReport(len(found), erased)
 
     async def _read_everything(self, conn: AsyncConnection, today: date) -> SyncReport:
-        meta = select(
-            cast(func.pg_current_snapshot(), String).label("snapshot"),
-            select(func.count()).select_from(Candidate).scalar_subquery().label("total"),
-        ).subquery("meta")
-        stmt = select(meta.c.snapshot, meta.c.total, *CANDIDATE_COLUMNS).select_from(
+        meta = select(cast(func.pg_current_snapshot(), String).label("snapshot")).subquery("meta")
+        stmt = select(meta.c.snapshot, *CANDIDATE_COLUMNS).select_from(
             meta.outerjoin(Candidate.__table__, true())
         )
         rows = (await conn.execute(stmt)).all()
         found = [row for row in rows if row.id is not None]
         self._upsert(decode_candidates(found, self.rncp, today))
-        erased = await self._drop_erased(conn, rows[0].total)
+        # People the store held that the table no longer has (a full read after a long
+        # pause, or a horizon lost): deleted meanwhile.
+        still = {row.id.int for row in found}
+        erased = self._drop([c for c in self._slot if c not in still])
         self._horizon = _oldest_running(rows[0].snapshot)
         return SyncReport(len(found), erased)
-
-    async def _drop_erased(self, conn: AsyncConnection, total: int) -> int:
-        if len(self._slot) == total:
-            return 0
-        # Fewer rows than the store holds: someone was deleted. Their ids are the ones
-        # the table no longer has.
-        still = {c.int for c in (await conn.execute(select(Candidate.id))).scalars()}
-        return self._drop([c for c in self._slot if c not in still])
 
     async def _sync_by_versions(self, session: AsyncSession, today: date) -> SyncReport:
         connection = await session.connection()
