@@ -12,17 +12,15 @@ no query strings, no names, no addresses.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any, TextIO
-
-from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-_FIELDS = ("levelname", "name", "message")
-_RENAMED = {"levelname": "level", "name": "logger"}
 # uvicorn configures these itself: they go through our handler instead.
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 
@@ -55,13 +53,36 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+# Attributes every record has: anything else on a record was passed in `extra`.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: level, logger, message, the `extra` fields, the
+    traceback as `exc_info`, and `time` (ISO 8601, UTC).
+
+    Written here rather than taken from a library: on the hot path (one access line per
+    request) a general-purpose formatter cost twice as much CPU per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack_info"] = self.formatStack(record.stack_info)
+        line["time"] = datetime.fromtimestamp(record.created, UTC).isoformat()
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
 def json_formatter() -> logging.Formatter:
-    return JsonFormatter(
-        list(_FIELDS),
-        rename_fields=_RENAMED,
-        timestamp="time",  # ISO 8601, UTC
-        json_ensure_ascii=False,
-    )
+    return JsonFormatter()
 
 
 def json_handler() -> logging.Handler:
@@ -75,6 +96,10 @@ def json_handler() -> logging.Handler:
 def configure_logging(level: str = "INFO") -> None:
     """Idempotent: replaces the handler an earlier call installed, keeps any other
     (a test's capture handler, for one)."""
+    # Records need no thread or process names (never written): not looked up per line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == "tremplin-json":

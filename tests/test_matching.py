@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.matching import SCORING_VERSION
 from app.main import create_app
+from app.schemas.matching import AssignmentResult
 from tests.access_helpers import accept_placement, is_problem, propose, subject_of, token_of
 from tests.conftest import Backend, client_as, http_client, make_settings
 from tests.factories import (
@@ -119,6 +120,9 @@ async def assign(admin: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     got = await admin.post("/v1/matching/assignments", json=body)
     assert got.status_code == 200, got.text
     result: dict[str, Any] = got.json()
+    # The answer is written without the response model: it must still be one, exactly.
+    parsed = AssignmentResult.model_validate(result)
+    assert parsed.model_dump(mode="json") == result
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -17,6 +18,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _pool: ProcessPoolExecutor | None = None
+SOLVER_NICENESS = 10
 
 
 async def in_thread(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
@@ -27,7 +29,14 @@ def _process_pool() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
         # A process of its own, started once: its imports are paid on first use only.
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        # At a lower priority: while it solves, the server's own threads (requests,
+        # probes) come first for the CPU.
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=os.nice,
+            initargs=(SOLVER_NICENESS,),
+        )
     return _pool
 
 

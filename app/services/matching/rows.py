@@ -18,7 +18,7 @@ from operator import attrgetter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast
+from sqlalchemy import Row, String, cast
 
 from app.domain.competencies import COMPETENCY_CODES
 from app.domain.enums import ContractType, Phase
@@ -202,12 +202,13 @@ def decode_vacancies(rows: Sequence[Any], rncp: RncpIndex) -> VacancyTable:
     a column in `rncp` (all zero for candidates that never met them)."""
     m = len(rows)
     # Column by column: one pass to read the rows, then one list per column.
-    values = list(map(attrgetter(*_VACANCY_NAMES), rows))
-    col: dict[str, tuple[Any, ...]] = (
-        dict(zip(_VACANCY_NAMES, zip(*values, strict=True), strict=True))
-        if m
-        else dict.fromkeys(_VACANCY_NAMES, ())
-    )
+    col: dict[str, tuple[Any, ...]] = dict.fromkeys(_VACANCY_NAMES, ())
+    if m and isinstance(rows[0], Row):
+        # Result rows are tuples: transposed whole, named by their own fields.
+        col = dict(zip(rows[0]._fields, zip(*rows, strict=True), strict=True))
+    elif m:
+        values = list(map(attrgetter(*_VACANCY_NAMES), rows))
+        col = dict(zip(_VACANCY_NAMES, zip(*values, strict=True), strict=True))
     rncp.add(sorted({code for code in col["required_certification"] if code}))
     required = np.array(
         [
