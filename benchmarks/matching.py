@@ -398,7 +398,9 @@ def ranking_sql(row: Any, largest: float) -> str:
 
     vacancy = Vacancy(**dict(row))
     where = [
-        rankings.candidates_near(vacancy.latitude, vacancy.longitude, vacancy.departement, largest),
+        rankings.candidates_near(
+            vacancy.latitude, vacancy.longitude, vacancy.departement, largest, arrays=True
+        ),
         true(),
         *rankings.prefilter(vacancy),
     ]

@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, union
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    union,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -43,6 +55,7 @@ from app.models import Activity, Candidate, Placement, Vacancy
 from app.models.base import utcnow
 from app.services import audit, tenancy, visibility
 from app.services.auth import Actor
+from app.services.common import is_postgres
 from app.services.matching.offload import in_thread
 from app.services.matching.rows import (
     CANDIDATE_COLUMNS,
@@ -53,6 +66,8 @@ from app.services.matching.rows import (
     widen_certifications,
 )
 from app.services.matching.weights import weights_from
+
+_INTEGERS = ARRAY(Integer())
 
 
 @dataclass(slots=True)
@@ -123,12 +138,15 @@ def candidates_near(
     extra_km: float = 0,
     *,
     beyond_commute: bool = False,
+    arrays: bool = False,
 ) -> ColumnElement[bool]:
     """People who could reach a place: in the box of their commute band around it and
     within their own commute, or in its département when either side has no coordinates
     (DOMAIN.md). The search is sized by the commutes of each band, not by the longest.
     With `beyond_commute`, everyone within the longest commute, so that those too far
-    for their own can be listed as excluded by the distance filter."""
+    for their own can be listed as excluded by the distance filter. With `arrays`
+    (PostgreSQL), each band's commutes are one array parameter rather than a list
+    expanded into one parameter per value, each statement rebuilt."""
     same_departement = Candidate.departement == departement
     if lat is None or lon is None:
         return same_departement
@@ -144,9 +162,14 @@ def candidates_near(
         # Commutes are whole km (an integer column): each value of the band is one
         # descent of the (commute, latitude, longitude) index.
         values = list(range(max(int(lower) + 1, 0), int(upper) + 1))
+        commute = (
+            Candidate.max_commute_km == any_(bindparam(None, values, type_=_INTEGERS))
+            if arrays
+            else Candidate.max_commute_km.in_(values)
+        )
         bands.append(
             and_(
-                Candidate.max_commute_km.in_(values),
+                commute,
                 Candidate.latitude.between(south, north),
                 Candidate.longitude.between(west, east),
             )
@@ -251,6 +274,7 @@ async def vacancy_candidates_where(
         vacancy.departement,
         largest,
         beyond_commute=include_excluded,
+        arrays=is_postgres(session),
     )
     return [near, named] + ([] if include_excluded else prefilter(vacancy))
 
@@ -480,6 +504,7 @@ async def _others_near(
         vacancy.departement,
         await largest_commute(session),
         visibility.CELL_REACH_KM,
+        arrays=is_postgres(session),
     )
     rows = await _rows(session, ranking_statement(vacancy, [near, *prefilter(vacancy)]))
     rows = [row for row in rows if row.id not in named]
