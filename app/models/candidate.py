@@ -29,8 +29,9 @@ class Candidate(Entity):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
 
+    # Indexed with the id (ix_candidates_structure_id_id, below).
     structure_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("structures.id", ondelete="RESTRICT"), index=True
+        ForeignKey("structures.id", ondelete="RESTRICT")
     )
     referrer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("structures.id", ondelete="RESTRICT"), index=True
@@ -98,6 +99,9 @@ class Candidate(Entity):
         # Its first column also gives the largest commute.
         Index("ix_candidates_latitude_longitude", "latitude", "longitude"),
         Index("ix_candidates_commute_location", "max_commute_km", "latitude", "longitude"),
+        # A structure's people in id order: its list pages (keyset on the id) read 50
+        # entries, not all of the structure's people sorted.
+        Index("ix_candidates_structure_id_id", "structure_id", "id"),
         Index(
             "uq_candidates_structure_id_external_ref",
             "structure_id",
