@@ -72,8 +72,9 @@ def _competencies(f: PairFacts) -> FloatArray:
     at = f.ci * f.cands.competencies.shape[1]
     covered = np.zeros(len(f))
     for j in range(k):
-        have = levels.take(at + codes[f.vi, j]).astype(np.intp)
-        covered += COVERAGE.take(need_rows[f.vi, j] + have)
+        code, need = np.ascontiguousarray(codes[:, j]), np.ascontiguousarray(need_rows[:, j])
+        have = levels.take(at + code.take(f.vi)).astype(np.intp)
+        covered += COVERAGE.take(need.take(f.vi) + have)
     count = required_count[f.vi]
     result: FloatArray = np.where(count > 0, covered / np.maximum(count, 1), 1.0)
     return result

@@ -59,9 +59,10 @@ class PairFacts:
             cu = unit_vectors(self.cands.lat, self.cands.lon)
         vu = unit_vectors(self.vacs.lat, self.vacs.lon)
         # Axis by axis on 1-D arrays: gathering (pairs x 3) rows costs twice as much.
+        cu, vu = np.ascontiguousarray(cu.T), np.ascontiguousarray(vu.T)
         square = np.zeros(len(self))
         for axis in range(3):
-            diff = cu[:, axis].take(self.ci) - vu[:, axis].take(self.vi)
+            diff = cu[axis].take(self.ci) - vu[axis].take(self.vi)
             diff *= diff
             square += diff
         with np.errstate(invalid="ignore"):
@@ -88,5 +89,7 @@ class PairFacts:
         required = self.required_certification
         if not self.cands.certifications.shape[1]:
             return np.zeros(len(self), dtype=np.int64)
-        status = self.cands.certifications[self.ci, np.maximum(required, 0)]
+        width = self.cands.certifications.shape[1]
+        column = np.maximum(self.vacs.required_certification, 0).take(self.vi)
+        status = self.cands.certifications.ravel().take(self.ci * width + column)
         return np.where(required >= 0, status, 0)
