@@ -16,7 +16,7 @@ import json
 import logging
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -75,10 +75,21 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exc_info"] = record.exc_text
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
         line["time"] = datetime.fromtimestamp(record.created, UTC).isoformat()
-        return json.dumps(line, ensure_ascii=False, default=str)
+        try:
+            return json.dumps(line, ensure_ascii=False, default=_plain)
+        except (TypeError, ValueError):
+            # Keys JSON cannot hold, or a value that refers to itself: the line still goes
+            # out, each field as text.
+            return json.dumps({k: _plain(v) for k, v in line.items()}, ensure_ascii=False)
+
+
+def _plain(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
 
 
 def json_formatter() -> logging.Formatter:
@@ -96,10 +107,6 @@ def json_handler() -> logging.Handler:
 def configure_logging(level: str = "INFO") -> None:
     """Idempotent: replaces the handler an earlier call installed, keeps any other
     (a test's capture handler, for one)."""
-    # Records need no thread or process names (never written): not looked up per line.
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if handler.get_name() == "tremplin-json":

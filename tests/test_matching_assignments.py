@@ -373,6 +373,17 @@ async def test_a_truncate_or_a_lost_change_log_makes_the_store_read_everyone(
     assert store.last_sync.rows_read == 3  # everyone, read again
     assert after["candidates_considered"] == 2
     assert people[0] not in {pair["candidate_id"] for pair in after["pairs"]}
+    # Writes applied as a replica does (logical replication, a restore without triggers).
+    async with app.state.sessionmaker() as session:
+        await session.execute(text("SET LOCAL session_replication_role = replica"))
+        await session.execute(
+            text("UPDATE candidates SET latitude = 43.3, longitude = 5.4 WHERE id = :id"),
+            {"id": uuid.UUID(people[1])},
+        )
+        await session.commit()
+    after = await assign(client, scope={"vacancy_ids": [vacancy]})
+    assert store.last_sync.rows_read == 1
+    assert after["candidates_considered"] == 1
     # TRUNCATE fires no row trigger.
     async with app.state.sessionmaker() as session:
         await session.execute(text("TRUNCATE candidates CASCADE"))

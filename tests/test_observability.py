@@ -3,6 +3,7 @@ and the offline interactive docs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.logs import JsonFormatter
 from app.main import create_app
 from app.metrics import register_event_backlog
 from tests.conftest import Backend, client_as, http_client, make_settings
@@ -129,6 +131,26 @@ async def test_an_unexpected_error_is_one_json_record_with_its_traceback(
     assert "kaboom" in errors[0]["exc_info"]
     access = [r for r in records if r["logger"] == "tremplin.access"]
     assert [(a["status"], a["route"]) for a in access] == [(500, "/boom")]
+
+
+def test_a_record_json_cannot_hold_still_makes_one_line() -> None:
+    """Extras JSON cannot encode as such (tuple keys, dates, a value holding itself) and a
+    traceback already rendered to text: the line goes out, whole, as JSON."""
+    looping: dict[str, object] = {}
+    looping["self"] = looping
+    formatter = JsonFormatter()
+    odd = logging.makeLogRecord(
+        {"name": "tremplin", "levelname": "WARNING", "msg": "odd %s", "args": ("x",),
+         "pairs": {(1, 2): "a"}, "day": dt.date(2026, 12, 2), "looping": looping}
+    )  # fmt: skip
+    line = json.loads(formatter.format(odd))
+    assert (line["level"], line["logger"], line["message"]) == ("WARNING", "tremplin", "odd x")
+    assert line["day"] == "2026-12-02"
+    assert "(1, 2)" in line["pairs"]
+    rendered = logging.makeLogRecord({"msg": "failed", "exc_text": "Traceback: kaboom"})
+    assert json.loads(formatter.format(rendered))["exc_info"] == "Traceback: kaboom"
+    plain = logging.makeLogRecord({"msg": "at", "when": dt.datetime(2026, 12, 2, 10, 0)})
+    assert json.loads(formatter.format(plain))["when"] == "2026-12-02T10:00:00"
 
 
 def test_uvicorn_access_log_is_replaced_by_ours() -> None:

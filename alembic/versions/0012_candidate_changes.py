@@ -28,9 +28,14 @@ PG_FUNCTIONS = (
 CREATE FUNCTION candidates_note_change() RETURNS trigger AS $$
 BEGIN
     -- DO UPDATE, not DO NOTHING: the row's new version carries this transaction's xid.
-    INSERT INTO candidate_changes (candidate_id)
-    VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END)
-    ON CONFLICT (candidate_id) DO UPDATE SET candidate_id = EXCLUDED.candidate_id;
+    IF TG_OP <> 'INSERT' THEN
+        INSERT INTO candidate_changes (candidate_id) VALUES (OLD.id)
+        ON CONFLICT (candidate_id) DO UPDATE SET candidate_id = EXCLUDED.candidate_id;
+    END IF;
+    IF TG_OP = 'INSERT' OR (TG_OP = 'UPDATE' AND NEW.id <> OLD.id) THEN
+        INSERT INTO candidate_changes (candidate_id) VALUES (NEW.id)
+        ON CONFLICT (candidate_id) DO UPDATE SET candidate_id = EXCLUDED.candidate_id;
+    END IF;
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql
@@ -53,6 +58,11 @@ PG_TRIGGERS = (
     "FOR EACH STATEMENT EXECUTE FUNCTION candidates_note_everyone()",
     "CREATE TRIGGER candidate_changes_emptied AFTER DELETE OR TRUNCATE ON candidate_changes "
     "FOR EACH STATEMENT EXECUTE FUNCTION candidates_note_everyone()",
+    # ALWAYS: they fire under session_replication_role = replica too (logical replication,
+    # pg_restore --disable-triggers), or the stores would miss those writes.
+    "ALTER TABLE candidates ENABLE ALWAYS TRIGGER candidates_note_change",
+    "ALTER TABLE candidates ENABLE ALWAYS TRIGGER candidates_note_truncate",
+    "ALTER TABLE candidate_changes ENABLE ALWAYS TRIGGER candidate_changes_emptied",
 )
 
 

@@ -90,6 +90,9 @@ class PairFacts:
         if not self.cands.certifications.shape[1]:
             return np.zeros(len(self), dtype=np.int64)
         width = self.cands.certifications.shape[1]
+        # Flat positions would read a neighbour's column where 2-D indexing raised.
+        if int(self.vacs.required_certification.max(initial=-1)) >= width:
+            raise IndexError("a vacancy asks for a certification the candidates lack a column for")
         column = np.maximum(self.vacs.required_certification, 0).take(self.vi)
         status = self.cands.certifications.ravel().take(self.ci * width + column)
         return np.where(required >= 0, status, 0)

@@ -347,7 +347,7 @@ async def assign(
     # Read a slice at a time: ten thousand rows decoded at once would hold the event
     # loop for tens of ms.
     vacancy_rows: list[Any] = []
-    streamed = await connection.stream(
+    async with connection.stream(
         select(*VACANCY_COLUMNS)
         .where(
             _scope_condition(session, scope),
@@ -357,9 +357,9 @@ async def assign(
         )
         .order_by(Vacancy.id)
         .execution_options(yield_per=_ROWS_PER_SLICE)
-    )
-    async for part in streamed.partitions():
-        vacancy_rows.extend(part)
+    ) as streamed:
+        async for part in streamed.partitions():
+            vacancy_rows.extend(part)
     if scope.vacancy_ids:
         missing = set(scope.vacancy_ids) - {r.id for r in vacancy_rows}
         if missing:

@@ -246,8 +246,8 @@ def decode_vacancies(rows: Sequence[Any], rncp: RncpIndex) -> VacancyTable:
 def _competency_levels(asked: str | dict[str, int] | None) -> dict[str, int]:
     """JSON text from VACANCY_COLUMNS, a dict from an ORM vacancy."""
     if isinstance(asked, str):
-        levels: dict[str, int] = json.loads(asked)
-        return levels
+        levels: dict[str, int] | None = json.loads(asked)
+        return levels or {}
     return asked or {}
 
 

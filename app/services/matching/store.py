@@ -6,8 +6,9 @@ since its last position, never the whole table again.
   read (the `xmin` of that statement's snapshot). A trigger rewrites a person's row of
   `candidate_changes` whenever their candidate row is inserted, updated or deleted, so
   that row's `xmin` is the last transaction that wrote them: one statement over those
-  small rows returns exactly the people to read again (`age(xmin)` within the horizon),
-  however many candidates there are. Those no longer in `candidates` were deleted; a
+  small rows (one per person ever written, a few dozen bytes each, not the candidates'
+  wide rows) returns exactly the people to read again (written by the horizon's
+  transaction or a later one). Those no longer in `candidates` were deleted; a
   row for everyone (the nil UUID, written on a TRUNCATE or when that table's own rows are
   deleted) makes the store read every candidate again.
 - SQLite (the embedded default, for small deployments): every (id, version) is read
