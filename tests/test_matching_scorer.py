@@ -34,6 +34,7 @@ from app.domain.matching import (
     failed_filters,
     score_pairs,
 )
+from app.domain.matching.features import cells
 from tests.matching_reference import CandidateRecord, VacancyRecord, score_pair_loop
 
 # Along a meridian, a great-circle distance is R * delta-latitude (in radians); with the
@@ -866,3 +867,11 @@ def test_vectorised_scorer_agrees_with_the_loop(
             assert math.isnan(fast.distance_km[p])
         else:
             assert float(fast.distance_km[p]) == pytest.approx(distance, abs=1e-9)
+
+
+def test_cells_read_what_2d_indexing_reads_and_refuse_a_column_past_the_matrix() -> None:
+    matrix = np.arange(12).reshape(3, 4)
+    rows, columns = np.array([0, 2, 1, 2]), np.array([3, 0, 1, 3])
+    assert cells(matrix, rows, columns).tolist() == matrix[rows, columns].tolist()
+    with pytest.raises(IndexError):
+        cells(matrix, np.array([0]), np.array([4]))  # flat, it would read row 1's first cell

@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from app.domain.matching.features import FloatArray
+from app.domain.matching.features import FloatArray, cells
 from app.domain.matching.pairs import PairFacts
 
 # Without coordinates on both sides, a shared département counts as this close.
@@ -66,14 +66,12 @@ def _competencies(f: PairFacts) -> FloatArray:
     k = max(int(required_count.max(initial=0)), 1)
     codes = np.argsort(-needed, axis=1, kind="stable")[:, :k]
     need_rows = np.take_along_axis(needed, codes, axis=1) * 4  # COVERAGE's row per need
-    # One required column at a time, through flat positions: a (pairs x k) gather and
-    # a copy of the store's matrix cost several times more.
-    levels = f.cands.competencies.ravel()
-    at = f.ci * f.cands.competencies.shape[1]
+    # One required column at a time: a (pairs x k) gather and a copy of the store's
+    # matrix cost several times more.
     covered = np.zeros(len(f))
     for j in range(k):
         code, need = np.ascontiguousarray(codes[:, j]), np.ascontiguousarray(need_rows[:, j])
-        have = levels.take(at + code.take(f.vi)).astype(np.intp)
+        have = cells(f.cands.competencies, f.ci, code.take(f.vi)).astype(np.intp)
         covered += COVERAGE.take(need.take(f.vi) + have)
     count = required_count[f.vi]
     result: FloatArray = np.where(count > 0, covered / np.maximum(count, 1), 1.0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.domain.matching.features import ALLOWED_PHASES, BoolArray
+from app.domain.matching.features import ALLOWED_PHASES, BoolArray, cells
 from app.domain.matching.pairs import PairFacts
 
 
@@ -49,10 +49,7 @@ class HardFilter:
 
 def _phase(f: PairFacts) -> BoolArray:
     """The placement machine's phases per kind of vacancy."""
-    # Flat positions in the (kind, phase) table: 2-D fancy indexing costs three times more.
-    width = ALLOWED_PHASES.shape[1]
-    cell = (f.vacs.kind * width).take(f.vi) + f.cands.phase.take(f.ci)
-    allowed: BoolArray = ALLOWED_PHASES.ravel().take(cell)
+    allowed: BoolArray = cells(ALLOWED_PHASES, f.vacs.kind.take(f.vi), f.cands.phase.take(f.ci))
     return ~allowed
 
 

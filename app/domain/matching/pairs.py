@@ -16,6 +16,7 @@ from app.domain.matching.features import (
     FloatArray,
     IntArray,
     VacancyArrays,
+    cells,
 )
 from app.domain.matching.geography import great_circle_km, unit_vectors
 
@@ -89,10 +90,5 @@ class PairFacts:
         required = self.required_certification
         if not self.cands.certifications.shape[1]:
             return np.zeros(len(self), dtype=np.int64)
-        width = self.cands.certifications.shape[1]
-        # Flat positions would read a neighbour's column where 2-D indexing raised.
-        if int(self.vacs.required_certification.max(initial=-1)) >= width:
-            raise IndexError("a vacancy asks for a certification the candidates lack a column for")
-        column = np.maximum(self.vacs.required_certification, 0).take(self.vi)
-        status = self.cands.certifications.ravel().take(self.ci * width + column)
+        status = cells(self.cands.certifications, self.ci, np.maximum(required, 0))
         return np.where(required >= 0, status, 0)

@@ -484,14 +484,8 @@ def _answer(
     points_by_name = {
         name: [round(x, 2) for x in contributions[name].tolist()] for name in CRITERIA
     }
-    points_by_pair = (
-        [
-            dict(zip(CRITERIA, each, strict=True))
-            for each in zip(*points_by_name.values(), strict=True)
-        ]
-        if len(v)
-        else []
-    )
+    per_pair = zip(*points_by_name.values(), strict=True)
+    points_by_pair = [dict(zip(CRITERIA, each, strict=True)) for each in per_pair]
     pairs = [
         AssignedPair(
             vacancy_id=vacs.ids[j], candidate_id=candidate_id, score=value, contributions=points

@@ -11,11 +11,12 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy import Row, String, cast
@@ -189,12 +190,19 @@ class VacancyTable:
 
 
 _VACANCY_NAMES = tuple(column.key or "" for column in VACANCY_COLUMNS)
-# Codes by member and by value: rows bring either (ORM objects members, text values).
-_KIND_CODES: dict[Any, int] = {**KIND_CODES, **{k.value: c for k, c in KIND_CODES.items()}}
-_CONTRACT_CODES: dict[Any, int] = {
-    **CONTRACT_CODES,
-    **{k.value: c for k, c in CONTRACT_CODES.items()},
-}
+
+
+Member = TypeVar("Member", bound=StrEnum)
+
+
+def _by_member_and_value(codes: Mapping[Member, int]) -> dict[Any, int]:
+    """Codes looked up by enum member or by its value: rows bring either (ORM objects
+    members, result rows text)."""
+    return {**codes, **{member.value: code for member, code in codes.items()}}
+
+
+_KIND_CODES = _by_member_and_value(KIND_CODES)
+_CONTRACT_CODES = _by_member_and_value(CONTRACT_CODES)
 
 
 def decode_vacancies(rows: Sequence[Any], rncp: RncpIndex) -> VacancyTable:
@@ -202,11 +210,13 @@ def decode_vacancies(rows: Sequence[Any], rncp: RncpIndex) -> VacancyTable:
     a column in `rncp` (all zero for candidates that never met them)."""
     m = len(rows)
     # Column by column: one pass to read the rows, then one list per column.
-    col: dict[str, tuple[Any, ...]] = dict.fromkeys(_VACANCY_NAMES, ())
-    if m and isinstance(rows[0], Row):
+    col: dict[str, tuple[Any, ...]]
+    if not m:
+        col = dict.fromkeys(_VACANCY_NAMES, ())
+    elif isinstance(rows[0], Row):
         # Result rows are tuples: transposed whole, named by their own fields.
         col = dict(zip(rows[0]._fields, zip(*rows, strict=True), strict=True))
-    elif m:
+    else:
         values = list(map(attrgetter(*_VACANCY_NAMES), rows))
         col = dict(zip(_VACANCY_NAMES, zip(*values, strict=True), strict=True))
     rncp.add(sorted({code for code in col["required_certification"] if code}))

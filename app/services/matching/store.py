@@ -29,8 +29,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, Uuid, any_, bindparam, cast, func, literal_column, select, true
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import String, bindparam, cast, func, literal_column, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.types import UserDefinedType
 
@@ -129,7 +128,7 @@ class CandidateStore:
         today = utcnow().date()
         if is_postgres(session):
             async with _own_connection(session) as conn:
-                report = await self._sync_postgres(conn, today)
+                report = await self._sync_postgres(session, conn, today)
         else:
             report = await self._sync_by_versions(session, today)
         self.last_sync = report
@@ -137,7 +136,9 @@ class CandidateStore:
             self._generation += 1
         return report
 
-    async def _sync_postgres(self, conn: AsyncConnection, today: date) -> SyncReport:
+    async def _sync_postgres(
+        self, session: AsyncSession, conn: AsyncConnection, today: date
+    ) -> SyncReport:
         if self._horizon is None:
             return await self._read_everything(conn, today)
         # The people written since the horizon, from the rows the trigger keeps (one per
@@ -154,17 +155,15 @@ class CandidateStore:
                 ).select_from(CandidateChange.__table__)
             )
         ).one()
-        if not 0 <= meta.horizon < _HORIZON_LIMIT:
-            return await self._read_everything(conn, today)
-        if meta.changed and EVERYONE in meta.changed:
+        lost = not 0 <= meta.horizon < _HORIZON_LIMIT
+        if lost or EVERYONE in (meta.changed or ()):
             return await self._read_everything(conn, today)
         found: list[Any] = []
         erased = 0
         if meta.changed:
             # Read after the pass: a row written in between comes in its newer version,
             # and is read once more next time (its xmin is past the new horizon).
-            ids = bindparam("ids", list(meta.changed), type_=ARRAY(Uuid()))
-            stmt = select(*CANDIDATE_COLUMNS).where(Candidate.id == any_(ids))
+            stmt = select(*CANDIDATE_COLUMNS).where(one_of(session, Candidate.id, meta.changed))
             found = list((await conn.execute(stmt)).all())
             self._upsert(decode_candidates(found, self.rncp, today))
             # Changed and absent: deleted (unless they came and went between two reads).
