@@ -313,3 +313,66 @@ async def test_purge_deletes_old_entries_only(
             async with engine.begin() as conn:
                 await conn.execute(text("DELETE FROM audit_events"))
         assert await count_rows(sessionmaker, "audit_events") == 2
+
+
+_CLOSE_JOURNAL = {
+    "postgresql": [
+        "CREATE FUNCTION test_journal_closed() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'journal closed'; END $$",
+        "CREATE TRIGGER test_journal_closed BEFORE INSERT ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION test_journal_closed()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER test_journal_closed BEFORE INSERT ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'journal closed'); END",
+    ],
+}
+_OPEN_JOURNAL = {
+    "postgresql": [
+        "DROP TRIGGER test_journal_closed ON audit_events",
+        "DROP FUNCTION test_journal_closed()",
+    ],
+    "sqlite": ["DROP TRIGGER test_journal_closed"],
+}
+
+
+async def test_a_read_that_cannot_be_journaled_shows_nothing(
+    client: httpx.AsyncClient, app: FastAPI, backend: Backend, engine: AsyncEngine
+) -> None:
+    """The read of a person and its journal row succeed or fail together: on PostgreSQL
+    they are one statement, run alone (no BEGIN, no COMMIT) unless the request already
+    opened a transaction to read the caller's client row."""
+    candidate = await create_candidate(client, last_name="Quenneville")
+    person = candidate["id"]
+    before = await read_journal(client)
+    dialect = "postgresql" if backend.is_postgres else "sqlite"
+    async with engine.begin() as conn:
+        for statement in _CLOSE_JOURNAL[dialect]:
+            await conn.execute(text(statement))
+    try:
+        # The caller's client row is cached: the first read runs alone; then with the
+        # cache emptied, inside the request's transaction.
+        refused = await client.get(f"/v1/candidates/{person}")
+        app.state.authenticator.clients.forget()
+        refused_in_transaction = await client.get(f"/v1/candidates/{person}")
+    finally:
+        async with engine.begin() as conn:
+            for statement in _OPEN_JOURNAL[dialect]:
+                await conn.execute(text(statement))
+    for answer in (refused, refused_in_transaction):
+        assert answer.status_code >= 400, answer.text
+        assert "Quenneville" not in answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert await read_journal(client) == before
+
+    shown = await client.get(f"/v1/candidates/{person}", headers=rid("after"))
+    assert shown.status_code == 200
+    assert shown.json()["last_name"] == "Quenneville"
+    app.state.authenticator.clients.forget()
+    again = await client.get(f"/v1/candidates/{person}", headers=rid("again"))
+    assert again.status_code == 200
+    reads = [e for e in await read_journal(client) if e["action"] == "read"]
+    assert sorted((e["candidate_id"], e["request_id"]) for e in reads) == [
+        (person, "after"),
+        (person, "again"),
+    ]

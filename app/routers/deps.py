@@ -80,7 +80,8 @@ class ApiRoute(APIRoute):
                                 )
                             else:
                                 response = await handler(request)
-                        await session.commit()
+                        if session.in_transaction() or _pending(session):
+                            await session.commit()
                     except BaseException:
                         await session.rollback()
                         raise
@@ -103,6 +104,10 @@ class ApiRoute(APIRoute):
                 return await run(request, reads_only=False)
 
         return api_handler
+
+
+def _pending(session: AsyncSession) -> bool:
+    return bool(session.new or session.dirty or session.deleted)
 
 
 class RecordId(Convertor[str]):

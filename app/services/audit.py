@@ -7,9 +7,21 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import LargeBinary, Table, Uuid, bindparam, delete, insert, select, text
+from sqlalchemy import (
+    LargeBinary,
+    Select,
+    Table,
+    Uuid,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView
@@ -26,12 +38,17 @@ _INSERT_MANY = _INSERT.returning(AuditEvent.__table__.c.id)
 # made by the database (UUID version 7, as app.domain.ids makes them) and the people
 # travel as one string of bytes, 16 per person: encoding a parameter element by element
 # held the event loop for tens of ms on a national assignment.
-_PG_ROWS = text(
-    "INSERT INTO audit_events (id, at, actor_kind, actor_id, actor_role, "
-    "actor_structure_id, candidate_id, action, field_class, operation, request_id) "
-    "SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing substring("
+# A UUID version 7 made by PostgreSQL, with the layout of app.domain.ids.
+_PG_UUID7 = (
+    "encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) placing substring("
     "int8send(floor(extract(epoch from clock_timestamp()) * 1000)::bigint) from 3) "
-    "from 1 for 6), 52, 1), 53, 1), 'hex')::uuid, "
+    "from 1 for 6), 52, 1), 53, 1), 'hex')::uuid"
+)
+# The only text joined in is the constant above.
+_PG_ROWS = text(
+    "INSERT INTO audit_events (id, at, actor_kind, actor_id, actor_role, "  # noqa: S608
+    "actor_structure_id, candidate_id, action, field_class, operation, request_id) "
+    "SELECT " + _PG_UUID7 + ", "
     ":at, :actor_kind, :actor_id, :actor_role, :actor_structure_id, "
     "encode(substring(:people from n * 16 + 1 for 16), 'hex')::uuid, "
     ":action, :field_class, :operation, :request_id "
@@ -41,6 +58,40 @@ _PG_ROWS = text(
     bindparam("actor_structure_id", type_=Uuid()),
     bindparam("people", type_=LargeBinary()),
 )
+# What a journal row says of the access, beside the person and the view (`access_values`).
+_ACCESS = ("at", "actor_kind", "actor_id", "actor_role", "actor_structure_id", "operation",
+           "request_id")  # fmt: skip
+
+
+def access_values(actor: Actor) -> dict[str, Any]:
+    """What every journal row of this access says (the parameters of `journaled`)."""
+    return {
+        "at": utcnow(),
+        "actor_kind": actor.kind.value,
+        "actor_id": actor.id,
+        "actor_role": actor.role.value,
+        "actor_structure_id": actor.structure_id,
+        "operation": actor.operation,
+        "request_id": actor.request_id,
+    }
+
+
+def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:
+    """PostgreSQL: `read` (its rows carry the person's `id` and the caller's view of
+    them as `field_class`) and one journal row per person it returns, written by the
+    same statement: atomic on its own, one round trip. Its parameters: `access_values`."""
+    table = cast(Table, AuditEvent.__table__)
+    found = read.cte("found")
+    rows = select(
+        literal_column(_PG_UUID7, table.c.id.type),
+        *(bindparam(name, type_=table.c[name].type) for name in _ACCESS),
+        found.c.id,
+        literal(action, table.c.action.type),
+        found.c.field_class,
+    )
+    columns = ["id", *_ACCESS, "candidate_id", "action", "field_class"]
+    journal = insert(table).from_select(columns, rows).cte("journal")
+    return select(found).add_cte(journal)
 
 
 _BYTES_ON_THE_LOOP = 1000
@@ -61,17 +112,7 @@ async def record(
     people = list(candidate_ids)
     if not people:
         return
-    common = {
-        "at": utcnow(),
-        "actor_kind": actor.kind.value,
-        "actor_id": actor.id,
-        "actor_role": actor.role.value,
-        "actor_structure_id": actor.structure_id,
-        "action": action.value,
-        "field_class": view.value,
-        "operation": actor.operation,
-        "request_id": actor.request_id,
-    }
+    common = {**access_values(actor), "action": action.value, "field_class": view.value}
     # Core on the session's connection: plain INSERTs, no ORM bulk machinery.
     connection = await session.connection()
     if connection.dialect.name == "postgresql":

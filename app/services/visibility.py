@@ -33,6 +33,7 @@ from sqlalchemy import (
     event,
     false,
     inspect,
+    literal,
     or_,
     select,
     true,
@@ -49,7 +50,7 @@ from app.domain.enums import (
 )
 from app.domain.matching import CRITERIA, Filter, point_distance_km
 from app.errors import Conflict, Forbidden, ValidationFailed, field_error
-from app.models import Candidate, Vacancy
+from app.models import AuditEvent, Candidate, Vacancy
 from app.models.base import utcnow
 from app.schemas.candidates import VIEW_STAMPS, shown_fields, view_content
 from app.services import tenancy
@@ -71,29 +72,38 @@ def base_view(actor: Actor) -> CandidateView | None:
     return _BASE_VIEW.get(actor.role)
 
 
+def view_column(actor: Actor) -> ColumnElement[CandidateView]:
+    """The caller's view of each person, as SQL: a landlord's is full while one of its
+    placements for the person is accepted or started, reduced otherwise; any other
+    role's is its base view. Callers only ask it for roles that see people."""
+    field_class = AuditEvent.__table__.c.field_class.type
+    if actor.role is Role.LANDLORD:
+        assert actor.structure_id is not None
+        return case(
+            (tenancy.landlord_holds_position(Candidate.id, actor.structure_id),
+             literal(CandidateView.FULL, field_class)),
+            else_=literal(CandidateView.REDUCED, field_class),
+        )  # fmt: skip
+    base = base_view(actor)
+    assert base is not None
+    return literal(base, field_class)
+
+
 async def candidate_views(
     session: AsyncSession, actor: Actor, candidate_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, CandidateView]:
-    """The view the caller has of each person (reachable or not: tenancy decides that).
-
-    A landlord gets the full profile of a person while one of its placements for them
-    is accepted or started, the reduced one otherwise.
-    """
+    """The view the caller has of each person (reachable or not: tenancy decides that)."""
     base = base_view(actor)
     if base is None or not candidate_ids:
         return {}
     if actor.role is not Role.LANDLORD:
         return dict.fromkeys(candidate_ids, base)
-    assert actor.structure_id is not None
-    full = set(
-        await session.scalars(
-            select(Candidate.id).where(
-                Candidate.id.in_(list(candidate_ids)),
-                tenancy.landlord_holds_position(Candidate.id, actor.structure_id),
-            )
-        )
+    rows = await session.execute(
+        select(Candidate.id, view_column(actor)).where(Candidate.id.in_(list(candidate_ids)))
     )
-    return {c: CandidateView.FULL if c in full else CandidateView.REDUCED for c in candidate_ids}
+    views = {c: CandidateView(view) for c, view in rows}
+    # A person with no row (gone meanwhile) is shown nothing more than the base view.
+    return {c: views.get(c, base) for c in candidate_ids}
 
 
 def view_updated_at(actor: Actor) -> SQLColumnExpression[Any]:
