@@ -32,7 +32,12 @@ from app import migrations
 from app.config import PROJECT_ROOT
 from app.main import create_app
 from tests.conftest import TEST_SIGNING_KEY, create_api_client, get_token, http_client
-from tests.factories import candidate_payload, structure_payload, vacancy_payload
+from tests.factories import (
+    candidate_payload,
+    create_candidate,
+    structure_payload,
+    vacancy_payload,
+)
 from tests.pg_cluster import Cluster, postgres_bin
 from tests.test_runtime import free_port, wait_for_http
 
@@ -117,6 +122,9 @@ class Load:
     "before->stopping": it must be bounded, but may go either way."""
 
     http: httpx.AsyncClient
+    # A person read by id in turn with the writes and lists: that read runs alone, on a
+    # connection of its own (app.services.candidates.get), and must be bounded too.
+    person: str
     phase: str = "before"
     answers: list[Answer] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -126,13 +134,15 @@ class Load:
         while not self.stop.is_set():
             turn += 1
             phase, started = self.phase, time.monotonic()
-            write = (number + turn) % 2 == 0
+            kind = (number + turn) % 3
             try:
                 async with asyncio.timeout(HANG_S):
-                    if write:
+                    if kind == 0:
                         response = await self.http.post("/v1/structures", json=structure_payload())
-                    else:
+                    elif kind == 1:
                         response = await self.http.get("/v1/structures", params={"limit": 5})
+                    else:
+                        response = await self.http.get(f"/v1/candidates/{self.person}")
             except TimeoutError:
                 self.answers.append(Answer(phase, -1, time.monotonic() - started))
                 continue
@@ -214,7 +224,7 @@ async def test_stop_and_restart_under_load(cluster: Cluster, database: str) -> N
     application = create_app(fault_settings_obj(database))
     async with application.router.lifespan_context(application):
         http = await admin_client(application)
-        load = Load(http)
+        load = Load(http, (await create_candidate(http))["id"])
         workers = [asyncio.create_task(load.worker(i)) for i in range(6)]
         await asyncio.sleep(1.5)
         load.phase = "stopping"
@@ -251,7 +261,7 @@ async def test_a_frozen_server_gives_bounded_answers_then_recovers(
     frozen: list[int] = []
     try:
         http = await admin_client(application)
-        load = Load(http)
+        load = Load(http, (await create_candidate(http))["id"])
         workers = [asyncio.create_task(load.worker(i)) for i in range(6)]
         await asyncio.sleep(1.5)
         load.phase = "frozen"
