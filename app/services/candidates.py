@@ -25,6 +25,7 @@ from app.services.common import (
     check_version,
     cross_field,
     flush,
+    is_postgres,
     paginate_rows,
     territory,
 )
@@ -168,7 +169,7 @@ async def get(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
 ) -> tuple[CandidateRow, CandidateView]:
     caller = replace(actor, request_id=None)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         # The read and its journal row in one statement, one round trip. Inside the
         # request's transaction when it has one already (a client's row read for its
         # token); otherwise alone, atomic by itself, with no BEGIN and COMMIT.
