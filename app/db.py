@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.sql import ClauseElement
 
 from app.config import PROJECT_ROOT, Settings
 from app.errors import ServiceUnavailable
@@ -212,6 +215,151 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The engine's pool, each statement committed on its own: for a request whose only
     statement is atomic by itself, it saves the BEGIN and COMMIT round trips."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+class DriverStatement:
+    """A statement compiled once for one dialect and run on the driver's own connection.
+
+    For the hottest read (one statement, alone, many times a second): SQLAlchemy's work
+    per execution (execution context, parameter and result processing, its cursor
+    adapter) cost as much CPU as asyncpg's own. The statement is still built and
+    compiled by SQLAlchemy, its parameters go through the same bind processors, and the
+    errors come out as SQLAlchemy's (`fetch_one_alone`). `given` names the parameters
+    given at each run; every other value was bound when the statement was built and is
+    processed once, here.
+    """
+
+    __slots__ = ("_columns", "_slots", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, given: Iterable[str]) -> None:
+        given = frozenset(given)
+        compiled = statement.compile(dialect=dialect)
+        # Lists bound when the statement was built become one parameter per element.
+        state = compiled.construct_expanded_state(dict.fromkeys(given))  # type: ignore[attr-defined]
+        # The expanded state lists the processors of expanded lists only.
+        processors = {**compiled._bind_processors, **state.processors}  # type: ignore[attr-defined]
+        slots: list[tuple[str | None, Callable[[Any], Any] | None, Any]] = []
+        for name in state.positiontup or ():
+            process = processors.get(name)
+            if name in given:
+                slots.append((name, process, None))
+            else:
+                value = state.parameters[name]
+                slots.append((None, None, process(value) if process else value))
+        missing = given - {name for name, _, _ in slots}
+        if missing:
+            raise ValueError(f"the statement has no parameter {sorted(missing)}")
+        self.sql: str = state.statement
+        self._slots = tuple(slots)
+        # SQLite's values, read back as SQLAlchemy reads them (`row`). asyncpg's are
+        # Python's already: a PostgreSQL statement's records are used as they come.
+        self._columns = (
+            tuple(
+                (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
+                for column in getattr(statement, "selected_columns", ())
+            )
+            if dialect.name == "sqlite"
+            else None
+        )
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [
+            constant if name is None else process(values[name]) if process else values[name]
+            for name, process, constant in self._slots
+        ]
+
+    def row(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A row the driver returned, by column name, each value as SQLAlchemy reads it
+        (SQLite answers text and numbers: ids, instants, JSON, booleans are converted)."""
+        if self._columns is None:
+            raise TypeError("only SQLite's rows are read back by DriverStatement.row")
+        return {
+            key: process(value) if process else value
+            for (key, process), value in zip(self._columns, values, strict=True)
+        }
+
+
+async def fetch_one_alone(
+    engine: AsyncEngine, statement: DriverStatement, values: Mapping[str, Any]
+) -> asyncpg.Record | None:
+    """PostgreSQL: run a statement that is atomic by itself alone (autocommit, no BEGIN
+    or COMMIT) on a pooled connection, and return its first row.
+
+    Errors are SQLAlchemy's, as the app's error handlers expect: the driver's error is
+    translated by SQLAlchemy's dialect adapter and wrapped in DBAPIError; a connection
+    the failure may have left in an unknown state (closed, a timeout, anything the
+    server did not answer itself) is invalidated, never given to another request.
+    """
+    async with autocommit(engine).connect() as connection:
+        pooled = await connection.get_raw_connection()
+        driver: asyncpg.Connection = pooled.driver_connection
+        try:
+            return await driver.fetchrow(statement.sql, *statement.arguments(values))
+        except Exception as exc:
+            error = _as_dbapi_error(engine.dialect, pooled.dbapi_connection, exc)
+            if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
+                await connection.invalidate(exc)
+            raise error from exc
+
+
+T = TypeVar("T")
+
+
+async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:
+    """SQLite: `work` in a transaction of its own on a pooled connection, run on the
+    driver's thread in one hop: BEGIN (IMMEDIATE unless `reads_only`), `work`, COMMIT,
+    or ROLLBACK if anything fails.
+
+    Through SQLAlchemy's adapter, each statement is three or four hops between the event
+    loop and the driver's thread (cursor, execute, fetch, close): a journaled read made a
+    dozen. Errors come out as SQLAlchemy's (DBAPIError), so a lost lock upgrade is seen
+    as such (`is_lost_upgrade`) and the request runs again as a writer.
+    """
+    begin = "BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE"
+
+    def transaction(raw: sqlite3.Connection) -> T:
+        raw.execute(begin)
+        try:
+            result = work(raw)
+            raw.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+        return result
+
+    async with engine.connect() as connection:
+        pooled = await connection.get_raw_connection()
+        driver: Any = pooled.driver_connection
+        try:
+            # aiosqlite's own queue to its thread, as SQLAlchemy's adapter uses it too.
+            result: T = await driver._execute(transaction, driver._conn)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(
+                None, None, exc, sqlite3.Error, hide_parameters=True, dialect=engine.dialect
+            ) from exc
+        return result
+
+
+def _as_dbapi_error(dialect: Dialect, adapter: Any, exc: Exception) -> Exception:
+    """The exception SQLAlchemy would have raised for `exc`: the dialect adapter's
+    translation, wrapped in DBAPIError; other errors (a timeout) as they are."""
+    dbapi_error = dialect.loaded_dbapi.Error
+    try:
+        adapter._handle_exception(exc)
+    except dbapi_error as translated:
+        return DBAPIError.instance(
+            None,
+            None,
+            translated,
+            dbapi_error,
+            hide_parameters=True,
+            connection_invalidated=dialect.is_disconnect(translated, adapter, None),
+            dialect=dialect,
+        )
+    except Exception as other:  # what the adapter does not translate
+        return other
+    return exc
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, EmailStr, Field, model_validator
@@ -317,9 +318,9 @@ VIEW_STAMPS: dict[CandidateView, tuple[str, str]] = {
 }
 # Identity and stamps: what a view's content is compared without.
 STAMP_FIELDS = frozenset({"id", "created_at", "updated_at", "version", "view"})
-# Fields a view computes from the row rather than copies.
-_DERIVED: dict[str, Callable[[Any], Any]] = {
-    "last_name_initial": lambda c: f"{str(getattr(c, 'last_name', ''))[:1]}.",
+# Fields a view computes from the row rather than copies (given a reader of the row).
+_DERIVED: dict[str, Callable[[Callable[[str], Any]], Any]] = {
+    "last_name_initial": lambda read: f"{str(read('last_name') or '')[:1]}.",
 }
 
 
@@ -328,20 +329,34 @@ def shown_fields(view: CandidateView) -> frozenset[str]:
     return frozenset(VIEW_SCHEMAS[view].model_fields) - {"view"}
 
 
-def present(candidate: Any, view: CandidateView) -> CandidateRead:
-    """The representation of a stored candidate that a view allows, with its own stamps."""
-    schema = VIEW_SCHEMAS[view]
+def _sources(view: CandidateView) -> tuple[tuple[str, str], ...]:
+    """Each field of a view and the column it is read from (its own stamps)."""
     version, stamp = VIEW_STAMPS[view]
-    values = {
-        name: (
-            _DERIVED[name](candidate)
-            if name in _DERIVED
-            else getattr(candidate, {"version": version, "updated_at": stamp}.get(name, name))
-        )
-        for name in schema.model_fields
-        if name != "view"
-    }
-    return schema.model_validate(values)
+    renamed = {"version": version, "updated_at": stamp}
+    return tuple(
+        (name, renamed.get(name, name))
+        for name in VIEW_SCHEMAS[view].model_fields
+        if name != "view" and name not in _DERIVED
+    )
+
+
+_SOURCES = {view: _sources(view) for view in CandidateView}
+_VIEW_DERIVED = {
+    view: tuple(name for name in VIEW_SCHEMAS[view].model_fields if name in _DERIVED)
+    for view in CandidateView
+}
+
+
+def present(candidate: Any, view: CandidateView) -> CandidateRead:
+    """The representation of a stored candidate that a view allows, with its own stamps.
+    `candidate` is an entity or a row (attributes), or a dict of columns."""
+    read: Callable[[str], Any] = (
+        candidate.__getitem__ if isinstance(candidate, dict) else partial(getattr, candidate)
+    )
+    values = {name: read(source) for name, source in _SOURCES[view]}
+    for name in _VIEW_DERIVED[view]:
+        values[name] = _DERIVED[name](read)
+    return VIEW_SCHEMAS[view].model_validate(values)
 
 
 def view_content(candidate: Any, view: CandidateView) -> dict[str, Any]:

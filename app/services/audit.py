@@ -59,7 +59,7 @@ _PG_ROWS = text(
     bindparam("people", type_=LargeBinary()),
 )
 # What a journal row says of the access, beside the person and the view (`access_values`).
-_ACCESS = ("at", "actor_kind", "actor_id", "actor_role", "actor_structure_id", "operation",
+ACCESS_FIELDS = ("at", "actor_kind", "actor_id", "actor_role", "actor_structure_id", "operation",
            "request_id")  # fmt: skip
 
 
@@ -76,6 +76,13 @@ def access_values(actor: Actor) -> dict[str, Any]:
     }
 
 
+# One journal row, every value given (SQLite's journaled read, `candidates.get`).
+ROW_FIELDS = ("id", *ACCESS_FIELDS, "candidate_id", "action", "field_class")
+ONE_ROW = insert(cast(Table, AuditEvent.__table__)).values(
+    {name: bindparam(name, type_=AuditEvent.__table__.c[name].type) for name in ROW_FIELDS}
+)
+
+
 def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:
     """PostgreSQL: `read` (its rows carry the person's `id` and the caller's view of
     them as `field_class`) and one journal row per person it returns, written by the
@@ -84,13 +91,12 @@ def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:
     found = read.cte("found")
     rows = select(
         literal_column(_PG_UUID7, table.c.id.type),
-        *(bindparam(name, type_=table.c[name].type) for name in _ACCESS),
+        *(bindparam(name, type_=table.c[name].type) for name in ACCESS_FIELDS),
         found.c.id,
         literal(action, table.c.action.type),
         found.c.field_class,
     )
-    columns = ["id", *_ACCESS, "candidate_id", "action", "field_class"]
-    journal = insert(table).from_select(columns, rows).cte("journal")
+    journal = insert(table).from_select(list(ROW_FIELDS), rows).cte("journal")
     return select(found).add_cte(journal)
 
 

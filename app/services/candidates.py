@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -7,10 +8,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import db
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
+from app.domain.ids import uuid7
 from app.errors import DuplicateResource, Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
@@ -30,8 +33,9 @@ from app.services.common import (
     territory,
 )
 
-# A candidate as read by get and list: its columns, by name (`row.first_name`).
-CandidateRow = Row[Any]
+# A candidate as read by get and list: its columns, by name (`row.first_name`, or
+# `row["first_name"]` when read on the driver's connection).
+CandidateRow = Row[Any] | dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,33 +162,54 @@ def _read_one(caller: Actor) -> Select[Any]:
 
 
 @lru_cache(maxsize=1024)
+def _read_one_viewed(caller: Actor) -> Select[Any]:
+    """The read of one candidate and the caller's view of them (`field_class`)."""
+    return _read_one(caller).add_columns(visibility.view_column(caller).label("field_class"))
+
+
+@lru_cache(maxsize=1024)
 def _read_one_journaled(caller: Actor) -> Select[Any]:
     """PostgreSQL: the read of one candidate, the caller's view of them and the journal
     row of the access, as one statement (see `_read_one` for the cache's key)."""
-    read = _read_one(caller).add_columns(visibility.view_column(caller).label("field_class"))
-    return audit.journaled(read, AuditAction.READ)
+    return audit.journaled(_read_one_viewed(caller), AuditAction.READ)
+
+
+@lru_cache(maxsize=1024)
+def _read_one_alone(caller: Actor, dialect: Dialect) -> db.DriverStatement:
+    """The read as it runs alone on the driver's connection: on PostgreSQL with its
+    journal row (one statement); on SQLite the read, the journal row following it."""
+    if dialect.name == "postgresql":
+        given = ("candidate_id", *audit.ACCESS_FIELDS)
+        return db.DriverStatement(_read_one_journaled(caller), dialect, given)
+    return db.DriverStatement(_read_one_viewed(caller), dialect, ("candidate_id",))
+
+
+@lru_cache(maxsize=8)
+def _journal_row(dialect: Dialect) -> db.DriverStatement:
+    return db.DriverStatement(audit.ONE_ROW, dialect, audit.ROW_FIELDS)
 
 
 async def get(
     session: AsyncSession, actor: Actor, candidate_id: uuid.UUID
 ) -> tuple[CandidateRow, CandidateView]:
     caller = replace(actor, request_id=None)
-    if is_postgres(session):
-        # The read and its journal row in one statement, one round trip. Inside the
-        # request's transaction when it has one already (a client's row read for its
-        # token); otherwise alone, atomic by itself, with no BEGIN and COMMIT.
-        statement = _read_one_journaled(caller)
-        values = {"candidate_id": candidate_id, **audit.access_values(actor)}
-        if session.in_transaction() or not isinstance(session.bind, AsyncEngine):
-            connection = await session.connection()
-            candidate = (await connection.execute(statement, values)).first()
-        else:
-            async with db.autocommit(session.bind).connect() as connection:
-                candidate = (await connection.execute(statement, values)).first()
-        if candidate is None:
+    engine = session.bind
+    if not session.in_transaction() and isinstance(engine, AsyncEngine):
+        # No transaction yet (the caller's client row was not read again for its
+        # token): the read and its journal row run alone, in one round trip on
+        # PostgreSQL (one statement, atomic by itself, no BEGIN or COMMIT) and one hop to
+        # the driver's thread on SQLite (one transaction).
+        found = await _read_alone(engine, caller, actor, candidate_id)
+        if found is None:
             raise NotFound("No candidate with this id.")
-        return candidate, candidate.field_class
+        return found, CandidateView(found["field_class"])
     connection = await session.connection()
+    if is_postgres(session):
+        values = {"candidate_id": candidate_id, **audit.access_values(actor)}
+        row = (await connection.execute(_read_one_journaled(caller), values)).first()
+        if row is None:
+            raise NotFound("No candidate with this id.")
+        return row, row.field_class
     values = {"candidate_id": candidate_id}
     candidate = (await connection.execute(_read_one(caller), values)).first()
     if candidate is None:
@@ -192,6 +217,30 @@ async def get(
     view = await _view(session, actor, candidate.id)
     await audit.record(session, actor, [candidate.id], AuditAction.READ, view)
     return candidate, view
+
+
+async def _read_alone(
+    engine: AsyncEngine, caller: Actor, actor: Actor, candidate_id: uuid.UUID
+) -> dict[str, Any] | None:
+    read = _read_one_alone(caller, engine.dialect)
+    access = audit.access_values(actor)
+    if engine.dialect.name == "postgresql":
+        record = await db.fetch_one_alone(engine, read, {"candidate_id": candidate_id, **access})
+        return None if record is None else dict(record.items())
+    journal = _journal_row(engine.dialect)
+    arguments = read.arguments({"candidate_id": candidate_id})
+
+    def read_and_journal(raw: sqlite3.Connection) -> dict[str, Any] | None:
+        row = raw.execute(read.sql, arguments).fetchone()
+        if row is None:
+            return None
+        found = read.row(row)
+        entry = {**access, "id": uuid7(), "candidate_id": found["id"],
+                 "action": AuditAction.READ, "field_class": found["field_class"]}  # fmt: skip
+        raw.execute(journal.sql, journal.arguments(entry))
+        return found
+
+    return await db.run_alone_sqlite(engine, read_and_journal)
 
 
 async def list_(
