@@ -81,7 +81,7 @@ class JsonFormatter(logging.Formatter):
             line["stack_info"] = self.formatStack(record.stack_info)
         line["time"] = datetime.fromtimestamp(record.created, UTC).isoformat()
         try:
-            return json.dumps(line, ensure_ascii=False, default=_plain)
+            return _ENCODER.encode(line)
         except (TypeError, ValueError):
             # Keys JSON cannot hold, or a value that refers to itself: the line still goes
             # out, each field as text.
@@ -90,6 +90,10 @@ class JsonFormatter(logging.Formatter):
 
 def _plain(value: object) -> str:
     return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+
+# Built once: json.dumps with options builds an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_plain)
 
 
 def json_formatter() -> logging.Formatter:

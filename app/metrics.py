@@ -115,10 +115,22 @@ def mark_process_dead() -> None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
+# Each series' child, looked up once: `labels()` takes a lock and builds its key on
+# every call. Routes are templates and statuses few, so these stay small.
+_counters: dict[tuple[str, str, int], Any] = {}
+_histograms: dict[tuple[str, str], Any] = {}
+
+
 def observe_request(method: str, route: str, status: int, duration_s: float) -> None:
     label = method if method in KNOWN_METHODS else "OTHER"
-    REQUESTS.labels(label, route, str(status)).inc()
-    LATENCY.labels(label, route).observe(duration_s)
+    counter = _counters.get((label, route, status))
+    if counter is None:
+        counter = _counters[label, route, status] = REQUESTS.labels(label, route, str(status))
+    histogram = _histograms.get((label, route))
+    if histogram is None:
+        histogram = _histograms[label, route] = LATENCY.labels(label, route)
+    counter.inc()
+    histogram.observe(duration_s)
 
 
 def _waiting(pool: Any) -> int:

@@ -7,8 +7,8 @@ caller by id and role only: nothing a person could be recognised by.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -78,7 +78,8 @@ class RequestId:
                 text = value.decode()
                 if text.isprintable():
                     request_id = text
-        request_id = request_id or uuid.uuid4().hex
+        # An id needs to be unique, not secret: no system call for random bytes here.
+        request_id = request_id or f"{random.getrandbits(128):032x}"
         scope.setdefault("state", {})["request_id"] = request_id
         token = REQUEST_ID.set(request_id)
         began = time.perf_counter()
