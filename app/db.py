@@ -41,6 +41,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
             hide_parameters=True,  # bound values are personal data: never in logs
             pool_timeout=settings.db_pool_timeout_s,
             connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+            # No ROLLBACK when a connection goes back to the pool: every transaction
+            # ends before (SQLAlchemy's own, and `run_alone_sqlite`'s), and each reset
+            # is one more hop to the driver's thread per request.
+            pool_reset_on_return=None,
         )
         _install_sqlite_pragmas(engine, settings.sqlite_busy_timeout_ms)
         return engine
@@ -316,15 +320,20 @@ async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connecti
     as such (`is_lost_upgrade`) and the request runs again as a writer.
     """
     begin = "BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE"
+    left_open = False
 
     def transaction(raw: sqlite3.Connection) -> T:
+        nonlocal left_open
         raw.execute(begin)
         try:
             result = work(raw)
             raw.execute("COMMIT")
         except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
+            try:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+            finally:
+                left_open = raw.in_transaction
             raise
         return result
 
@@ -333,11 +342,17 @@ async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connecti
         driver: Any = pooled.driver_connection
         try:
             # aiosqlite's own queue to its thread, as SQLAlchemy's adapter uses it too.
+            # Were this task cancelled, the work still runs to its end before anything
+            # queued after it on this connection.
             result: T = await driver._execute(transaction, driver._conn)
-        except sqlite3.Error as exc:
-            raise DBAPIError.instance(
-                None, None, exc, sqlite3.Error, hide_parameters=True, dialect=engine.dialect
-            ) from exc
+        except Exception as exc:
+            if left_open:  # never handed to another request in a transaction
+                await connection.invalidate(exc)
+            if isinstance(exc, sqlite3.Error):
+                raise DBAPIError.instance(
+                    None, None, exc, sqlite3.Error, hide_parameters=True, dialect=engine.dialect
+                ) from exc
+            raise
         return result
 
 
