@@ -2,9 +2,13 @@
 server does, each one's latency counted from the instant it was due (no coordinated
 omission). Runs in its own process; prints one JSON line.
 
-    python benchmarks/openloop.py URL RATE SECONDS TOKEN [PATHS_FILE]
+    python benchmarks/openloop.py URL RATE SECONDS TOKEN [PATHS_FILE] [CONNECTIONS]
 
 PATHS_FILE holds one request path per line, taken in turn; without it, the URL's path.
+As wrk2 does, it keeps a fixed number of kept-alive connections (CONNECTIONS, 32 by
+default), opened before the clock starts: a request due while all are busy waits for
+one, and that wait counts in its latency. (Opening a connection whenever none was idle
+made every hiccup a storm of new connections, a load of its own on the server.)
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ class Connection:
         return status
 
 
-async def run(url: str, rate: float, seconds: float, token: str, paths: list[str]) -> dict:
+async def run(
+    url: str, rate: float, seconds: float, token: str, paths: list[str], connections: int
+) -> dict:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     requests = [
@@ -45,30 +51,36 @@ async def run(url: str, rate: float, seconds: float, token: str, paths: list[str
         ).encode()
         for path in paths
     ]
-    idle: list[Connection] = []
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
 
+    async def connect() -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return Connection(reader, writer)
+
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await connect())
+
     async def one(due: float, raw: bytes) -> None:
         nonlocal errors
-        conn = idle.pop() if idle else None
-        for attempt in range(2):
+        conn = await idle.get()
+        try:
+            status = await conn.request(raw)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            # A kept-alive connection the server closed meanwhile: one more try on a new one.
+            conn.writer.close()
             try:
-                if conn is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    conn = Connection(reader, writer)
+                conn = await connect()
                 status = await conn.request(raw)
-                break
             except (OSError, asyncio.IncompleteReadError, ValueError):
-                # A kept-alive connection the server closed meanwhile: one more try.
-                conn = None
-                if attempt == 1:
-                    errors += 1
-                    return
+                errors += 1
+                return
+        finally:
+            idle.put_nowait(conn)
         latencies.append(time.perf_counter() - due)
         statuses[status] = statuses.get(status, 0) + 1
-        idle.append(conn)
 
     total = int(rate * seconds)
     tasks = []
@@ -81,8 +93,8 @@ async def run(url: str, rate: float, seconds: float, token: str, paths: list[str
         tasks.append(asyncio.create_task(one(due, requests[i % len(requests)])))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    for conn in idle:
-        conn.writer.close()
+    while not idle.empty():
+        idle.get_nowait().writer.close()
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -94,6 +106,7 @@ async def run(url: str, rate: float, seconds: float, token: str, paths: list[str
         "sent": total,
         "answered": len(latencies),
         "errors": errors,
+        "connections": connections,
         "statuses": statuses,
         "achieved_rate": len(latencies) / elapsed,
         "p50_ms": pct(0.50),
@@ -110,7 +123,15 @@ def main() -> None:
     else:
         parts = urlsplit(url)
         paths = [parts.path + (f"?{parts.query}" if parts.query else "")]
-    print(json.dumps(asyncio.run(run(url, rate, seconds, token, paths))))
+    connections = int(sys.argv[6]) if len(sys.argv) > 6 else 32
+    # uvloop when installed (uvicorn's): the generator's own CPU is shared with the server.
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    print(json.dumps(runner(run(url, rate, seconds, token, paths, connections))))
 
 
 if __name__ == "__main__":
