@@ -109,6 +109,7 @@ async def run(
         "connections": connections,
         "statuses": statuses,
         "achieved_rate": len(latencies) / elapsed,
+        "elapsed_s": elapsed,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": latencies[-1] * 1000 if latencies else float("nan"),
