@@ -162,6 +162,17 @@ async def test_a_dropped_connection_does_not_fail_the_next_request(
                 assert answer.status_code == 200, answer.text
 
 
+async def _backends(url: str, application_name: str) -> set[int]:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", application_name
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
+
+
 async def _terminate(url: str, application_name: str) -> int:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
@@ -212,6 +223,57 @@ async def test_a_statement_is_bounded_on_the_client_side(
             finally:
                 await locker.close()
             assert (await http.get("/v1/structures")).status_code == 200
+
+
+async def test_a_read_run_alone_is_bounded_and_its_connection_replaced(
+    client: httpx.AsyncClient, backend: Backend, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """GET of a person runs alone on the driver's connection: its statement is bounded by
+    the client's timeout too (503, not a hang), the connection it leaves mid-statement
+    is not given to anyone again, and the next reads answer, journaled."""
+    if not backend.is_postgres:
+        pytest.skip("asyncpg's command timeout")
+    insertion = await create_structure(client, "insertion")
+    person = await create(client, "/v1/candidates", candidate_payload(insertion["id"]))
+    name = f"tremplin-alone-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(
+        backend.url,
+        db_statement_timeout_ms=0,
+        db_command_timeout_s=0.5,
+        db_pool_size=1,
+        db_application_name=name,
+    )
+    async with running(settings) as application:
+        token = await admin_token(application, sessionmaker)
+        async with answering(application, token) as http:
+            assert (await http.get(f"/v1/candidates/{person['id']}")).status_code == 200
+            pool = application.state.engine.sync_engine.pool
+            before = await _backends(backend.url, name)
+            locker = await asyncpg.connect(backend.url.replace("+asyncpg", ""))
+            try:
+                transaction = locker.transaction()
+                await transaction.start()
+                # The journal row cannot be written until the lock goes.
+                await locker.execute("LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE")
+                blocked = await asyncio.wait_for(
+                    http.get(f"/v1/candidates/{person['id']}"), timeout=30
+                )
+                assert_unavailable(blocked)
+                assert person["first_name"] not in blocked.text
+                await transaction.rollback()
+            finally:
+                await locker.close()
+            assert pool.checkedout() == 0
+            for _ in range(3):
+                assert (await http.get(f"/v1/candidates/{person['id']}")).status_code == 200
+            assert pool.checkedout() == 0
+            after = await _backends(backend.url, name)
+            assert len(before) == len(after) == 1
+            assert before != after  # the interrupted connection was closed, a new one opened
+    journal = (
+        await client.get("/v1/audit", params={"candidate_id": person["id"], "action": "read"})
+    ).json()["items"]
+    assert len(journal) == 4  # the answered reads, not the one that failed
 
 
 async def test_readiness_answers_even_when_no_connection_is_free(
