@@ -90,8 +90,9 @@ def _discard_closed_connections(engine: AsyncEngine) -> None:
 
     asyncpg learns of the close as soon as the event loop reads the socket's end, so the
     check is a flag. A connection that died silently (a network cut) fails its statement
-    after `command_timeout`; SQLAlchemy then invalidates the whole pool, so one request
-    pays for it, and `pool_recycle` bounds the age of every connection.
+    after `command_timeout`; SQLAlchemy then invalidates the whole pool (the hot read,
+    `fetch_one_alone`, that one connection), so one request pays for it, and
+    `pool_recycle` bounds the age of every connection.
     """
 
     @event.listens_for(engine.sync_engine, "checkout")
@@ -246,10 +247,16 @@ class DriverStatement:
         missing = given - {name for name, _, _ in slots}
         if missing:
             raise ValueError(f"the statement has no parameter {sorted(missing)}")
+        # Values SQLAlchemy computes at each execution (Python-side column defaults) would
+        # be missing here: such a statement must give them.
+        computed = [c.key for c in (*compiled.insert_prefetch, *compiled.update_prefetch)]  # type: ignore[attr-defined]
+        if computed or not all(callable(p) for _, p, _ in slots if p is not None):
+            raise ValueError(f"the statement needs values computed at execution: {computed}")
         self.sql: str = state.statement
         self._slots = tuple(slots)
-        # SQLite's values, read back as SQLAlchemy reads them (`row`). asyncpg's are
-        # Python's already: a PostgreSQL statement's records are used as they come.
+        # SQLite's values, read back as SQLAlchemy reads them (`row`). A PostgreSQL
+        # statement's records are used as asyncpg decodes them: ids, instants, numbers
+        # and JSON alike, enums as their text (the response models read it).
         self._columns = (
             tuple(
                 (column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
@@ -284,22 +291,30 @@ async def fetch_one_alone(
     connection, and return its first row.
 
     Errors are SQLAlchemy's, as the app's error handlers expect: the driver's error is
-    translated by SQLAlchemy's dialect adapter and wrapped in DBAPIError; a connection
-    the failure may have left in an unknown state (closed, a timeout, anything the
-    server did not answer itself) is invalidated, never given to another request.
+    translated by SQLAlchemy's dialect adapter and wrapped in DBAPIError, whether it
+    comes from connecting or from the statement. A connection the failure may have left
+    in an unknown state (closed, a timeout, a cancellation, anything the server did not
+    answer itself) is invalidated, never given to another request.
     """
+    arguments = statement.arguments(values)
     # The pool's connection itself, without a Connection around it: that wrapper and
     # its options cost two thirds of a checkout's CPU. Nothing here begins a transaction.
-    pooled = await engine.raw_connection()
     try:
-        driver: asyncpg.Connection = pooled.driver_connection
-        try:
-            return await driver.fetchrow(statement.sql, *statement.arguments(values))
-        except Exception as exc:
-            error = _as_dbapi_error(engine.dialect, pooled.dbapi_connection, exc)
-            if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
-                await greenlet_spawn(pooled.invalidate, exc)
-            raise error from exc
+        pooled = await engine.raw_connection()
+    except Exception as exc:  # connecting failed (refused, too many, starting up...)
+        raise _as_dbapi_error(engine.dialect, None, exc) from exc
+    driver: asyncpg.Connection = pooled.driver_connection
+    try:
+        return await driver.fetchrow(statement.sql, *arguments)
+    except BaseException as exc:
+        error = _as_dbapi_error(engine.dialect, pooled.dbapi_connection, exc)
+        if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
+            # Outside a greenlet SQLAlchemy terminates the connection at once, without
+            # waiting for a server that may not answer.
+            pooled.invalidate(exc if isinstance(exc, Exception) else None)
+        if error is exc:
+            raise
+        raise error from exc
     finally:
         await greenlet_spawn(pooled.close)
 
@@ -315,7 +330,9 @@ async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connecti
     Through SQLAlchemy's adapter, each statement is three or four hops between the event
     loop and the driver's thread (cursor, execute, fetch, close): a journaled read made a
     dozen. Errors come out as SQLAlchemy's (DBAPIError), so a lost lock upgrade is seen
-    as such (`is_lost_upgrade`) and the request runs again as a writer.
+    as such (`is_lost_upgrade`) and the request runs again as a writer. The connection
+    goes back to the pool only once the work has ended, even if this task is cancelled,
+    and is invalidated if it is closed or still in a transaction.
     """
     begin = "BEGIN" if _reads_only.get() else "BEGIN IMMEDIATE"
     left_open = False
@@ -338,27 +355,39 @@ async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connecti
     async with engine.connect() as connection:
         pooled = await connection.get_raw_connection()
         driver: Any = pooled.driver_connection
+        # aiosqlite's own queue to its thread, as SQLAlchemy's adapter uses it too.
+        execution = asyncio.ensure_future(driver._execute(transaction, driver._conn))
         try:
-            # aiosqlite's own queue to its thread, as SQLAlchemy's adapter uses it too.
-            # Were this task cancelled, the work still runs to its end before anything
-            # queued after it on this connection.
-            result: T = await driver._execute(transaction, driver._conn)
-        except Exception as exc:
-            if left_open:  # never handed to another request in a transaction
-                await connection.invalidate(exc)
-            if isinstance(exc, sqlite3.Error):
-                raise DBAPIError.instance(
-                    None, None, exc, sqlite3.Error, hide_parameters=True, dialect=engine.dialect
-                ) from exc
+            result: T = await asyncio.shield(execution)
+        except asyncio.CancelledError:
+            # The work runs on: the connection is not released before it ends.
+            await asyncio.wait([execution])
+            if not execution.cancelled():
+                execution.exception()  # retrieved: its failure is this request's no more
+            if left_open:
+                await connection.invalidate()
             raise
+        except Exception as exc:
+            error = _as_dbapi_error(engine.dialect, pooled.dbapi_connection, exc)
+            closed = isinstance(error, DBAPIError) and error.connection_invalidated
+            if left_open or closed:  # never handed to another request in doubt
+                await connection.invalidate(exc)
+            if error is exc:
+                raise
+            raise error from exc
         return result
 
 
-def _as_dbapi_error(dialect: Dialect, adapter: Any, exc: Exception) -> Exception:
-    """The exception SQLAlchemy would have raised for `exc`: the dialect adapter's
-    translation, wrapped in DBAPIError; other errors (a timeout) as they are."""
+def _as_dbapi_error(dialect: Dialect, adapter: Any, exc: BaseException) -> BaseException:
+    """The exception SQLAlchemy would have raised for `exc`: the connection adapter's
+    translation (a failed connect comes translated already), wrapped in DBAPIError;
+    other errors (a timeout, a cancellation) as they are."""
+    if not isinstance(exc, Exception):
+        return exc
     dbapi_error = dialect.loaded_dbapi.Error
     try:
+        if adapter is None:
+            raise exc
         adapter._handle_exception(exc)
     except dbapi_error as translated:
         return DBAPIError.instance(

@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,11 +25,12 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import insert, make_url, text, update
+from sqlalchemy import Float, bindparam, func, insert, make_url, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from app import migrations
+from app import db, migrations
 from app.config import DEFAULT_SQLITE_URL, PROJECT_ROOT, Settings
+from app.db import create_engine
 from app.domain.ids import uuid7
 from app.main import ProductionMisconfigured, create_app
 from app.models import ApiClient
@@ -274,6 +276,109 @@ async def test_a_read_run_alone_is_bounded_and_its_connection_replaced(
         await client.get("/v1/audit", params={"candidate_id": person["id"], "action": "read"})
     ).json()["items"]
     assert len(journal) == 4  # the answered reads, not the one that failed
+
+
+async def test_a_read_run_alone_that_cannot_connect_answers_503(
+    client: httpx.AsyncClient, backend: Backend, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """The server refuses a new connection with an error of its own (here: too many
+    connections for the role; also: starting up, in recovery): the read run alone
+    answers 503 with Retry-After, as every other route does, and recovers by itself."""
+    if not backend.is_postgres:
+        pytest.skip("PostgreSQL's connection limits")
+    insertion = await create_structure(client, "insertion")
+    person = await create(client, "/v1/candidates", candidate_payload(insertion["id"]))
+    role = f"tremplin_limited_{uuid.uuid4().hex[:8]}"
+    admin_url = backend.url.replace("postgresql+asyncpg://", "postgresql://")
+    owner = await asyncpg.connect(admin_url)
+    try:
+        await owner.execute(f'CREATE ROLE "{role}" LOGIN')
+        await owner.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"')
+        await owner.execute(f'GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        url = make_url(backend.url).set(username=role).render_as_string(hide_password=False)
+        name = f"tremplin-limited-{uuid.uuid4().hex[:8]}"
+        settings = make_settings(url, db_application_name=name, auth_client_cache_s=60)
+        async with running(settings) as application:
+            token = await admin_token(application, sessionmaker)
+            async with answering(application, token) as http:
+                assert (await http.get(f"/v1/candidates/{person['id']}")).status_code == 200
+                await owner.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 0')
+                assert await _terminate(backend.url, name) >= 1
+                await asyncio.sleep(0.2)  # the server's goodbye reaches the pool
+                refused = await http.get(f"/v1/candidates/{person['id']}")
+                assert_unavailable(refused)
+                assert person["first_name"] not in refused.text
+                await owner.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+                assert (await http.get(f"/v1/candidates/{person['id']}")).status_code == 200
+    finally:
+        await owner.execute(f'DROP OWNED BY "{role}"')
+        await owner.execute(f'DROP ROLE IF EXISTS "{role}"')
+        await owner.close()
+
+
+async def test_a_cancelled_read_run_alone_leaves_no_connection_in_doubt(backend: Backend) -> None:
+    """A statement run alone on the driver's connection, cancelled mid-way (a shutdown, a
+    timeout around it): its connection is closed, never given to the next request with a
+    statement still running on it, and the pool serves the next one at once."""
+    if not backend.is_postgres:
+        pytest.skip("the driver-level read is PostgreSQL's")
+    name = f"tremplin-cancel-{uuid.uuid4().hex[:8]}"
+    engine = create_engine(make_settings(backend.url, db_application_name=name, db_pool_size=1))
+    try:
+        sleep = db.DriverStatement(
+            select(func.pg_sleep(bindparam("seconds", type_=Float()))), engine.dialect, ["seconds"]
+        )
+        running_read = asyncio.create_task(db.fetch_one_alone(engine, sleep, {"seconds": 30}))
+        await asyncio.sleep(0.5)
+        busy = await _backends(backend.url, name)
+        running_read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running_read
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        whose = db.DriverStatement(select(func.pg_backend_pid()), engine.dialect, [])
+        row = await asyncio.wait_for(db.fetch_one_alone(engine, whose, {}), timeout=10)
+        assert row is not None
+        assert len(busy) == 1
+        assert row[0] not in busy  # a new connection, not the one left mid-statement
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_a_cancelled_transaction_run_alone_ends_before_its_connection_returns(
+    backend: Backend,
+) -> None:
+    """SQLite's one-hop transaction, cancelled while it runs on the driver's thread: the
+    connection goes back to the pool only once the transaction has ended (committed
+    here), so the next request never finds it in a transaction."""
+    if backend.is_postgres:
+        pytest.skip("SQLite's driver thread")
+    engine = create_engine(make_settings(backend.url))
+    table = f"cancel_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"CREATE TABLE {table} (n INTEGER)"))
+
+        def slow_write(raw: sqlite3.Connection) -> None:
+            raw.execute(f"INSERT INTO {table} VALUES (1)")
+            time.sleep(0.5)
+
+        began = time.monotonic()
+        work = asyncio.create_task(db.run_alone_sqlite(engine, slow_write))
+        await asyncio.sleep(0.1)
+        work.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await work
+        assert time.monotonic() - began >= 0.5  # released once the work had ended
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+        def count(raw: sqlite3.Connection) -> int:
+            return int(raw.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+        assert await db.run_alone_sqlite(engine, count) == 1
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        await engine.dispose()
 
 
 async def test_readiness_answers_even_when_no_connection_is_free(

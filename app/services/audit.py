@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.enums import AuditAction, CandidateView
+from app.domain.ids import uuid7
 from app.models import AuditEvent
 from app.models.base import utcnow
 from app.services.auth import Actor
@@ -60,7 +61,7 @@ _PG_ROWS = text(
 )
 # What a journal row says of the access, beside the person and the view (`access_values`).
 ACCESS_FIELDS = ("at", "actor_kind", "actor_id", "actor_role", "actor_structure_id", "operation",
-           "request_id")  # fmt: skip
+                 "request_id")  # fmt: skip
 
 
 def access_values(actor: Actor) -> dict[str, Any]:
@@ -81,6 +82,14 @@ ROW_FIELDS = ("id", *ACCESS_FIELDS, "candidate_id", "action", "field_class")
 ONE_ROW = insert(cast(Table, AuditEvent.__table__)).values(
     {name: bindparam(name, type_=AuditEvent.__table__.c[name].type) for name in ROW_FIELDS}
 )
+
+
+def row_values(
+    access: Mapping[str, Any], candidate_id: uuid.UUID, action: AuditAction, view: CandidateView
+) -> dict[str, Any]:
+    """The values of `ONE_ROW`: the access (`access_values`), the person and the view."""
+    return {**access, "id": uuid7(), "candidate_id": candidate_id, "action": action,
+            "field_class": view}  # fmt: skip
 
 
 def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:

@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app import db
 from app.domain.enums import AuditAction, CandidateView, Phase, Role, StructureKind
-from app.domain.ids import uuid7
 from app.errors import DuplicateResource, Forbidden, NotFound
 from app.models import Candidate
 from app.models.base import utcnow
@@ -235,8 +234,7 @@ async def _read_alone(
         if row is None:
             return None
         found = read.row(row)
-        entry = {**access, "id": uuid7(), "candidate_id": found["id"],
-                 "action": AuditAction.READ, "field_class": found["field_class"]}  # fmt: skip
+        entry = audit.row_values(access, found["id"], AuditAction.READ, found["field_class"])
         raw.execute(journal.sql, journal.arguments(entry))
         return found
 
