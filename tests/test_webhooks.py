@@ -595,7 +595,9 @@ async def test_two_workers_never_deliver_the_same_attempt(
         pytest.skip("concurrent workers are proven on PostgreSQL")
     created = await subscribe(admin, receiver, "/pair")
     structure = await create_structure(admin, "insertion")
-    env = worker_env(backend, WEBHOOK_CONCURRENCY="8")
+    # A lease longer than any slow round on a loaded machine: a second attempt here can
+    # only come from two workers claiming the same delivery, not from a lease expiring.
+    env = worker_env(backend, WEBHOOK_CONCURRENCY="8", WEBHOOK_LEASE_S="120")
     workers = [start_worker(env, f"w{n}", tmp_path / f"w{n}.log") for n in (1, 2)]
     try:
         for n in range(60):
