@@ -203,6 +203,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
         docs_url=None,
         redoc_url=None,
+        # Tremplin's own logs and /metrics are its telemetry; FastAPI's OpenTelemetry
+        # hooks would look for providers on every request, and none is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     configure_logging(settings.log_level)
     app.state.settings = settings

@@ -8,10 +8,10 @@ the bare variant (the read alone). Then, in interleaved rounds, the same load ge
 (wrk, closed loop) drives each of them on two operations: GET /v1/candidates/{id} (a
 random id each time) and the 50-row list GET /v1/candidates. It prints throughput, the
 server's CPU per request (from /proc), p50 and p99, and Tremplin's ratios to the others.
-Last, an open-loop run (benchmarks/openloop.py, a constant arrival rate from its own
+Last, open-loop runs (benchmarks/openloop.py, a constant arrival rate from its own
 process, 32 kept-alive connections) at 80% of Tremplin's throughput, measured again just
-before, prints p99 and the server's CPU during the run; the same for the reference, for
-comparison.
+before, print the median p99 of the runs, each run's, and the server's CPU during them;
+the same for the reference, for comparison.
 
 Goals: Tremplin >= 0.5x the reference's throughput (both operations, both databases);
 p99 < 50 ms at 80% of saturation. The load average is printed with the figures: on a
@@ -19,7 +19,8 @@ shared machine they are noisy.
 
 Environment: BENCH_POSTGRES_URL (server for the database of the run, dropped after),
 BENCH_DATABASES (postgresql,sqlite), BENCH_ROUNDS (3), BENCH_DURATION_S (5),
-BENCH_CONNECTIONS (16), BENCH_OPEN_LOOP_S (10), BENCH_CANDIDATES (10000).
+BENCH_CONNECTIONS (16), BENCH_OPEN_LOOP_S (10), BENCH_OPEN_LOOP_ROUNDS (3),
+BENCH_CANDIDATES (10000).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION_S = int(os.environ.get("BENCH_DURATION_S", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 OPEN_LOOP_S = float(os.environ.get("BENCH_OPEN_LOOP_S", "10"))
+OPEN_LOOP_ROUNDS = int(os.environ.get("BENCH_OPEN_LOOP_ROUNDS", "3"))
 N_CANDIDATES = int(os.environ.get("BENCH_CANDIDATES", "10000"))
 SIGNING_KEY = secrets.token_hex(32)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -351,17 +353,30 @@ def open_loop_line(
     # (shared cores), and 80% of an earlier, faster minute would be overload.
     saturation = wrk(server, operation, token, script).rps
     rate = 0.8 * saturation
-    cpu_before = cpu_seconds(server.process.pid)
-    result = open_loop(server, operation, rate, token, tmp, data.candidate_ids)
-    busy = (cpu_seconds(server.process.pid) - cpu_before) / result["elapsed_s"]
-    verdict = "meets" if result["p99_ms"] < 50 else "misses"
+    # Several runs, as the closed-loop figures are medians of rounds: one run's p99 is
+    # one hiccup of the machine (steal, a neighbour's burst) more often than the server's.
+    runs = []
+    for _ in range(OPEN_LOOP_ROUNDS):
+        cpu_before = cpu_seconds(server.process.pid)
+        result = open_loop(server, operation, rate, token, tmp, data.candidate_ids)
+        result["busy"] = (cpu_seconds(server.process.pid) - cpu_before) / result["elapsed_s"]
+        runs.append(result)
+    p99 = statistics.median(r["p99_ms"] for r in runs)
+    verdict = "meets" if p99 < 50 else "misses"
     goal = f" (goal < 50 ms: {verdict})" if server.name == "tremplin" else ""
+    each = ", ".join(f"{r['p99_ms']:.1f}" for r in runs)
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for status, count in r["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
     return (
         f"open loop {operation} {server.name}: {rate:.0f} req/s (80% of {saturation:.0f}, "
-        f"saturation just before) for {OPEN_LOOP_S:g} s: p50 {result['p50_ms']:.1f} ms, p99 "
-        f"{result['p99_ms']:.1f} ms{goal}, achieved {result['achieved_rate']:.0f} req/s, "
-        f"server CPU {busy:.0%} of a core, statuses {result['statuses']}, errors "
-        f"{result['errors']}; load average {loadavg()}"
+        f"saturation just before), {len(runs)} runs of {OPEN_LOOP_S:g} s: median p50 "
+        f"{statistics.median(r['p50_ms'] for r in runs):.1f} ms, median p99 {p99:.1f} ms"
+        f"{goal} (each run: {each}), achieved "
+        f"{statistics.median(r['achieved_rate'] for r in runs):.0f} req/s, server CPU "
+        f"{statistics.median(r['busy'] for r in runs):.0%} of a core, statuses {statuses}, "
+        f"errors {sum(r['errors'] for r in runs)}; load average {loadavg()}"
     )
 
 
