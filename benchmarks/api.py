@@ -9,9 +9,9 @@ the bare variant (the read alone). Then, in interleaved rounds, the same load ge
 random id each time) and the 50-row list GET /v1/candidates. It prints throughput, the
 server's CPU per request (from /proc), p50 and p99, and Tremplin's ratios to the others.
 Last, open-loop runs (benchmarks/openloop.py, a constant arrival rate from its own
-process, 32 kept-alive connections) at 80% of Tremplin's throughput, measured again just
-before, print the median p99 of the runs, each run's, and the server's CPU during them;
-the same for the reference, for comparison.
+process, 32 kept-alive connections) at 80% of Tremplin's throughput (the median of the
+rounds and of one more just before) print the median p99 of the runs, each run's, and
+the CPU of the server and of the generator during them; the same for the reference.
 
 Goals: Tremplin >= 0.5x the reference's throughput (both operations, both databases);
 p99 < 50 ms at 80% of saturation. The load average is printed with the figures: on a
@@ -349,9 +349,12 @@ def open_loop(server: Server, operation: str, rate: float, token: str, tmp: Path
 def open_loop_line(
     server: Server, operation: str, token: str, script: Path, tmp: Path, data: Dataset
 ) -> str:
-    # Saturation measured again just before: this machine's speed drifts over minutes
-    # (shared cores), and 80% of an earlier, faster minute would be overload.
-    saturation = wrk(server, operation, token, script).rps
+    # Saturation: the median of the rounds' throughput and of one more round just before
+    # (this machine's speed drifts over minutes, and 80% of an earlier, faster minute
+    # would be overload); one round alone moves by a fifth from one to the next.
+    rounds = [sample.rps for sample in server.samples[operation]]
+    just_before = wrk(server, operation, token, script).rps
+    saturation = statistics.median([*rounds, just_before])
     rate = 0.8 * saturation
     # Several runs, as the closed-loop figures are medians of rounds: one run's p99 is
     # one hiccup of the machine (steal, a neighbour's burst) more often than the server's.
@@ -371,11 +374,13 @@ def open_loop_line(
             statuses[status] = statuses.get(status, 0) + count
     return (
         f"open loop {operation} {server.name}: {rate:.0f} req/s (80% of {saturation:.0f}, "
-        f"saturation just before), {len(runs)} runs of {OPEN_LOOP_S:g} s: median p50 "
+        f"the median of the rounds and of {just_before:.0f} just before), {len(runs)} runs of "
+        f"{OPEN_LOOP_S:g} s: median p50 "
         f"{statistics.median(r['p50_ms'] for r in runs):.1f} ms, median p99 {p99:.1f} ms"
         f"{goal} (each run: {each}), achieved "
         f"{statistics.median(r['achieved_rate'] for r in runs):.0f} req/s, server CPU "
-        f"{statistics.median(r['busy'] for r in runs):.0%} of a core, statuses {statuses}, "
+        f"{statistics.median(r['busy'] for r in runs):.0%} of a core, the generator's "
+        f"{statistics.median(r['generator_cpu'] for r in runs):.0%}, statuses {statuses}, "
         f"errors {sum(r['errors'] for r in runs)}; load average {loadavg()}"
     )
 
