@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -368,10 +369,7 @@ def open_loop_line(
     verdict = "meets" if p99 < 50 else "misses"
     goal = f" (goal < 50 ms: {verdict})" if server.name == "tremplin" else ""
     each = ", ".join(f"{r['p99_ms']:.1f}" for r in runs)
-    statuses: dict[str, int] = {}
-    for r in runs:
-        for status, count in r["statuses"].items():
-            statuses[status] = statuses.get(status, 0) + count
+    statuses = dict(sum((Counter(r["statuses"]) for r in runs), Counter()))
     return (
         f"open loop {operation} {server.name}: {rate:.0f} req/s (80% of {saturation:.0f}, "
         f"the median of the rounds and of {just_before:.0f} just before), {len(runs)} runs of "

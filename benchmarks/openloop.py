@@ -25,6 +25,18 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+_BROKEN = (OSError, asyncio.IncompleteReadError, ValueError)
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> bytes:
+    """Send one request, read its answer; the answer's head."""
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = _length(head)
+    if length:
+        await reader.readexactly(length)
+    return head
+
 
 def _length(head: bytes) -> int:
     at = head.lower().find(b"\r\ncontent-length:")
@@ -66,22 +78,18 @@ async def run(
             if delay > 0:
                 await asyncio.sleep(delay)
             raw = requests[i % len(requests)]
-            for retry in (False, True):
+            try:
+                head = await exchange(reader, writer, raw)
+            except _BROKEN:
+                # A kept-alive connection the server closed meanwhile: one more try on a
+                # new one; if that fails too, this connection stops and counts an error.
+                writer.close()
                 try:
-                    writer.write(raw)
-                    head = await reader.readuntil(b"\r\n\r\n")
-                    length = _length(head)
-                    if length:
-                        await reader.readexactly(length)
-                    break
-                except (OSError, asyncio.IncompleteReadError, ValueError):
-                    # A kept-alive connection the server closed meanwhile: one more try
-                    # on a new one.
-                    writer.close()
-                    if retry:
-                        errors += 1
-                        return
                     reader, writer = await asyncio.open_connection(host, port)
+                    head = await exchange(reader, writer, raw)
+                except _BROKEN:
+                    errors += 1
+                    return
             latencies.append(clock() - due)
             status = int(head[9:12])
             statuses[status] = statuses.get(status, 0) + 1
