@@ -30,6 +30,12 @@ READ_ONLY_OPERATIONS = frozenset({"oauth_token"})
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+def operation_id(route: APIRoute) -> str:
+    """A route's operationId is its name (`candidates_get`), the permission matrix's
+    key; generated clients name their methods after it."""
+    return route.name
+
+
 class ApiRoute(APIRoute):
     """Every request runs in one session, committed before the response is sent.
 
@@ -46,6 +52,12 @@ class ApiRoute(APIRoute):
     lock (another writer committed since its read began), it runs again as a writer,
     and later requests of that route start as writers.
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # Set here, not by the app: its routes join the app's list without an include
+        # (app/main.py), so the app's setting would not reach them.
+        kwargs["generate_unique_id_function"] = operation_id
+        super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

@@ -11,9 +11,10 @@ from app.config import Settings
 from app.db import reads_only
 from app.errors import ServiceUnavailable
 from app.migrations import current_revision
+from app.routers.deps import operation_id
 from app.schemas.problems import problem_responses
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], generate_unique_id_function=operation_id)
 
 
 class NotReady(ServiceUnavailable):
