@@ -349,10 +349,16 @@ _VIEW_DERIVED = {
 
 def present(candidate: Any, view: CandidateView) -> CandidateRead:
     """The representation of a stored candidate that a view allows, with its own stamps.
-    `candidate` is an entity or a row (attributes), or a dict of columns."""
-    read: Callable[[str], Any] = (
-        candidate.__getitem__ if isinstance(candidate, dict) else partial(getattr, candidate)
-    )
+    `candidate` is an entity (attributes), a row or a dict of columns."""
+    read: Callable[[str], Any]
+    if isinstance(candidate, dict):
+        read = candidate.__getitem__
+    elif (mapping := getattr(candidate, "_mapping", None)) is not None:
+        # A row (SQLAlchemy Core), read by key: its attribute lookup costs four times as
+        # much, a sixth of a 50-row page's CPU.
+        read = mapping.__getitem__
+    else:
+        read = partial(getattr, candidate)
     values = {name: read(source) for name, source in _SOURCES[view]}
     for name in _VIEW_DERIVED[view]:
         values[name] = _DERIVED[name](read)
