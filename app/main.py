@@ -115,48 +115,6 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class SecurityHeaders:
-    """Conservative headers for an API that serves personal data.
-
-    Every answer gets a Content-Security-Policy that allows nothing, unless it brings
-    its own (the interactive docs, app/docs.py, allow their own assets).
-    """
-
-    _COMMON = (
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cross-origin-resource-policy", b"same-origin"),
-    )
-
-    def __init__(self, app: ASGIApp, hsts: bool) -> None:
-        self.app = app
-        self.hsts = hsts
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        is_api = path.startswith("/v1/")
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                headers.extend(self._COMMON)
-                if not any(name == b"content-security-policy" for name, _ in headers):
-                    headers.append(
-                        (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
-                    )
-                if is_api and not any(name == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                if self.hsts:
-                    headers.append((b"strict-transport-security", b"max-age=31536000"))
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 class ProductionMisconfigured(RuntimeError):
     """Production refuses a configuration that would lose data or forge tokens."""
 
@@ -260,9 +218,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
-    app.add_middleware(RequestId)
-    # Outermost, so that even the 500s RequestId renders carry the headers.
-    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
+    # Outermost: even the 500s it renders carry the request id and the security headers.
+    app.add_middleware(RequestId, hsts=settings.is_production)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,4 +1,7 @@
-"""One middleware per request: its id, its log line, its metrics, and a 500 if all fails.
+"""One middleware per request: its id, its log line, its metrics, the security headers
+every answer carries, and a 500 if all fails. One layer rather than one per concern:
+each ASGI layer costs every request a call and a wrapped `send` (measured: a separate
+layer for the headers was 5% of a read's CPU).
 
 The log line names the route template, never the raw path or the query string, and the
 caller by id and role only: nothing a person could be recognised by.
@@ -61,12 +64,39 @@ def _caller(scope: Scope) -> dict[str, Any]:
     }
 
 
-class RequestId:
-    """Echoes X-Request-ID, or makes one, so a partner can quote it to support; logs
-    and measures each request."""
+# Conservative headers for an API that serves personal data.
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+)
+_NOTHING_ALLOWED = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_NO_STORE = (b"cache-control", b"no-store")
+_HSTS = (b"strict-transport-security", b"max-age=31536000")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def _add_security_headers(headers: list[tuple[bytes, bytes]], is_api: bool, hsts: bool) -> None:
+    """Every answer gets a Content-Security-Policy that allows nothing, unless it brings
+    its own (the interactive docs, app/docs.py, allow their own assets); API answers are
+    not stored by caches unless they say otherwise."""
+    headers.extend(_SECURITY_HEADERS)
+    names = {name for name, _ in headers}
+    if b"content-security-policy" not in names:
+        headers.append(_NOTHING_ALLOWED)
+    if is_api and b"cache-control" not in names:
+        headers.append(_NO_STORE)
+    if hsts:
+        headers.append(_HSTS)
+
+
+class RequestId:
+    """Echoes X-Request-ID, or makes one, so a partner can quote it to support; adds the
+    security headers (HSTS when `hsts`); logs and measures each request."""
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,11 +116,15 @@ class RequestId:
         status = 0
         IN_FLIGHT.inc()
 
+        is_api = scope.get("path", "").startswith("/v1/")
+
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+                headers = message.setdefault("headers", [])
+                headers.append((b"x-request-id", request_id.encode()))
+                _add_security_headers(headers, is_api, self.hsts)
             await send(message)
 
         try:
