@@ -314,6 +314,26 @@ CANDIDATE_INVALID = [
         id="competency-level-minus-1",
     ),
     pytest.param(
+        {"competencies": {"mediation": True}},
+        [("body", "competencies", "mediation")],
+        id="competency-level-boolean",
+    ),
+    pytest.param(
+        {"competencies": {"mediation": 2.0}},
+        [("body", "competencies", "mediation")],
+        id="competency-level-number",
+    ),
+    pytest.param(
+        {"competencies": {"mediation": "2"}},
+        [("body", "competencies", "mediation")],
+        id="competency-level-string",
+    ),
+    pytest.param(
+        {"competencies": {"mediation": None}},
+        [("body", "competencies", "mediation")],
+        id="competency-level-null",
+    ),
+    pytest.param(
         {
             "certifications": [
                 {"rncp_code": "RNCP40892", "status": "in_progress"},
@@ -532,6 +552,26 @@ VACANCY_INVALID = [
         {"required_competencies": {"safety_rounds": -1}},
         [("body", "required_competencies", "safety_rounds")],
         id="competency-level-minus-1",
+    ),
+    pytest.param(
+        {"required_competencies": {"safety_rounds": True}},
+        [("body", "required_competencies", "safety_rounds")],
+        id="competency-level-boolean",
+    ),
+    pytest.param(
+        {"required_competencies": {"safety_rounds": 2.0}},
+        [("body", "required_competencies", "safety_rounds")],
+        id="competency-level-number",
+    ),
+    pytest.param(
+        {"required_competencies": {"safety_rounds": "2"}},
+        [("body", "required_competencies", "safety_rounds")],
+        id="competency-level-string",
+    ),
+    pytest.param(
+        {"required_competencies": {"safety_rounds": None}},
+        [("body", "required_competencies", "safety_rounds")],
+        id="competency-level-null",
     ),
     pytest.param(
         {"required_certification": "RNCP-40892"},
