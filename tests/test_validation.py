@@ -91,6 +91,18 @@ def years_ago(years: int, days: int = 0) -> str:
     return (day + dt.timedelta(days=days)).isoformat()
 
 
+def bad_levels(field: str, competency: str) -> list[Any]:
+    """A competency level of any JSON type but an integer, or null: refused at its key."""
+    return [
+        pytest.param(
+            {field: {competency: value}},
+            [("body", field, competency)],
+            id=f"competency-level-{label}",
+        )
+        for value, label in ((True, "boolean"), (2.0, "number"), ("2", "string"), (None, "null"))
+    ]
+
+
 # --- fixtures ------------------------------------------------------------------------
 
 
@@ -313,26 +325,7 @@ CANDIDATE_INVALID = [
         [("body", "competencies", "mediation")],
         id="competency-level-minus-1",
     ),
-    pytest.param(
-        {"competencies": {"mediation": True}},
-        [("body", "competencies", "mediation")],
-        id="competency-level-boolean",
-    ),
-    pytest.param(
-        {"competencies": {"mediation": 2.0}},
-        [("body", "competencies", "mediation")],
-        id="competency-level-number",
-    ),
-    pytest.param(
-        {"competencies": {"mediation": "2"}},
-        [("body", "competencies", "mediation")],
-        id="competency-level-string",
-    ),
-    pytest.param(
-        {"competencies": {"mediation": None}},
-        [("body", "competencies", "mediation")],
-        id="competency-level-null",
-    ),
+    *bad_levels("competencies", "mediation"),
     pytest.param(
         {
             "certifications": [
@@ -553,26 +546,7 @@ VACANCY_INVALID = [
         [("body", "required_competencies", "safety_rounds")],
         id="competency-level-minus-1",
     ),
-    pytest.param(
-        {"required_competencies": {"safety_rounds": True}},
-        [("body", "required_competencies", "safety_rounds")],
-        id="competency-level-boolean",
-    ),
-    pytest.param(
-        {"required_competencies": {"safety_rounds": 2.0}},
-        [("body", "required_competencies", "safety_rounds")],
-        id="competency-level-number",
-    ),
-    pytest.param(
-        {"required_competencies": {"safety_rounds": "2"}},
-        [("body", "required_competencies", "safety_rounds")],
-        id="competency-level-string",
-    ),
-    pytest.param(
-        {"required_competencies": {"safety_rounds": None}},
-        [("body", "required_competencies", "safety_rounds")],
-        id="competency-level-null",
-    ),
+    *bad_levels("required_competencies", "safety_rounds"),
     pytest.param(
         {"required_certification": "RNCP-40892"},
         [("body", "required_certification")],
