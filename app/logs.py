@@ -1,10 +1,11 @@
 """JSON log lines through the standard library, each carrying its request's id.
 
 One handler on the root logger writes one JSON object per line to stderr, for the app,
-the libraries and uvicorn alike; uvicorn's own access log is replaced by ours (one line
-per request, written by app.observability). A context variable holds the id of the
-request being served, so every line logged while serving it carries that id, whichever
-module logs it. An exception's traceback stays inside its record (`exc_info`).
+the libraries and uvicorn alike, from a thread of its own (`QueuedStderrHandler`).
+uvicorn's own access log is replaced by ours (one line per request, written by
+app.observability). A context variable holds the id of the request being served, so
+every line logged while serving it carries that id, whichever module logs it. An
+exception's traceback stays inside its record (`exc_info`).
 
 Never log personal data: ids, roles, statuses and durations only; no request bodies,
 no query strings, no names, no addresses.
@@ -14,10 +15,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import queue
 import sys
+import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
-from typing import Any, TextIO
+from typing import Any
+
+from prometheus_client import Counter
+
+WRITE_INTERVAL_S = 0.02
+LOG_LINES_DROPPED = Counter(
+    "tremplin_log_lines_dropped",
+    "Log lines dropped because stderr did not keep up (app/logs.py).",
+)
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -38,19 +51,107 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stderr is at the time (test capture included)."""
+class QueuedStderrHandler(logging.Handler):
+    """Formats each record where it is logged and hands the line to a thread that writes
+    it to whatever sys.stderr is at the time (test capture included).
 
-    def __init__(self) -> None:
+    The event loop never waits on stderr: writing a line there was 6% of a read's CPU,
+    and a log shipper that lags (a full pipe) would stall every request. Lines logged
+    close together leave in one write. At most `capacity` lines wait; beyond that a line
+    is dropped and counted (`tremplin_log_lines_dropped_total`), and the writer says how
+    many it lost once it catches up. `flush()` (called at exit by `logging.shutdown`)
+    returns once every line logged before it is written, or after `flush_timeout_s`.
+    """
+
+    def __init__(self, capacity: int = 10_000, flush_timeout_s: float = 5.0) -> None:
         super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.capacity = capacity
+        self.flush_timeout_s = flush_timeout_s
+        self._lines: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
+        self._dropped = 0
+        # Not the handler's own lock: logging.shutdown holds that one while it flushes,
+        # that is, while it waits for the writer.
+        self._dropped_lock = threading.Lock()
+        self._writer_pid: int | None = None
+        self._start_lock = threading.Lock()
 
-    @property
-    def stream(self) -> TextIO:
-        return sys.stderr
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if self._writer_pid != os.getpid():
+            self._start_writer()
+        if self._lines.qsize() >= self.capacity:
+            with self._dropped_lock:
+                self._dropped += 1
+            LOG_LINES_DROPPED.inc()
+            return
+        self._lines.put(line)
 
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        pass
+    def flush(self) -> None:
+        if self._writer_pid != os.getpid():
+            return  # nothing was logged by this process
+        written = threading.Event()
+        self._lines.put(written)
+        written.wait(self.flush_timeout_s)
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+    def _start_writer(self) -> None:
+        # Started by the first line, and again in a forked child: a thread does not
+        # survive a fork, and a child must not write its parent's waiting lines.
+        with self._start_lock:
+            if self._writer_pid == os.getpid():
+                return
+            self._lines = queue.SimpleQueue()
+            self._dropped = 0
+            threading.Thread(target=self._write, name="tremplin-log-writer", daemon=True).start()
+            self._writer_pid = os.getpid()
+
+    def _write(self) -> None:
+        lines = self._lines
+        while True:
+            batch = [lines.get()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(lines.get_nowait())
+                except queue.Empty:
+                    break
+            text = [item for item in batch if isinstance(item, str)]
+            if self._dropped:
+                with self._dropped_lock:
+                    dropped, self._dropped = self._dropped, 0
+                text.append(_dropped_line(dropped))
+            if text:
+                try:
+                    sys.stderr.write("\n".join(text) + "\n")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass  # stderr closed or gone: nowhere left to say so
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+            # Lines gather meanwhile: a wake-up per line would cost the event loop more
+            # (a hand-over of the GIL each time) than the write it saves.
+            time.sleep(WRITE_INTERVAL_S)
+
+
+def _dropped_line(count: int) -> str:
+    return _ENCODER.encode(
+        {
+            "level": "WARNING",
+            "logger": "tremplin.logs",
+            "message": "log lines dropped: stderr was not keeping up",
+            "dropped": count,
+            "request_id": None,
+            "time": datetime.now(UTC).isoformat(),
+        }
+    )
 
 
 # Attributes every record has: anything else on a record was passed in `extra`.
@@ -96,13 +197,8 @@ def _plain(value: object) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, default=_plain)
 
 
-def json_formatter() -> logging.Formatter:
-    return JsonFormatter()
-
-
 def json_handler() -> logging.Handler:
-    handler = _StderrHandler()
-    handler.setFormatter(json_formatter())
+    handler = QueuedStderrHandler()
     handler.addFilter(RequestIdFilter())
     handler.set_name("tremplin-json")
     return handler

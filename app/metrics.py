@@ -99,14 +99,17 @@ def multiprocess_dir() -> str | None:
 
 def prepare_multiprocess_dir() -> None:
     """Empty the multiprocess folder before the workers start: values left by an earlier
-    run would be added to this one's. Call it in the parent process, once."""
+    run would be added to this one's. Call it in the parent process, once. This process's
+    own files stay: a metric made at import (no labels) already writes to its file."""
     folder = multiprocess_dir()
     if folder is None:
         return
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
+    own = f"_{os.getpid()}.db"
     for stale in path.glob("*.db"):
-        stale.unlink()
+        if not stale.name.endswith(own):
+            stale.unlink()
 
 
 def mark_process_dead() -> None:

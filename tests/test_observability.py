@@ -7,6 +7,9 @@ import datetime as dt
 import json
 import logging
 import re
+import subprocess
+import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +17,23 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.logs import JsonFormatter
+from app.logs import JsonFormatter, QueuedStderrHandler
 from app.main import create_app
 from app.metrics import register_event_backlog
 from tests.conftest import Backend, client_as, http_client, make_settings
 from tests.factories import candidate_payload, create_candidate, create_structure
 from tests.live_server import live_server
+
+
+def read_logs(capsys: pytest.CaptureFixture[str]) -> Any:
+    """What was captured, once the log writer (a thread) has written every line so far."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    return capsys.readouterr()
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -54,7 +65,7 @@ async def test_a_request_logs_one_json_line_with_its_fields_and_no_personal_data
         email="zephyrine.broceliande@example.org",
         phone="06 39 98 11 22",
     )
-    capsys.readouterr()
+    read_logs(capsys)
     listed = await client.get(
         "/v1/candidates?departement=2B", headers={"X-Request-ID": "log-fields-1"}
     )
@@ -65,7 +76,7 @@ async def test_a_request_logs_one_json_line_with_its_fields_and_no_personal_data
     assert created.status_code == 201, created.text
     read = await client.get(f"/v1/candidates/{created.json()['id']}")
     # What Tremplin logged (the test's HTTP client logs URLs of its own).
-    records = [r for r in json_lines(capsys.readouterr().err) if r["logger"] != "httpx"]
+    records = [r for r in json_lines(read_logs(capsys).err) if r["logger"] != "httpx"]
     captured = json.dumps(records, ensure_ascii=False)
 
     lines = access_lines(captured)
@@ -94,12 +105,12 @@ async def test_a_line_logged_inside_a_service_carries_the_request_id(
         "/v1/clients", json={"name": "log probe", "role": "admin"}, headers={"X-Request-ID": "r-7"}
     )
     assert created.status_code == 201
-    capsys.readouterr()
+    read_logs(capsys)
     revoked = await client.post(
         f"/v1/clients/{created.json()['id']}/revoke", headers={"X-Request-ID": "svc-line-1"}
     )
     assert revoked.status_code == 200
-    records = json_lines(capsys.readouterr().err)
+    records = json_lines(read_logs(capsys).err)
     service_lines = [r for r in records if r["logger"] == "tremplin.services.clients"]
     assert service_lines, records
     assert {r["request_id"] for r in service_lines} == {"svc-line-1"}
@@ -119,11 +130,11 @@ async def test_an_unexpected_error_is_one_json_record_with_its_traceback(
         application.router.lifespan_context(application),
         http_client(application) as http,
     ):
-        capsys.readouterr()
+        read_logs(capsys)
         response = await http.get("/boom", headers={"X-Request-ID": "boom-1"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "boom-1"
-    records = json_lines(capsys.readouterr().err)
+    records = json_lines(read_logs(capsys).err)
     errors = [r for r in records if r["level"] == "ERROR" and r["logger"] == "tremplin"]
     assert len(errors) == 1
     assert errors[0]["request_id"] == "boom-1"
@@ -159,6 +170,84 @@ def test_uvicorn_access_log_is_replaced_by_ours() -> None:
     assert logging.getLogger("uvicorn.error").propagate
     root_handlers = [h.get_name() for h in logging.getLogger().handlers]
     assert root_handlers.count("tremplin-json") == 1
+
+
+class StalledStderr:
+    """A stderr whose writes wait until released: a log shipper that stopped reading."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.text: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.released.wait()
+        self.text.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_stalled_stderr_drops_and_counts_lines_instead_of_blocking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stalled = StalledStderr()
+    monkeypatch.setattr(sys, "stderr", stalled)
+    handler = QueuedStderrHandler(capacity=100)
+    logger = logging.getLogger("tremplin.test.stalled")
+    logger.propagate = False
+    logger.addHandler(handler)
+    dropped_before = REGISTRY.get_sample_value("tremplin_log_lines_dropped_total") or 0.0
+    try:
+        # Each call returns although nothing can be written (were one to wait for stderr,
+        # this loop would never end).
+        for i in range(1000):
+            logger.warning("line %d", i)
+        stalled.released.set()
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+    records = json_lines("".join(stalled.text))
+    lines = [r for r in records if r["logger"] == "tremplin.test.stalled"]
+    notices = [r for r in records if r["logger"] == "tremplin.logs"]
+    dropped = sum(r["dropped"] for r in notices)
+    assert notices
+    assert all(r["level"] == "WARNING" for r in notices)
+    assert 100 <= len(lines) < 1000  # what waited, and what the writer held when it stalled
+    assert len(lines) + dropped == 1000
+    # The lines kept come out whole and in the order they were logged.
+    kept = [int(r["message"].removeprefix("line ")) for r in lines]
+    assert kept == sorted(set(kept))
+    dropped_after = REGISTRY.get_sample_value("tremplin_log_lines_dropped_total")
+    assert dropped_after == dropped_before + dropped
+
+
+def test_flush_writes_every_line_logged_before_it(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = QueuedStderrHandler()
+    logger = logging.getLogger("tremplin.test.flush")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        for i in range(500):
+            logger.info("line %d", i, extra={"n": i})
+        handler.flush()
+        records = json_lines(capsys.readouterr().err)
+    finally:
+        logger.removeHandler(handler)
+    assert [r["n"] for r in records] == list(range(500))
+
+
+def test_lines_logged_just_before_exit_are_written() -> None:
+    """The writer is a thread: at exit, logging's shutdown waits for it."""
+    script = (
+        "import logging; from app.logs import configure_logging; configure_logging(); "
+        "[logging.getLogger('tremplin').info('line %d', i) for i in range(2000)]"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert [r["message"] for r in json_lines(done.stderr)] == [f"line {i}" for i in range(2000)]
 
 
 # --- metrics ----------------------------------------------------------------------------
@@ -337,9 +426,9 @@ async def test_insertion_staff_log_lines_carry_their_role(
 ) -> None:
     insertion = await create_structure(client, "insertion")
     async with await client_as(app, sessionmaker, "insertion", insertion["id"]) as staff:
-        capsys.readouterr()
+        read_logs(capsys)
         assert (await staff.get("/v1/candidates")).status_code == 200
-    (line,) = access_lines(capsys.readouterr().err)
+    (line,) = access_lines(read_logs(capsys).err)
     assert line["caller_role"] == "insertion"
     assert line["route"] == "/v1/candidates"
 
