@@ -238,6 +238,25 @@ async def test_patch_with_stale_if_match_changes_nothing(
 
 
 @pytest.mark.parametrize("resource", RESOURCES)
+@pytest.mark.parametrize(
+    "if_match",
+    ['"01"', '" 1"', "W/\"1\"", "1", '"' + "9" * 5000 + '"', '"' + "9" * 20 + '", "01"'],
+)
+async def test_patch_with_an_if_match_not_exactly_our_tag_fails(
+    client: httpx.AsyncClient, resource: Resource, if_match: str
+) -> None:
+    """Strong comparison: only the exact tag matches; not another spelling of the
+    number, nor one too long to be a version (never a 500)."""
+    created = await resource.create(client)
+    url = f"{resource.path}/{created['id']}"
+
+    response = await client.patch(url, json=resource.change, headers={"If-Match": if_match})
+
+    assert_problem(response, 412, "precondition-failed")
+    assert (await client.get(url)).json() == created
+
+
+@pytest.mark.parametrize("resource", RESOURCES)
 @pytest.mark.parametrize("if_match", ['"1"', '"7", "1"', "*"])
 async def test_patch_with_matching_if_match_succeeds(
     client: httpx.AsyncClient, resource: Resource, if_match: str

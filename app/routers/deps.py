@@ -226,8 +226,10 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 CurrentActor = Annotated[Actor, Depends(get_actor)]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
 
-# If-Match uses strong comparison (RFC 9110 13.1.1): weak tags match nothing.
-_ETAG = re.compile(r'^"(\d+)"$')
+# If-Match uses strong comparison (RFC 9110 13.1.1): a tag matches only as the exact
+# string we send, so weak tags, leading zeros ("06") and numbers longer than a version
+# can be (they would not even convert) match nothing.
+_ETAG = re.compile(r'^"(0|[1-9][0-9]{0,18})"$')
 
 
 def etag(version: int, variant: str | None = None) -> str:
