@@ -7,7 +7,8 @@ Details never contain personal data: they name fields and ids, never values.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -181,10 +182,33 @@ def pydantic_errors(errors: Sequence[Any], prefix: Sequence[str] = ()) -> list[d
         fields: Sequence[str] = getattr(ctx.get("error"), "fields", ())
         if err["type"] in {"union_tag_invalid", "union_tag_not_found"}:
             fields = (str(ctx.get("discriminator", "")).strip("'"),)
-        message = str(err.get("msg", ""))
+        message = _message(err)
         for field in fields or (None,):
             out.append(field_error([*loc, field] if field else loc, message, err["type"]))
     return out
+
+
+# An enum member as Python writes it (<VacancyStatus.DRAFT: 'draft'>): its value says it.
+_ENUM_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*'|-?\d+)>")
+_EMAIL = "value is not a valid email address"
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    """Pydantic's message without the rejected input, which may be personal data: a
+    discriminator's message quotes the tag it got, an email's the characters it refused;
+    any other that holds the input is replaced by a plain one."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "union_tag_invalid":
+        expected = _ENUM_MEMBER.sub(r"\1", str(ctx.get("expected_tags", "")))
+        return f"{ctx.get('discriminator', 'the tag')} should be one of: {expected}"
+    message = _ENUM_MEMBER.sub(r"\1", str(err.get("msg", "")))
+    if message.startswith(_EMAIL):
+        reason = message.removeprefix(_EMAIL).strip(": ")
+        return f"{_EMAIL}: {reason.split(':')[0].rstrip('.')}" if reason else _EMAIL
+    value = err.get("input")
+    if isinstance(value, str) and len(value) >= 3 and value in message:
+        return "this value is not accepted here"
+    return message
 
 
 def install_error_handlers(app: FastAPI) -> None:

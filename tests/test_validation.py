@@ -971,3 +971,67 @@ async def test_error_does_not_echo_the_rejected_value(
     assert_invalid(response)
     for value in changes.values():
         assert str(value) not in response.text
+
+
+SECRET = "Jean Dupont, 1985-01-02, jean.dupont@example.org"
+
+
+async def test_a_bad_tag_is_not_echoed(client: httpx.AsyncClient) -> None:
+    """A discriminator's message names the tags it expects, never the one it got."""
+    candidate = await create_candidate(client)
+    response = await client.post(
+        f"/v1/candidates/{candidate['id']}/activities",
+        json={"type": SECRET, "occurred_on": "2026-01-05", "outcome": "positive"},
+    )
+    problem = assert_invalid(response)
+    assert SECRET not in response.text
+    assert "Jean" not in response.text
+    assert "work_trial" in json.dumps(problem["errors"])  # what to send instead
+    assert_error_at(problem, ("body", "type"))
+
+
+async def test_a_huge_bad_tag_is_not_sent_back(client: httpx.AsyncClient) -> None:
+    candidate = await create_candidate(client)
+    response = await client.post(
+        f"/v1/candidates/{candidate['id']}/activities",
+        json={"type": "x" * 900_000, "occurred_on": "2026-01-05", "outcome": "positive"},
+    )
+    assert_invalid(response)
+    assert len(response.content) < 10_000
+
+
+async def test_unknown_scopes_are_named_by_position(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/clients",
+        json={"name": "partner", "role": "admin", "scopes": ["candidates:read", SECRET]},
+    )
+    problem = assert_invalid(response)
+    assert "Jean" not in response.text
+    assert "positions 1" in json.dumps(problem["errors"])
+    assert_error_at(problem, ("body", "scopes"))
+
+
+async def test_an_enum_error_lists_values_not_python_names(
+    client: httpx.AsyncClient, landlord: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/v1/vacancies", json=vacancy_payload(landlord["id"], status="closed")
+    )
+    problem = assert_invalid(response)
+    messages = json.dumps(problem["errors"])
+    assert "VacancyStatus" not in messages
+    assert "'draft'" in messages
+    assert_error_at(problem, ("body", "status"))
+
+
+async def test_an_email_error_quotes_none_of_its_characters(
+    client: httpx.AsyncClient, insertion: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/v1/candidates", json=candidate_payload(insertion["id"], email="jeanne@dup@ont.fr")
+    )
+    problem = assert_invalid(response)
+    (error,) = problem["errors"]
+    assert error["message"].startswith("value is not a valid email address")
+    assert "'@'" not in error["message"]
+    assert "dup" not in response.text

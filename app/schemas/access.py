@@ -21,9 +21,13 @@ from app.services.permissions import ALL_SCOPES
 
 
 def _known_scopes(scopes: list[str]) -> list[str]:
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    # Positions, not the values: an error never repeats what was sent.
+    unknown = [str(i) for i, scope in enumerate(scopes) if scope not in ALL_SCOPES]
     if unknown:
-        raise ValueError(f"unknown scopes: {', '.join(unknown)}")
+        raise ValueError(
+            f"unknown scopes at positions {', '.join(unknown)}; "
+            f"known scopes: {', '.join(ALL_SCOPES)}"
+        )
     return sorted(set(scopes))
 
 
