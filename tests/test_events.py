@@ -162,6 +162,11 @@ async def test_resuming_after_the_last_position_misses_nothing(
     [
         ({"after": -1}, "after"),
         ({"after": "x"}, "after"),
+        ({"after": "1.0"}, "after"),
+        ({"after": "+1"}, "after"),
+        ({"after": " 1"}, "after"),
+        ({"after": "1_0"}, "after"),
+        ({"limit": "1.0"}, "limit"),
         ({"limit": 0}, "limit"),
         ({"limit": 1001}, "limit"),
         ({"types": "candidate.nothing"}, "types"),

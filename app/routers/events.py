@@ -3,32 +3,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.routers.deps import ApiRoute, CurrentActor, Session
-from app.schemas.events import EventPage, EventType, present
+from app.schemas.events import EventPage, EventQuery, present
 from app.schemas.problems import problem_responses
 from app.services import events as service
 
 router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ApiRoute)
-
-MAX_EVENTS = 1000
-
-
-class EventQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    after: int = Field(
-        default=0,
-        ge=0,
-        le=2**63 - 1,
-        description="Return events after this position: 0 from the start, then the "
-        "`next_after` of the previous answer.",
-    )
-    types: list[EventType] | None = Field(
-        default=None, description="Only these event types (repeat the parameter)."
-    )
-    limit: int = Field(default=100, ge=1, le=MAX_EVENTS, description="Page size.")
 
 
 @router.get(

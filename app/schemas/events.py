@@ -21,6 +21,7 @@ from app.domain.enums import (
     VacancyKind,
     VacancyStatus,
 )
+from app.schemas.common import QueryModel
 
 
 class EventData(BaseModel):
@@ -324,3 +325,22 @@ def present(event: Any) -> _EventBase:
             "data": event.payload,
         }
     )
+
+
+MAX_EVENTS = 1000
+
+
+class EventQuery(QueryModel):
+    """GET /v1/events: where to resume, which types, how many."""
+
+    after: int = Field(
+        default=0,
+        ge=0,
+        le=2**63 - 1,
+        description="Return events after this position: 0 from the start, then the "
+        "`next_after` of the previous answer.",
+    )
+    types: list[EventType] | None = Field(
+        default=None, description="Only these event types (repeat the parameter)."
+    )
+    limit: int = Field(default=100, ge=1, le=MAX_EVENTS, description="Page size.")
