@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
 from fastapi.routing import APIRoute
+from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.convertors import Convertor, register_url_convertor
 
 from app import db
 from app.config import Settings
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, Unauthorized, unreadable_body
 from app.ratelimit import RateLimiter
 from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from app.services.auth import Actor, Authenticator, MissingToken
@@ -85,6 +86,7 @@ class ApiRoute(APIRoute):
                         else:
                             actor = await _admit(request, session, name, operation)
                             request.state.actor = actor
+                            await _read_json(request)
                             key = request.headers.get(IDEMPOTENCY_HEADER)
                             if request.method == "POST" and key is not None:
                                 settings: Settings = request.app.state.settings
@@ -125,6 +127,31 @@ class ApiRoute(APIRoute):
                 return await run(request, reads_only=False)
 
         return api_handler
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def _read_json(request: Request) -> None:
+    """A JSON body is UTF-8 JSON (RFC 8259), nothing else: the standard library's parser,
+    which FastAPI would use, also takes UTF-16 and UTF-32 and the tokens NaN and
+    Infinity. Parsed here, strictly, and left where FastAPI looks for it (Starlette's
+    cached `Request._json`), so the body is parsed once; anything else answers 422
+    `json_invalid` on `body`, whatever went wrong."""
+    if request.method not in _BODY_METHODS:
+        return
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        request._json = from_json(body, allow_inf_nan=False)
+    except ValueError:
+        raise unreadable_body() from None
 
 
 def _pending(session: AsyncSession) -> bool:
