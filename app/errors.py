@@ -20,6 +20,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.routing import route_template
+
 logger = logging.getLogger("tremplin.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -211,6 +213,12 @@ def _message(err: Mapping[str, Any]) -> str:
     return message
 
 
+def _route(request: Request) -> str:
+    """The method and route template, for a log line: never the raw path (its ids, and
+    whatever else a caller put there)."""
+    return f"{request.method} {route_template(request.scope)}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TremplinError)
     async def _tremplin(request: Request, exc: TremplinError) -> JSONResponse:
@@ -253,7 +261,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         # Services check what they can first; this is the last line for races.
         # The constraint name is safe to show, the row values are not.
-        logger.info("integrity error on %s: %s", request.url.path, type(exc.orig).__name__)
+        logger.info("integrity error on %s: %s", _route(request), type(exc.orig).__name__)
         return _from_error(request, integrity_to_conflict(exc))
 
     @app.exception_handler(StaleDataError)
@@ -269,7 +277,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # The class and SQLSTATE only: the message may quote the row's values.
         logger.error(
             "database error on %s: %s %s",
-            request.url.path,
+            _route(request),
             type(exc.orig).__name__,
             getattr(exc.orig, "sqlstate", ""),
         )
@@ -280,13 +288,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
         # asyncpg raises these unwrapped when the server refuses or drops connections,
         # or when a statement outlives its command timeout.
-        logger.warning("database unreachable on %s: %s", request.url.path, type(exc).__name__)
+        logger.warning("database unreachable on %s: %s", _route(request), type(exc).__name__)
         return _from_error(request, _unavailable(request))
 
     @app.exception_handler(PoolTimeout)
     async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
         # Every pooled connection stayed busy for DB_POOL_TIMEOUT_S: shed this request.
-        logger.warning("database pool exhausted on %s", request.url.path)
+        logger.warning("database pool exhausted on %s", _route(request))
         return _from_error(
             request, _unavailable(request, "Every database connection is busy; retry shortly.")
         )

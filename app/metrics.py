@@ -43,7 +43,6 @@ logger = logging.getLogger("tremplin.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-UNMATCHED_ROUTE = "unmatched"
 
 REQUESTS = Counter(
     "tremplin_http_requests",

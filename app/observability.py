@@ -19,7 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import TremplinError, problem_response
 from app.logs import REQUEST_ID
-from app.metrics import IN_FLIGHT, UNMATCHED_ROUTE, observe_request, sample_pool
+from app.metrics import IN_FLIGHT, observe_request, sample_pool
+from app.routing import route_template
 
 logger = logging.getLogger("tremplin")
 access_logger = logging.getLogger("tremplin.access")
@@ -28,29 +29,6 @@ access_logger = logging.getLogger("tremplin.access")
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # A client that went away before an answer (nginx's convention).
 CLIENT_CLOSED = 499
-
-
-def route_template(scope: Scope) -> str:
-    """The path template of the route that served the request, or `unmatched`.
-
-    FastAPI's routes put themselves in the scope; plain Starlette routes (docs, metrics,
-    the docs' assets) leave their endpoint, which is looked up among the app's routes.
-    """
-    route = scope.get("route")
-    if route is None and "endpoint" in scope and "app" in scope:
-        endpoint = scope["endpoint"]
-        route = next(
-            (
-                r
-                for r in scope["app"].routes
-                if getattr(r, "endpoint", None) is endpoint or getattr(r, "app", None) is endpoint
-            ),
-            None,
-        )
-    # path_format drops convertors ({candidate_id:record_id} -> {candidate_id}): the
-    # template as the spec names it.
-    path = getattr(route, "path_format", None) or getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 def _caller(scope: Scope) -> dict[str, Any]:

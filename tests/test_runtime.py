@@ -8,6 +8,7 @@ their own); here the suite's databases are enough.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -188,20 +189,29 @@ async def _terminate(url: str, application_name: str) -> int:
 
 
 async def test_an_exhausted_pool_answers_503_with_retry_after(
-    client: httpx.AsyncClient, backend: Backend, sessionmaker: async_sessionmaker[AsyncSession]
+    client: httpx.AsyncClient,
+    backend: Backend,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     if not backend.is_postgres:
         pytest.skip("the connection pool is PostgreSQL's")
     settings = make_settings(backend.url, db_pool_size=1, db_pool_timeout_s=0.2)
+    structure = await create_structure(client, "insertion")
     async with running(settings) as application:
         token = await admin_token(application, sessionmaker)
         async with answering(application, token) as http:
             async with application.state.engine.connect() as held:
                 await held.execute(text("SELECT 1"))  # the only connection is busy
-                busy = await http.get("/v1/structures")
+                with caplog.at_level(logging.WARNING, logger="tremplin.errors"):
+                    busy = await http.get(f"/v1/structures/{structure['id']}")
                 assert_unavailable(busy)
                 assert busy.json()["type"] == "urn:tremplin:problem:unavailable"
             assert (await http.get("/v1/structures")).status_code == 200
+    # The log names the route, never the path a caller typed (its ids and the rest).
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "tremplin.errors"]
+    assert line == "database pool exhausted on GET /v1/structures/{structure_id}"
+    assert structure["id"] not in caplog.text
 
 
 async def test_a_statement_is_bounded_on_the_client_side(
