@@ -24,13 +24,9 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any
 
-from prometheus_client import Counter
+from app.metrics import LOG_LINES_DROPPED
 
 WRITE_INTERVAL_S = 0.02
-LOG_LINES_DROPPED = Counter(
-    "tremplin_log_lines_dropped",
-    "Log lines dropped because stderr did not keep up (app/logs.py).",
-)
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 

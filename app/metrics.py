@@ -1,15 +1,17 @@
 """Prometheus metrics, served at /metrics.
 
 Requests by route template and status, latency histograms, requests in flight, the
-database pool (size, in use, overflow, waiting) and the event backlog, which the change
-feed registers with `register_event_backlog`. Route labels are templates
-(`/v1/candidates/{candidate_id}`), never raw paths, so that cardinality stays low.
+database pool (size, in use, overflow, waiting), the log lines dropped (app/logs.py) and
+the event backlog, which the change feed registers with `register_event_backlog`. Route
+labels are templates (`/v1/candidates/{candidate_id}`), never raw paths, so that
+cardinality stays low.
 
-With several worker processes, set PROMETHEUS_MULTIPROC_DIR to an empty folder before
-the server starts: every process then writes its values there and /metrics, whichever
-process answers, adds them up (prometheus-client's multiprocess mode). Pool gauges are
-sampled at the end of each request and at each scrape, so each worker's figures are as
-fresh as its last request.
+With several worker processes, set PROMETHEUS_MULTIPROC_DIR to a folder (made if missing)
+before the server starts: every process then writes its values there and /metrics,
+whichever process answers, adds them up (prometheus-client's multiprocess mode). Pool
+gauges are sampled at the end of each request and at each scrape, so each worker's
+figures are as fresh as its last request; a dead worker's stop counting at the next
+scrape.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,10 @@ logger = logging.getLogger("tremplin.metrics")
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+if _folder := os.environ.get(MULTIPROCESS_ENV):
+    # A gauge without labels writes its file as it is made, below: the folder must exist.
+    Path(_folder).mkdir(parents=True, exist_ok=True)
 
 REQUESTS = Counter(
     "tremplin_http_requests",
@@ -80,6 +87,10 @@ POOL_WAITING = Gauge(
     "Requests waiting for a database connection.",
     multiprocess_mode="livesum",
 )
+LOG_LINES_DROPPED = Counter(
+    "tremplin_log_lines_dropped",
+    "Log lines dropped because stderr did not keep up (app/logs.py).",
+)
 EVENT_BACKLOG = Gauge(
     "tremplin_event_backlog",
     "Work waiting for workers, read at each scrape: `unsequenced` events committed "
@@ -109,6 +120,32 @@ def prepare_multiprocess_dir() -> None:
     for stale in path.glob("*.db"):
         if not stale.name.endswith(own):
             stale.unlink()
+
+
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def _forget_dead_workers() -> None:
+    """A worker killed without its shutdown (SIGKILL, out of memory) left its live gauges
+    (requests in flight, pool figures) behind, and its replacement adds its own: what a
+    process no longer running wrote stops counting at the next scrape."""
+    folder = multiprocess_dir()
+    if folder is None:
+        return
+    for path in Path(folder).glob("gauge_live*.db"):
+        match = _LIVE_GAUGE_FILE.match(path.name)
+        if match and not _running(int(match.group(1))):
+            multiprocess.mark_process_dead(int(match.group(1)))  # type: ignore[no-untyped-call]
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def mark_process_dead() -> None:
@@ -201,6 +238,7 @@ async def metrics_endpoint(request: Request) -> Response:
     sample_pool(getattr(request.app.state, "engine", None))
     await _refresh_backlog(request.app)
     if multiprocess_dir() is not None:
+        _forget_dead_workers()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         data = generate_latest(registry)

@@ -450,3 +450,30 @@ def test_multiprocess_mode_adds_up_what_workers_write(tmp_path: Path) -> None:
     assert "python_gc_objects_collected_total" not in text  # the per-process collectors are off
     assert not (folder / "counter_stale.db").exists()
     assert any(folder.glob("counter_*.db"))
+
+
+def test_multiprocess_folder_is_made_and_a_single_worker_keeps_its_gauges(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "not" / "yet"
+    with live_server("sqlite", tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder)) as server:
+        assert httpx.get(f"{server.base_url}/healthz", timeout=10).status_code == 200
+        text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    assert sample(text, "tremplin_db_pool_size") > 0
+    assert "tremplin_http_requests_in_flight" in text
+
+
+def test_a_dead_workers_live_gauges_stop_counting(tmp_path: Path) -> None:
+    """A worker killed without its shutdown leaves its gauges' file: what a process no
+    longer running wrote is not added to the live ones'."""
+    folder = tmp_path / "prometheus"
+    with live_server("sqlite", tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder)) as server:
+        metrics = f"{server.base_url}/metrics"
+        alone = sample(httpx.get(metrics, timeout=10).text, "tremplin_db_pool_size")
+        (own,) = folder.glob("gauge_livesum_*.db")
+        dead = folder / "gauge_livesum_99999999.db"  # beyond any pid this system gives
+        dead.write_bytes(own.read_bytes())
+        after = sample(httpx.get(metrics, timeout=10).text, "tremplin_db_pool_size")
+    assert alone > 0
+    assert after == alone
+    assert not dead.exists()
