@@ -287,10 +287,21 @@ def _document_idempotency(operation: dict[str, Any]) -> None:
             "body; the same key with another body answers 422 "
             "(`idempotency-key-reused`); a retry while the first request runs answers 409 "
             "(`idempotency-in-progress`); an answer that held a secret is not kept, and "
-            "its replay answers 409 (`idempotency-not-replayable`).",
+            "its replay answers 409 (`idempotency-not-replayable`). An answer naming a "
+            "resource (`Location`, `Content-Location`) is replayed by reading that resource "
+            "again, as the caller: if it was erased since, or is no longer yours to see, "
+            "the replay answers 404.",
         }
     )
     responses = operation.setdefault("responses", {})
+    responses.setdefault(
+        "404",
+        {
+            "description": "On a replay (Idempotency-Key): the resource the first answer "
+            "named was erased since, or is no longer the caller's to see.",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        },
+    )
     retries = [IdempotencyInProgress, ResponseNotReplayable]
     conflict = responses.get("409")
     if conflict is None:
@@ -330,7 +341,9 @@ def _security(schema: dict[str, Any]) -> None:
                     _document_idempotency(operation)
                 if name.endswith(("_get", "_create", "_update")):
                     for code in ("200", "201"):
-                        if code in operation["responses"]:
+                        if code in operation["responses"] and _versioned(
+                            schema, operation["responses"][code]
+                        ):
                             operation["responses"][code].setdefault("headers", {})["ETag"] = {
                                 "description": "The resource's version; send it in If-Match.",
                                 "schema": {"type": "string"},
@@ -346,6 +359,21 @@ def _security(schema: dict[str, Any]) -> None:
                             },
                         },
                     )
+
+
+def _versioned(schema: dict[str, Any], response: dict[str, Any]) -> bool:
+    """The answer is a resource with a `version` (its ETag): the path's description
+    (`/v1/pathway`), for one, has none."""
+    components = schema.get("components", {}).get("schemas", {})
+
+    def has_version(node: dict[str, Any]) -> bool:
+        if "$ref" in node:
+            return has_version(components.get(node["$ref"].rsplit("/", 1)[1], {}))
+        members = node.get("oneOf") or node.get("anyOf") or []
+        return "version" in node.get("properties", {}) or any(has_version(m) for m in members)
+
+    content = response.get("content", {}).get("application/json", {})
+    return has_version(content.get("schema", {}))
 
 
 def _document_unavailable(schema: dict[str, Any]) -> None:

@@ -196,3 +196,23 @@ async def test_retry_during_the_first_request_answers_409(
     done = await client.post("/v1/structures", json=payload, headers=key_header(key))
     assert done.status_code == 201, done.text
     assert "idempotent-replayed" not in done.headers
+
+
+async def test_a_replay_of_a_creation_since_deleted_answers_the_documented_404(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """The replay reads the resource again: erased since, it is not served from a copy;
+    the 404 is in the operation's documented answers."""
+    insertion = await create_structure(client, "insertion")
+    payload = candidate_payload(insertion["id"])
+    first = await client.post("/v1/candidates", json=payload, headers=key_header("gone-1"))
+    assert first.status_code == 201, first.text
+    assert (await client.delete(first.headers["location"])).status_code == 204
+
+    replay = await client.post("/v1/candidates", json=payload, headers=key_header("gone-1"))
+
+    assert is_problem(replay, 404)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert payload["first_name"] not in replay.text
+    documented = app.openapi()["paths"]["/v1/candidates"]["post"]["responses"]
+    assert "404" in documented

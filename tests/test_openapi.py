@@ -241,3 +241,11 @@ def test_every_conflict_is_documented_with_its_problem_type(served: dict[str, An
     raised = {errors.problem_type(c.slug) for c in _subclasses(errors.Conflict) | {errors.Conflict}}
     missing = {t for t in raised if f"`{t}`" not in documented}
     assert not missing, f"409 problem types documented nowhere: {sorted(missing)}"
+
+
+def test_an_etag_is_documented_only_where_one_is_sent(served: dict[str, Any]) -> None:
+    """A resource with a version sends it as its ETag; the path's description has none."""
+    pathway = served["paths"]["/v1/pathway"]["get"]["responses"]["200"]
+    assert "ETag" not in pathway.get("headers", {})
+    candidate = served["paths"]["/v1/candidates/{candidate_id}"]["get"]["responses"]["200"]
+    assert "ETag" in candidate["headers"]
