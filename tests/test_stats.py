@@ -463,3 +463,29 @@ async def test_people_who_left_twice_count_once_with_their_last_reason(
         )
     )
     assert (spring["exited"], spring["exited_by_reason"]["moved_away"]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("accept", "kind"),
+    [
+        (None, "json"),
+        ("text/csv", "csv"),
+        ("text/csv, application/json;q=0.9", "csv"),
+        ("text/csv;q=0.1, application/json", "json"),
+        ("text/csv;q=0, */*", "json"),
+        ("application/json, text/csv", "json"),
+        ("text/*, application/json;q=0.5", "csv"),
+        ("text/csv, */*;q=0.5", "csv"),
+        ("text/csv;q=nonsense, application/json;q=0.2", "json"),
+    ],
+)
+async def test_csv_or_json_by_the_weights_of_accept(
+    client: httpx.AsyncClient, accept: str | None, kind: str
+) -> None:
+    headers = {} if accept is None else {"Accept": accept}
+    response = await client.get("/v1/stats/funnel", params={"year": 2026}, headers=headers)
+    assert response.status_code == 200, response.text
+    expected = "text/csv" if kind == "csv" else "application/json"
+    assert response.headers["content-type"].startswith(expected)
+    # One URL, two representations: caches must keep them apart.
+    assert response.headers["vary"] == "Accept"

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
 from app.schemas.problems import problem_responses
@@ -23,7 +23,18 @@ from app.schemas.stats import (
 )
 from app.services import stats as service
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"], route_class=ApiRoute)
+
+async def _varies_by_accept(response: Response) -> None:
+    # JSON or CSV by Accept: a cache keeps one answer per Accept, not one for all.
+    response.headers["Vary"] = "Accept"
+
+
+router = APIRouter(
+    prefix="/v1/stats",
+    tags=["stats"],
+    route_class=ApiRoute,
+    dependencies=[Depends(_varies_by_accept)],
+)
 
 COMMON = (
     "Computed from the history (the path's moves, the placements' moves, follow-ups and "
@@ -40,10 +51,45 @@ COMMON = (
 )
 
 
+JSON, CSV = "application/json", "text/csv"
+
+
 def wants_csv(request: Request, query: StatsQuery) -> bool:
+    """`format` decides; otherwise Accept (RFC 9110 12.5.1): CSV only when it weighs more
+    than JSON, a more specific range counting before a wider one (`text/csv;q=0.1,
+    application/json` is JSON, `text/csv, */*;q=0.5` is CSV; without Accept, JSON)."""
     if query.format is not None:
         return query.format == "csv"
-    return "text/csv" in request.headers.get("accept", "")
+    accept = request.headers.get("accept")
+    return accept is not None and _weight(accept, CSV) > _weight(accept, JSON)
+
+
+def _weight(accept: str, media_type: str) -> float:
+    """The q-value the most specific matching range in Accept gives `media_type`."""
+    kind = media_type.split("/")[0]
+    best = (-1, 0.0)  # (specificity, q)
+    for item in accept.split(","):
+        range_, *params = (part.strip() for part in item.split(";"))
+        range_ = range_.lower()
+        if range_ == media_type:
+            specificity = 2
+        elif range_ == f"{kind}/*":
+            specificity = 1
+        elif range_ == "*/*":
+            specificity = 0
+        else:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        if specificity > best[0]:
+            best = (specificity, q)
+    return best[1]
 
 
 def render_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
@@ -55,7 +101,7 @@ def render_csv(columns: Sequence[str], rows: Iterable[Sequence[Any]], filename: 
     return Response(
         buffer.getvalue(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"', "Vary": "Accept"},
     )
 
 
