@@ -157,6 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=operation_id,
         docs_url=None,
         redoc_url=None,
+        # /v1/candidates/ is not /v1/candidates: a 404, not a redirect to http://.
+        redirect_slashes=False,
         # Tremplin's own logs and /metrics are its telemetry; FastAPI's OpenTelemetry
         # hooks would look for providers on every request, and none is configured.
         telemetry={"tracing": False, "metrics": False, "logs": False},

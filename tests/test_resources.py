@@ -648,3 +648,23 @@ async def test_updated_since_returns_rows_changed_at_or_after(
     paris = changed_at.astimezone(dt.timezone(dt.timedelta(hours=2)))
     assert await since(paris) == {early["id"]}
     assert await since(changed_at + dt.timedelta(microseconds=1)) == set()
+
+
+@pytest.mark.parametrize("resource", DELETABLE)
+async def test_a_delete_answers_204_with_no_body_and_no_content_type(
+    client: httpx.AsyncClient, resource: Resource
+) -> None:
+    created = await resource.create(client)
+    response = await client.delete(f"{resource.path}/{created['id']}")
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "content-type" not in response.headers
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_trailing_slash_is_another_path_not_a_redirect(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    response = await client.request(method, "/v1/candidates/")
+    assert_problem(response, 404, "not-found")
+    assert "location" not in response.headers

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute
 from pydantic_core import from_json
 from sqlalchemy.exc import DBAPIError
@@ -58,6 +59,11 @@ class ApiRoute(APIRoute):
         # Set here, not by the app: its routes join the app's list without an include
         # (app/main.py), so the app's setting would not reach them.
         kwargs["generate_unique_id_function"] = operation_id
+        if kwargs.get("status_code") == 204 and isinstance(
+            kwargs.get("response_class"), DefaultPlaceholder | None
+        ):
+            # No content, so no Content-Type (FastAPI's default class would name JSON).
+            kwargs["response_class"] = Response
         super().__init__(path, endpoint, **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
