@@ -11,15 +11,16 @@ that was down for three periods runs the job once when it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -127,15 +128,61 @@ def schedule_of(job: Job, settings: Settings) -> str:
     return settings.job_schedules.get(job.name, job.schedule)
 
 
+class ScheduleError(ValueError):
+    """JOB_SCHEDULES names a job that does not exist or gives a schedule that cannot run."""
+
+
 def check_schedules(jobs: Mapping[str, Job], settings: Settings) -> None:
-    """Fail at start, not at 3 a.m.: every override names a job and is a valid schedule."""
+    """Fail at start, not at 3 a.m.: every override names a job and is a valid schedule.
+
+    Raises ScheduleError with every problem found, in one line naming JOB_SCHEDULES."""
+    problems = []
     unknown = sorted(set(settings.job_schedules) - set(jobs))
     if unknown:
-        raise ValueError(f"JOB_SCHEDULES names unknown jobs: {', '.join(unknown)}")
+        problems.append(
+            f"unknown job{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+            f" (the jobs are {', '.join(sorted(jobs))})"
+        )
+    now = utcnow()
     for job in jobs.values():
         expression = schedule_of(job, settings)
-        if expression != OFF and not croniter.is_valid(expression):
-            raise ValueError(f"the schedule of {job.name} is not a cron expression")
+        if expression == OFF:
+            continue
+        # Valid syntax is not enough: "0 0 31 2 *" (February 31st) never comes.
+        try:
+            valid = croniter.is_valid(expression)
+            if valid:
+                current_period(expression, now)
+        except (CroniterError, ValueError, KeyError, OverflowError):
+            valid = False
+        if not valid:
+            problems.append(
+                f"the schedule of {job.name} is neither a cron expression that ever fires nor"
+                f' "{OFF}"'
+            )
+    if problems:
+        raise ScheduleError(f"JOB_SCHEDULES: {'; '.join(problems)}")
+
+
+def error_name(exc: BaseException) -> str:
+    """What failed, for a log line: the driver's error class, never its message (which may
+    hold the database URL, or SQL)."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return type(exc).__name__
+    # asyncpg's errors come wrapped in SQLAlchemy's adapter class: name the driver's.
+    return type(orig.__cause__ or orig).__name__
+
+
+def has_no_schema(exc: BaseException) -> bool:
+    return error_name(exc) == "UndefinedTableError" or "no such table" in str(exc)
+
+
+def _lost_the_claim(exc: DBAPIError, dialect: str) -> bool:
+    """Another worker won the period, or holds SQLite's write lock: its run counts."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return dialect == "sqlite" and isinstance(exc, OperationalError) and "locked" in str(exc.orig)
 
 
 def current_period(expression: str, now: datetime) -> datetime:
@@ -157,6 +204,8 @@ class RunResult:
     period: datetime
     succeeded: bool
     summary: str
+    # Set when the period could not be claimed: the run neither happened nor was recorded.
+    unclaimed: BaseException | None = None
 
 
 async def run_job(
@@ -166,10 +215,14 @@ async def run_job(
     period: datetime,
     worker: str,
 ) -> RunResult | None:
-    """Run one job for one period, unless a run exists or another worker is at it."""
+    """Run one job for one period, unless a run exists or another worker is at it.
+
+    A failure of the job itself is recorded as a failed run (RunResult.succeeded False);
+    a failure to claim the period (the database unreachable, no schema) is raised."""
     async with sessionmaker() as session:
+        dialect = session.get_bind().dialect.name
         try:
-            if session.get_bind().dialect.name == "postgresql":
+            if dialect == "postgresql":
                 got = await session.scalar(
                     select(func.pg_try_advisory_xact_lock(_lock_key(job.name)))
                 )
@@ -183,8 +236,9 @@ async def run_job(
             run = JobRun(job=job.name, period=period, worker=worker, started_at=utcnow())
             session.add(run)
             await session.flush()
-        except (IntegrityError, DBAPIError):
-            # Another worker won the period (or holds SQLite's write lock): its run counts.
+        except DBAPIError as exc:
+            if not _lost_the_claim(exc, dialect):
+                raise
             await session.rollback()
             return None
         try:
@@ -196,9 +250,10 @@ async def run_job(
             logger.info("job %s for %s: %s", job.name, period.isoformat(), summary)
             return RunResult(job.name, period, True, summary)
         except Exception as exc:
-            await session.rollback()
-            failure = f"failed: {type(exc).__name__}"
-            logger.exception("job %s for %s failed", job.name, period.isoformat())
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await session.rollback()
+            failure = f"failed: {error_name(exc)}"
+            _log_failure(job, period, exc)
     # The failure is recorded in a transaction of its own; the next period tries again.
     async with sessionmaker() as session:
         session.add(
@@ -218,6 +273,18 @@ async def run_job(
     return RunResult(job.name, period, False, failure)
 
 
+def _log_failure(job: Job, period: datetime, exc: BaseException) -> None:
+    """One line. A database error is named by its class (its message may carry SQL or
+    the URL); anything else is a bug and keeps its traceback, inside the JSON line."""
+    fields = {"job": job.name, "period": period.isoformat(), "error": error_name(exc)}
+    if isinstance(exc, SQLAlchemyError | OSError | TimeoutError):
+        logger.error(
+            "job %s for %s failed: %s", job.name, period.isoformat(), fields["error"], extra=fields
+        )
+    else:
+        logger.exception("job %s for %s failed", job.name, period.isoformat(), extra=fields)
+
+
 async def run_due(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
@@ -225,14 +292,22 @@ async def run_due(
     now: datetime | None = None,
     jobs: Mapping[str, Job] = JOBS,
 ) -> list[RunResult]:
-    """Run every job whose current period has no run yet."""
+    """Run every job whose current period has no run yet.
+
+    A job whose period could not even be claimed (the database unreachable, no schema)
+    gives a failed RunResult whose `unclaimed` holds the error; the caller logs it (a
+    worker whose database is down says so once, not once per job)."""
     now = now or utcnow()
     results = []
     for job in jobs.values():
         expression = schedule_of(job, settings)
         if expression == OFF:
             continue
-        result = await run_job(sessionmaker, settings, job, current_period(expression, now), worker)
+        period = current_period(expression, now)
+        try:
+            result = await run_job(sessionmaker, settings, job, period, worker)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            result = RunResult(job.name, period, False, f"failed: {error_name(exc)}", exc)
         if result is not None:
             results.append(result)
     return results
