@@ -222,20 +222,30 @@ def cmd_expire_proposals(_args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Deliver webhooks and run the scheduled jobs until SIGTERM."""
-    import logging
-
+    """Deliver webhooks and run the scheduled jobs until SIGTERM (or one round)."""
     from app import worker
+    from app.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(worker.serve(get_settings(), name=args.name, once=args.once))
-    return 0
+    settings = get_settings()
+    try:
+        # Checked before anything is logged, connected or created.
+        runner = worker.Worker(settings, name=args.name)
+    except worker.Misconfigured as exc:
+        print(f"worker: {exc}.", file=sys.stderr)
+        return 2 if settings.production_problems() else 1
+    configure_logging(settings.log_level)
+    failures = asyncio.run(worker.serve(runner, once=args.once))
+    return 1 if failures else 0
 
 
 def cmd_jobs(_args: argparse.Namespace) -> int:
-    from app.services.jobs import JOBS, schedule_of
+    from app.services.jobs import JOBS, ScheduleError, check_schedules, schedule_of
 
     settings = get_settings()
+    try:
+        check_schedules(JOBS, settings)
+    except ScheduleError as exc:
+        raise CommandError(f"{exc}.") from None
     for job in JOBS.values():
         print(f"{job.name:<24} {schedule_of(job, settings):<14} {job.description}")
     return 0
