@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import httpx
@@ -216,3 +217,36 @@ async def test_a_replay_of_a_creation_since_deleted_answers_the_documented_404(
     assert payload["first_name"] not in replay.text
     documented = app.openapi()["paths"]["/v1/candidates"]["post"]["responses"]
     assert "404" in documented
+
+
+async def test_a_retry_with_the_same_content_otherwise_written_is_a_replay(
+    client: httpx.AsyncClient,
+) -> None:
+    """Members in another order, other spacing: the same JSON, so the same request."""
+    payload = structure_payload()
+    first = await client.post("/v1/structures", json=payload, headers=key_header("order-1"))
+    assert first.status_code == 201, first.text
+    reordered = json.dumps(dict(reversed(list(payload.items()))), indent=2).encode()
+
+    again = await client.post(
+        "/v1/structures",
+        content=reordered,
+        headers={**key_header("order-1"), "content-type": "application/json"},
+    )
+
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+
+
+async def test_two_idempotency_keys_in_one_request_are_refused(
+    client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    response = await client.post(
+        "/v1/structures",
+        json=structure_payload(),
+        headers=[("Idempotency-Key", "one"), ("Idempotency-Key", "two")],
+    )
+    assert is_problem(response, 422)
+    assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert await count_rows(sessionmaker, "structures") == 0

@@ -19,6 +19,7 @@ BEGIN, so a concurrent retry waits and then replays.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -113,6 +114,31 @@ async def _read_again(request: Request, status: int, kept: dict[str, str]) -> Re
     return Response(bytes(answer["body"]), status, headers=out)
 
 
+async def _fingerprints(request: Request) -> tuple[str, str]:
+    """What makes two requests the same: method, path, query, precondition and body; a
+    JSON body by its content (the same members in another order, or spaced otherwise,
+    are the same request). First the fingerprint kept for a new key, then the one of the
+    body's exact bytes, which keys kept before content counted were made of."""
+    body = await request.body()
+    parsed = getattr(request, "_json", None)  # set by the strict JSON read (deps.py)
+    content = body
+    if parsed is not None:
+        content = json.dumps(
+            parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
+
+    def digest(payload: bytes) -> str:
+        head = (
+            request.method.encode(),
+            request.url.path.encode(),
+            request.url.query.encode(),
+            request.headers.get("if-match", "").encode(),
+        )
+        return hashlib.sha256(b"\n".join((*head, payload))).hexdigest()
+
+    return digest(content), digest(body)
+
+
 async def run_idempotent(
     request: Request,
     session: AsyncSession,
@@ -121,29 +147,18 @@ async def run_idempotent(
     settings: Settings,
     handler: Callable[[Request], Coroutine[Any, Any, Response]],
 ) -> Response:
-    if not _KEY.match(key):
+    if not _KEY.match(key) or len(request.headers.getlist(IDEMPOTENCY_HEADER)) > 1:
         raise ValidationFailed(
             [
                 field_error(
                     ["header", IDEMPOTENCY_HEADER],
-                    "1-255 printable ASCII characters",
+                    "one key of 1-255 printable ASCII characters",
                     "value_error",
                 )
             ]
         )
-    body = await request.body()
-    # What makes two requests the same: method, path, query, precondition and body.
-    fingerprint = hashlib.sha256(
-        b"\n".join(
-            (
-                request.method.encode(),
-                request.url.path.encode(),
-                request.url.query.encode(),
-                request.headers.get("if-match", "").encode(),
-                body,
-            )
-        )
-    ).hexdigest()
+    fingerprints = await _fingerprints(request)
+    fingerprint = fingerprints[0]
     if session.get_bind().dialect.name == "postgresql":
         locked = await session.scalar(
             select(func.pg_try_advisory_xact_lock(_lock_id(actor.id_key, key)))
@@ -159,7 +174,7 @@ async def run_idempotent(
         )
     )
     if stored is not None and stored.expires_at > now:
-        if stored.fingerprint != fingerprint:
+        if stored.fingerprint not in fingerprints:
             raise IdempotencyKeyReused(
                 [
                     field_error(
