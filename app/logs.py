@@ -150,8 +150,14 @@ def _dropped_line(count: int) -> str:
     )
 
 
-# Attributes every record has: anything else on a record was passed in `extra`.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Attributes every record has: anything else on a record was passed in `extra`; uvicorn
+# passes its message again with terminal colours (`color_message`), left out too.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -221,6 +227,8 @@ def configure_logging(level: str = "INFO") -> None:
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+    # Alembic lists the plugins it loads each time the app reads its revisions.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False

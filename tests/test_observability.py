@@ -172,6 +172,16 @@ def test_uvicorn_access_log_is_replaced_by_ours() -> None:
     assert root_handlers.count("tremplin-json") == 1
 
 
+def test_uvicorn_lines_are_json_without_terminal_colours() -> None:
+    record = logging.makeLogRecord(
+        {"name": "uvicorn.error", "levelname": "INFO", "msg": "Started server process [%d]",
+         "args": (7,), "color_message": "Started server process [\x1b[36m%d\x1b[0m]"}
+    )  # fmt: skip
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "Started server process [7]"
+    assert "color_message" not in line
+
+
 class StalledStderr:
     """A stderr whose writes wait until released: a log shipper that stopped reading."""
 
