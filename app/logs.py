@@ -59,12 +59,18 @@ class QueuedStderrHandler(logging.Handler):
     returns once every line logged before it is written, or after `flush_timeout_s`.
     """
 
-    def __init__(self, capacity: int = 10_000, flush_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        flush_timeout_s: float = 5.0,
+        thread_name: str = "tremplin-log-writer",
+    ) -> None:
         super().__init__()
+        self.thread_name = thread_name
         self.setFormatter(JsonFormatter())
         self.capacity = capacity
         self.flush_timeout_s = flush_timeout_s
-        self._lines: queue.SimpleQueue[str | threading.Event] = queue.SimpleQueue()
+        self._lines: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
         self._dropped = 0
         # Not the handler's own lock: logging.shutdown holds that one while it flushes,
         # that is, while it waits for the writer.
@@ -95,7 +101,10 @@ class QueuedStderrHandler(logging.Handler):
         written.wait(self.flush_timeout_s)
 
     def close(self) -> None:
-        self.flush()
+        if self._writer_pid == os.getpid():
+            self.flush()
+            self._lines.put(None)  # the writer stops once the lines before are written
+            self._writer_pid = None
         super().close()
 
     def _start_writer(self) -> None:
@@ -106,7 +115,7 @@ class QueuedStderrHandler(logging.Handler):
                 return
             self._lines = queue.SimpleQueue()
             self._dropped = 0
-            threading.Thread(target=self._write, name="tremplin-log-writer", daemon=True).start()
+            threading.Thread(target=self._write, name=self.thread_name, daemon=True).start()
             self._writer_pid = os.getpid()
 
     def _write(self) -> None:
@@ -132,6 +141,8 @@ class QueuedStderrHandler(logging.Handler):
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
+            if None in batch:
+                return
             # Lines gather meanwhile: a wake-up per line would cost the event loop more
             # (a hand-over of the GIL each time) than the write it saves.
             time.sleep(WRITE_INTERVAL_S)
@@ -207,8 +218,8 @@ def json_handler() -> logging.Handler:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Idempotent: replaces the handler an earlier call installed, keeps any other
-    (a test's capture handler, for one)."""
+    """Idempotent: keeps the handler an earlier call installed, and any other (a test's
+    capture handler, for one)."""
     # Where a line was logged from, and the thread and process that logged it,
     # are not written (the request id says more): not collecting them saves a quarter
     # of a record's cost (the logging HOWTO's optimisation table).
@@ -217,10 +228,9 @@ def configure_logging(level: str = "INFO") -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() == "tremplin-json":
-            root.removeHandler(handler)
-    root.addHandler(json_handler())
+    # One handler, and one writer thread, per process, however many apps it creates.
+    if not any(handler.get_name() == "tremplin-json" for handler in root.handlers):
+        root.addHandler(json_handler())
     root.setLevel(level.upper())
     logging.getLogger("tremplin").setLevel(level.upper())
     for name in _UVICORN:

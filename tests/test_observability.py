@@ -233,7 +233,7 @@ def test_a_stalled_stderr_drops_and_counts_lines_instead_of_blocking(
 
 
 def test_flush_writes_every_line_logged_before_it(capsys: pytest.CaptureFixture[str]) -> None:
-    handler = QueuedStderrHandler()
+    handler = QueuedStderrHandler(thread_name="tremplin-log-writer-test")
     logger = logging.getLogger("tremplin.test.flush")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -246,6 +246,9 @@ def test_flush_writes_every_line_logged_before_it(capsys: pytest.CaptureFixture[
     finally:
         logger.removeHandler(handler)
     assert [r["n"] for r in records] == list(range(500))
+    (writer,) = [t for t in threading.enumerate() if t.name == "tremplin-log-writer-test"]
+    handler.close()
+    writer.join()  # closing the handler ends its thread (else this would wait for ever)
 
 
 def test_lines_logged_just_before_exit_are_written() -> None:
