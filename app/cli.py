@@ -11,13 +11,16 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.domain.enums import Role
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 T = TypeVar("T")
 
@@ -223,10 +226,10 @@ def cmd_expire_proposals(_args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Deliver webhooks and run the scheduled jobs until SIGTERM (or one round)."""
+    settings = get_settings()  # a bad setting is one line, before anything is logged
     from app import worker
     from app.logs import configure_logging
 
-    settings = get_settings()
     try:
         # Checked before anything is logged, connected or created.
         runner = worker.Worker(settings, name=args.name)
@@ -334,9 +337,21 @@ def _uuid(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
 
 
+def _settings_lines(exc: ValidationError) -> list[str]:
+    """One line per bad setting, named as its variable; never the value (it may be secret)."""
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(p) for p in error["loc"][:1]).upper() or "settings"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines
+
+
 def _one_line(exc: BaseException) -> str:
-    """A readable reason for a known failure, without values that could be personal data."""
+    """A readable reason for a known failure, without values that could be personal data
+    (one line, or one per bad setting)."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
     from sqlalchemy.exc import (
         ArgumentError,
         DBAPIError,
@@ -357,6 +372,10 @@ def _one_line(exc: BaseException) -> str:
             for e in exc.extensions.get("errors", [])
         ]
         return "; ".join(problems) if problems else exc.detail
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        return "\n".join(_settings_lines(exc))
+    if isinstance(exc, SettingsError):
+        return f"settings: {exc}"
     if isinstance(exc, ValidationError):
         fields = sorted({".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors()})
         return f"invalid {', '.join(fields)}"
@@ -379,12 +398,14 @@ def _one_line(exc: BaseException) -> str:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from alembic.util.exc import CommandError as MigrationError
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.errors import TremplinError
 
     return (
         CommandError,
+        SettingsError,
         MigrationError,
         TremplinError,
         ValidationError,
@@ -403,7 +424,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.command}: interrupted", file=sys.stderr)
         return 130
     except _known_errors() as exc:
-        print(f"{args.command}: {_one_line(exc)}", file=sys.stderr)
+        for line in _one_line(exc).splitlines():
+            print(f"{args.command}: {line}", file=sys.stderr)
         return 1
     return status
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.webhooks import RETRY_SCHEDULE_S
@@ -14,9 +15,28 @@ from app.domain.webhooks import RETRY_SCHEDULE_S
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'tremplin.db'}"
 
+# The drivers the code runs on (async); a plain postgresql:// or postgres:// is read as
+# postgresql+asyncpg://.
+DATABASE_FORMS = "postgresql+asyncpg://user:password@host:5432/database or sqlite+aiosqlite:///path"
+_ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
+# What `limits`' Redis storage accepts (unix:// is read as redis+unix://).
+_REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+# List and map settings are JSON; what each one expects, for the error message.
+_JSON_FORMS = {
+    "oidc_algorithms": 'a JSON list, e.g. ["RS256"]',
+    "metrics_allow_from": 'a JSON list of addresses or networks, e.g. ["10.0.0.0/8"]',
+    "trusted_proxies": 'a JSON list of addresses or networks, e.g. ["10.0.0.0/8"]',
+    "webhook_retry_schedule_s": "a JSON list of seconds, e.g. [5, 300, 1800]",
+    "job_schedules": 'a JSON map of job name to schedule, e.g. {"retention": "off"}',
+    "cors_origins": 'a JSON list of origins, e.g. ["https://app.example.org"]',
+}
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # List and map values are decoded by `_json_value` below, so that a malformed one is a
+    # validation error naming its setting (pydantic-settings' own decoding raises a
+    # SettingsError with a traceback's worth of context).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", enable_decoding=False)
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
@@ -161,6 +181,63 @@ class Settings(BaseSettings):
     rate_limit_token_client_failures: int = Field(default=100, ge=1)
     # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For is believed.
     trusted_proxies: list[IPvAnyNetwork] = []
+
+    @field_validator(*_JSON_FORMS, mode="before")
+    @classmethod
+    def _json_value(cls, value: Any, info: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        expected = _JSON_FORMS[info.field_name]
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            raise ValueError(f"expected {expected}") from None
+        kind = dict if info.field_name == "job_schedules" else list
+        if not isinstance(decoded, kind):
+            raise ValueError(f"expected {expected}")
+        return decoded
+
+    @field_validator("redis_url", "jwt_signing_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """`REDIS_URL=` or `JWT_SIGNING_KEY=` (an empty line in a .env) means unset."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = value.removeprefix("async+")
+        if url.startswith("unix://"):
+            url = "redis+" + url
+        scheme, separator, _ = url.partition("://")
+        if not separator or scheme.lower() not in _REDIS_SCHEMES:
+            raise ValueError(
+                "expected redis://host:6379/0, rediss://host:6379/0 or unix:///path/to/socket"
+            )
+        return url
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_driver(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        for plain in ("postgresql://", "postgres://"):
+            if value.startswith(plain):
+                value = "postgresql+asyncpg://" + value.removeprefix(plain)
+        try:
+            driver = make_url(value).drivername
+        except (ArgumentError, ValueError):
+            driver = None
+        if driver not in _ASYNC_DRIVERS:
+            raise ValueError(f"expected {DATABASE_FORMS}")
+        return value
 
     @property
     def is_production(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,17 @@ BAD_INPUT = [
     (
         ["purge-audit"],
         {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:{port}/none"},
+        "does not answer",
+    ),
+    # Without the driver: read as postgresql+asyncpg://, so it gets as far as connecting.
+    (
+        ["purge-audit"],
+        {"DATABASE_URL": "postgresql://postgres@127.0.0.1:{port}/none"},
+        "does not answer",
+    ),
+    (
+        ["purge-audit"],
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:{port}/none"},
         "does not answer",
     ),
     (
@@ -88,6 +100,84 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(
     # The last line says what is wrong; argparse's usage may come before it.
     lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
     assert named.lower() in lines[-1].lower(), result.stderr
+
+
+# (environment overrides, the setting named, what the line must say)
+BAD_SETTINGS = [
+    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
+    ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL", "redis://"),
+    ({"DATABASE_URL": "mysql://x:s3cret-pw@y/z"}, "DATABASE_URL", "postgresql+asyncpg://"),
+    ({"DATABASE_URL": "postgresql+psycopg://x:s3cret-pw@y/z"}, "DATABASE_URL", "sqlite+aiosqlite"),
+    ({"DATABASE_URL": "not a url"}, "DATABASE_URL", "postgresql+asyncpg://"),
+    ({"TRUSTED_PROXIES": "10.0.0.0/8"}, "TRUSTED_PROXIES", "JSON list"),
+    ({"METRICS_ALLOW_FROM": "[bad"}, "METRICS_ALLOW_FROM", "JSON list"),
+    ({"JOB_SCHEDULES": "notjson"}, "JOB_SCHEDULES", "JSON map"),
+    ({"JOB_SCHEDULES": '["a list"]'}, "JOB_SCHEDULES", "JSON map"),
+    ({"CORS_ORIGINS": "https://app.example.org"}, "CORS_ORIGINS", "JSON list"),
+    ({"WEBHOOK_RETRY_SCHEDULE_S": "5,10"}, "WEBHOOK_RETRY_SCHEDULE_S", "JSON list"),
+    ({"ENVIRONMENT": "prod"}, "ENVIRONMENT", "production"),
+]
+COMMANDS = [["serve", "--workers", "2"], ["worker", "--once"], ["migrate"]]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+@pytest.mark.parametrize(
+    ("overrides", "setting", "expected"),
+    BAD_SETTINGS,
+    ids=[next(iter(o)) + "=" + next(iter(o.values())) for o, _, _ in BAD_SETTINGS],
+)
+def test_a_bad_setting_is_one_line_naming_it_before_anything_starts(
+    migrated: Path, command: list[str], overrides: dict[str, str], setting: str, expected: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}",
+        "ENVIRONMENT": "test",
+        "PORT": str(port),
+        **overrides,
+    }
+    result = run_cli(command, env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{command[0]}: {setting}: "), lines[0]
+    assert expected in lines[0]
+    assert "s3cret" not in lines[0]  # a URL's password is never echoed
+    assert not _listening(port)
+
+
+def test_several_bad_settings_get_one_line_each(migrated: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}",
+        "REDIS_URL": "localhost:6379",
+        "TRUSTED_PROXIES": "10.0.0.0/8",
+        "PORT": "0",
+    }
+    result = run_cli(["jobs"], env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    named = sorted(line.split(":")[1].strip() for line in result.stderr.splitlines())
+    assert named == ["PORT", "REDIS_URL", "TRUSTED_PROXIES"], result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_redis_url_is_unset(migrated: Path, value: str) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}",
+        "REDIS_URL": value,
+    }
+    result = run_cli(["jobs"], env)
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_good_command_still_works(migrated: Path) -> None:
