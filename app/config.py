@@ -21,6 +21,8 @@ DATABASE_FORMS = "postgresql+asyncpg://user:password@host:5432/database or sqlit
 _ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 # What `limits`' Redis storage accepts (unix:// is read as redis+unix://).
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+# HS256 keys at least as long as the hash (RFC 7518, section 3.2).
+MIN_SIGNING_KEY_BYTES = 32
 # List and map settings are JSON; what each one expects, for the error message.
 _JSON_FORMS = {
     "oidc_algorithms": 'a JSON list, e.g. ["RS256"]',
@@ -256,10 +258,17 @@ class Settings(BaseSettings):
         if not self.is_production:
             return []
         problems = []
-        if self.database_url == DEFAULT_SQLITE_URL:
-            problems.append("DATABASE_URL is the embedded SQLite default; set a PostgreSQL URL")
+        if self.is_sqlite:
+            problems.append(
+                "DATABASE_URL is SQLite; production runs on PostgreSQL (postgresql+asyncpg://...)"
+            )
         if self.jwt_signing_key is None:
             problems.append("JWT_SIGNING_KEY is not set (e.g. openssl rand -hex 32)")
+        elif len(self.jwt_signing_key.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES:
+            problems.append(
+                f"JWT_SIGNING_KEY is shorter than {MIN_SIGNING_KEY_BYTES} bytes"
+                " (e.g. openssl rand -hex 32)"
+            )
         return problems
 
 

@@ -569,18 +569,31 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+POSTGRES_ELSEWHERE = "postgresql+asyncpg://tremplin@db.invalid/tremplin"
+
+
 @pytest.mark.parametrize(
     ("values", "named"),
     [
         ({"JWT_SIGNING_KEY": TEST_SIGNING_KEY}, "DATABASE_URL"),
-        ({"DATABASE_URL": "postgresql+asyncpg://tremplin@db.invalid/tremplin"}, "JWT_SIGNING_KEY"),
+        # The same file as the default, named relatively: still SQLite, still refused.
+        (
+            {"JWT_SIGNING_KEY": TEST_SIGNING_KEY, "DATABASE_URL": "sqlite+aiosqlite:///var/t.db"},
+            "DATABASE_URL",
+        ),
+        ({"DATABASE_URL": POSTGRES_ELSEWHERE}, "JWT_SIGNING_KEY"),
+        ({"DATABASE_URL": POSTGRES_ELSEWHERE, "JWT_SIGNING_KEY": ""}, "JWT_SIGNING_KEY"),
+        ({"DATABASE_URL": POSTGRES_ELSEWHERE, "JWT_SIGNING_KEY": "k"}, "JWT_SIGNING_KEY"),
+        # 31 bytes: one short of RFC 7518's minimum for HS256.
+        ({"DATABASE_URL": POSTGRES_ELSEWHERE, "JWT_SIGNING_KEY": "q" * 31}, "32 bytes"),
     ],
+    ids=["sqlite-default", "sqlite-relative", "no-key", "empty-key", "one-char-key", "short-key"],
 )
 def test_production_refuses_to_serve_a_dangerous_configuration(
     values: dict[str, str], named: str
 ) -> None:
     env = serve_env(ENVIRONMENT="production", **values)
-    if named == "JWT_SIGNING_KEY":
+    if "JWT_SIGNING_KEY" not in values:
         env.pop("JWT_SIGNING_KEY", None)
     result = run_cli("serve", "--port", str(free_port()), env=env)
     assert result.returncode == 2
@@ -588,6 +601,27 @@ def test_production_refuses_to_serve_a_dangerous_configuration(
     assert len(lines) == 1, result.stderr
     assert named in lines[0]
     assert "Traceback" not in result.stderr
+    assert "q" * 31 not in result.stderr  # a key is never echoed
+
+
+def test_a_long_enough_key_and_postgresql_are_accepted_in_production() -> None:
+    settings = Settings(
+        environment="production",
+        database_url="postgres://tremplin@db.invalid/tremplin",
+        jwt_signing_key="q" * 32,  # type: ignore[arg-type]
+    )
+    assert settings.production_problems() == []
+    assert settings.database_url == POSTGRES_ELSEWHERE
+
+
+async def test_an_empty_signing_key_outside_production_is_the_generated_one(
+    backend: Backend,
+) -> None:
+    """`JWT_SIGNING_KEY=` in a development .env: as if unset, never a 500 on tokens."""
+    settings = make_settings(backend.url, jwt_signing_key="")
+    assert settings.jwt_signing_key is None
+    async with running(settings) as application:
+        assert await admin_token(application, application.state.sessionmaker)
 
 
 def test_production_settings_are_checked_by_the_app_too() -> None:
