@@ -337,6 +337,32 @@ def _uuid(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
 
 
+# SQLSTATEs a user can fix (PostgreSQL's; SQLite's messages are matched below).
+_SQLSTATE_LINES = {
+    "42P01": "the database has no schema: run `python -m app migrate` first",
+    "3D000": "the database named in DATABASE_URL does not exist: create it, then migrate",
+    "28P01": "the database refused the user or password of DATABASE_URL",
+    "28000": "the database refused the user or password of DATABASE_URL",
+}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE behind an error: SQLAlchemy wraps the driver's error
+    (`.orig`), whose own cause is asyncpg's exception."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and code:
+            return code
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return None
+
+
 def _settings_lines(exc: ValidationError) -> list[str]:
     """One line per bad setting, named as its variable; never the value (it may be secret)."""
     lines = []
@@ -382,6 +408,9 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, ArgumentError | NoSuchModuleError):
         return f"DATABASE_URL: {exc}"
     orig = type(getattr(exc, "orig", exc)).__name__
+    sqlstate = _sqlstate(exc)
+    if sqlstate in _SQLSTATE_LINES:
+        return _SQLSTATE_LINES[sqlstate]
     if "no such table" in str(exc) or orig == "UndefinedTableError":
         return "the database has no schema: run `python -m app migrate` first"
     if isinstance(exc, OperationalError | ConnectionError | TimeoutError):

@@ -3,6 +3,7 @@ traceback; long jobs show progress on a terminal only."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
@@ -16,6 +17,7 @@ import pytest
 from app import migrations
 from app.config import PROJECT_ROOT
 from app.progress import Progress
+from tests.conftest import create_postgres_database, drop_postgres_database, require_postgres
 from tests.live_server import free_port
 
 # (arguments, environment overrides, what the message must name)
@@ -178,6 +180,42 @@ def test_an_empty_redis_url_is_unset(migrated: Path, value: str) -> None:
     }
     result = run_cli(["jobs"], env)
     assert result.returncode == 0, result.stderr
+
+
+# Commands that need the schema, on a PostgreSQL database without one.
+NEEDS_SCHEMA = [
+    ["create-client", "--role", "admin", "--name", "x"],
+    ["purge-audit"],
+    ["purge-idempotency-keys"],
+    ["retention"],
+    ["expire-proposals"],
+    ["demo"],
+    ["bootstrap-admin"],
+]
+
+
+def test_postgresql_without_schema_or_database_says_so() -> None:
+    server = require_postgres()
+    url = asyncio.run(create_postgres_database(server, prefix="tremplin_cli_empty"))
+    try:
+        env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "test"}
+        for command in NEEDS_SCHEMA:
+            result = run_cli(command, env)
+            assert result.returncode == 1, (command, result.stderr)
+            assert result.stderr.splitlines() == [
+                f"{command[0]}: the database has no schema: run `python -m app migrate` first"
+            ], result.stderr
+    finally:
+        asyncio.run(drop_postgres_database(server, url))
+    # The database just dropped: it does not exist, and the password is not repeated.
+    with_password = url.replace("://postgres@", "://postgres:not-the-password@", 1)
+    for command in (["purge-audit"], ["migrate"]):
+        result = run_cli(command, {**os.environ, "DATABASE_URL": with_password})
+        assert result.returncode == 1
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "does not exist" in lines[0]
+        assert "not-the-password" not in result.stderr
 
 
 def test_a_good_command_still_works(migrated: Path) -> None:
