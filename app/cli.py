@@ -53,10 +53,13 @@ def cmd_openapi(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from app import migrations
 
-    if args.revision.startswith("-") or args.downgrade:
-        migrations.downgrade(revision=args.revision)
+    if args.downgrade and args.revision is None:
+        raise CommandError("--downgrade needs a revision (e.g. -1, a revision id, or base)")
+    revision = args.revision or "head"
+    if revision.startswith("-") or args.downgrade:
+        migrations.downgrade(revision=revision)
     else:
-        migrations.upgrade(revision=args.revision)
+        migrations.upgrade(revision=revision)
     return 0
 
 
@@ -89,7 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "app.main:create_app",
         factory=True,
         host=args.host,
-        port=args.port or settings.port,
+        port=args.port if args.port is not None else settings.port,
         workers=args.workers or settings.workers,
         # The caller's address comes from X-Forwarded-For only behind TRUSTED_PROXIES,
         # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.
@@ -316,6 +319,16 @@ def cmd_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 1 and 65535")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -465,15 +478,17 @@ def main(argv: list[str] | None = None) -> None:
 
     serve = sub.add_parser("serve", help="serve the API with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8000")
+    serve.add_argument("--port", type=_port, default=None, help="default: $PORT or 8000")
     serve.add_argument(
         "--workers", type=_positive_int, default=None, help="processes; default: $WORKERS or 1"
     )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply migrations to DATABASE_URL")
-    migrate.add_argument("revision", nargs="?", default="head")
-    migrate.add_argument("--downgrade", action="store_true", help="go down to REVISION")
+    migrate.add_argument("revision", nargs="?", default=None, help="default: head")
+    migrate.add_argument(
+        "--downgrade", action="store_true", help="go down to REVISION (required: -1, an id, base)"
+    )
     migrate.set_defaults(func=cmd_migrate)
 
     spec = sub.add_parser("openapi", help="print, write or check the OpenAPI spec")
