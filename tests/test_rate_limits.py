@@ -23,11 +23,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app import migrations
 from app.config import PROJECT_ROOT
 from app.main import create_app
+from app.ratelimit import RateLimiter
 from app.routers.deps import forwarded_client
 from tests.conftest import (
     TEST_SIGNING_KEY,
@@ -380,3 +382,32 @@ async def test_without_redis_the_limits_open_rather_than_refuse(
         async with http_client(application, token) as http:
             assert [(await http.get("/v1/structures")).status_code for _ in range(3)] == [200] * 3
     assert "Redis unavailable" in caplog.text
+
+
+# --- REDIS_URL: what Settings accepts is what limits' Redis storage accepts ------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://127.0.0.1:6379/0", "rediss://redis.example:6380/1", "unix:///run/redis.sock"],
+)
+async def test_every_accepted_redis_url_builds_shared_limits(url: str) -> None:
+    limiter = RateLimiter(make_settings("sqlite+aiosqlite:///unused.db", redis_url=url))
+    assert limiter.shared
+    await limiter.close()
+
+
+@pytest.mark.parametrize("url", ["", "  "])
+def test_an_empty_redis_url_means_limits_per_process(url: str) -> None:
+    settings = make_settings("sqlite+aiosqlite:///unused.db", redis_url=url)
+    assert settings.redis_url is None
+    assert not RateLimiter(settings).shared
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:6379", "http://127.0.0.1:6379", "memcached://127.0.0.1:11211"]
+)
+def test_a_redis_url_limits_cannot_use_is_refused_by_the_settings(url: str) -> None:
+    with pytest.raises(ValidationError, match="redis://") as caught:
+        make_settings("sqlite+aiosqlite:///unused.db", redis_url=url)
+    assert [e["loc"] for e in caught.value.errors()] == [("redis_url",)]
