@@ -56,8 +56,10 @@ SEMANTIC_RULES = {
     "placements_update": "end after start, with the stored dates",
     "placements_transition": "reason required to reject, withdraw or end",
     "placements_follow_up": "follow-ups only for started jobs, on or after their due day",
-    "activities_create": "landlord of the right kind; end after start",
-    "activities_update": "fields of the activity's own type only; end after start",
+    "activities_create": "landlord of the right kind; end after start; occurred_on neither "
+    "in the future nor before the entry into the path",
+    "activities_update": "fields of the activity's own type only; end after start; "
+    "occurred_on neither in the future nor before the entry into the path",
     "clients_create": "structure required by some roles, of the role's kind; scopes of the role",
     "clients_update": "scopes of the client's role",
     "matching_assign": "landlords and vacancies named must exist",

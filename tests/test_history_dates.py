@@ -189,3 +189,20 @@ async def test_activity_dates(client: httpx.AsyncClient) -> None:
     corrected = await client.patch(f"{url}/{activity['id']}", json={"occurred_on": "2014-12-31"})
     refused_for(corrected, "occurred_on", "2014-12-31", "2015-02-02")
     assert (await ok(await client.get(f"{url}/{activity['id']}")))["occurred_on"] == "2015-02-02"
+
+
+async def test_an_activity_is_never_dated_in_the_future(client: httpx.AsyncClient) -> None:
+    programme = await Programme.make(client)
+    person = await programme.person(date(2015, 2, 2))
+    url = f"/v1/candidates/{person}/activities"
+    trial = {"type": "work_trial", "outcome": "positive"}
+    tomorrow = TOMORROW.date().isoformat()
+    for day in ("9999-12-31", tomorrow):
+        refused_for(await client.post(url, json={**trial, "occurred_on": day}), "occurred_on", day)
+    assert (await ok(await client.get(url)))["items"] == []
+    # Today is not the future.
+    today = datetime.now(UTC).date().isoformat()
+    activity = await ok(await client.post(url, json={**trial, "occurred_on": today}), 201)
+    moved = await client.patch(f"{url}/{activity['id']}", json={"occurred_on": tomorrow})
+    refused_for(moved, "occurred_on", tomorrow)
+    assert (await ok(await client.get(f"{url}/{activity['id']}")))["occurred_on"] == today

@@ -36,7 +36,10 @@ CompetencyAssessment: Any = create_model("CompetencyAssessment", __base__=InputM
 
 class _ActivityBase(InputModel):
     type: ActivityType
-    occurred_on: dt.date = Field(description="The day it happened (or began).")
+    occurred_on: dt.date = Field(
+        description="The day it happened (or began): not in the future, nor before the "
+        "person entered the path."
+    )
     notes: Notes | None = None
 
     @model_validator(mode="after")

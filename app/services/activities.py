@@ -54,7 +54,9 @@ def _check_phase(candidate: Candidate, activity_type: ActivityType) -> Phase:
 
 
 async def _check_date(session: AsyncSession, candidate: Candidate, occurred_on: date) -> None:
-    """Nothing happens on a path before it began."""
+    """An activity is recorded once it happened (or began), and nothing happens on a path
+    before it began."""
+    dates.not_in_future(occurred_on, ["body", "occurred_on"])
     entered = await entered_at(session, candidate.id)
     if entered is not None:
         dates.not_before(
