@@ -45,9 +45,10 @@ FIGURES: list[str] = []
 SEMANTIC_RULES = {
     "structures_create": "SIRET checksum; sub_kind depends on kind; latitude with longitude",
     "structures_update": "SIRET checksum; sub_kind depends on the stored kind",
-    "candidates_create": "age window from today; structure and referrer of the right kind; "
-    "one entry per certification",
-    "candidates_update": "age window from today; references of the right kind",
+    "candidates_create": "age window from today, and 16 or more on entered_at; structure "
+    "and referrer of the right kind; one entry per certification",
+    "candidates_update": "age window from today, and 16 or more on the stored entry; "
+    "references of the right kind",
     "candidates_transition": "reason required by some moves; forced moves need a note",
     "vacancies_create": "landlord of the right kind; kind, contract and mission type agree; "
     "end after start; latitude with longitude",

@@ -1,6 +1,7 @@
 """History imports with real dates: every date rule, each with a bad date.
 
-Each refusal is a 422 naming the field and both dates, and changes nothing.
+Each refusal is a 422 naming the field and both dates (never a birth date), and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -96,6 +97,73 @@ async def test_entry_dates(
     assert is_problem(dated, 403), dated.text
     listed = await ok(await client.get("/v1/candidates"))
     assert listed["items"] == []
+
+
+def refused_without_dates(response: httpx.Response, field: str, *hidden: str) -> None:
+    """A 422 on `field` that names none of `hidden` (a birth date is personal data)."""
+    assert is_problem(response, 422), response.text
+    assert ("body", field) in {tuple(e["loc"]) for e in response.json()["errors"]}
+    for value in hidden:
+        assert value not in response.text, response.text
+
+
+async def test_a_path_never_begins_before_the_person_is_16(client: httpx.AsyncClient) -> None:
+    """Nor, then, before they were born; the refusals never name the birth date."""
+    programme = await Programme.make(client)
+
+    async def register(birth: str, entered: str) -> httpx.Response:
+        payload = candidate_payload(programme.structure_id, birth_date=birth, entered_at=entered)
+        return await client.post("/v1/candidates", json=payload)
+
+    unborn = await register("1985-01-02", "1980-01-01T00:00:00Z")
+    refused_without_dates(unborn, "entered_at", "1985-01-02", "1980-01-01")
+    # Late on the eve of the 16th birthday (UTC) is still too early.
+    eve = await register("1985-01-02", "2001-01-01T23:59:59Z")
+    refused_without_dates(eve, "entered_at", "1985-01-02", "2001-01-01")
+    assert (await ok(await client.get("/v1/candidates")))["items"] == []
+    await ok(await register("1985-01-02", "2001-01-02T00:00:00Z"), 201)
+
+    person = await programme.person(date(2010, 3, 1), birth_date="1990-04-12")
+    url = f"/v1/candidates/{person}"
+    for birth in ("2009-06-01", "1994-03-02", "2011-01-01"):
+        later = await client.patch(url, json={"birth_date": birth})
+        refused_without_dates(later, "birth_date", birth, "2010-03-01")
+    profile = await ok(await client.get(url))
+    assert (profile["birth_date"], profile["version"]) == ("1990-04-12", 1)
+    # 16 on the day the path began: taken.
+    assert (await ok(await client.patch(url, json={"birth_date": "1994-03-01"})))[
+        "birth_date"
+    ] == "1994-03-01"
+
+
+async def test_a_bulk_import_keeps_the_age_at_entry_rule(client: httpx.AsyncClient) -> None:
+    programme = await Programme.make(client)
+    item = candidate_payload(
+        programme.structure_id,
+        external_ref="LYON-2013-7",
+        birth_date="1990-04-12",
+        entered_at="2013-03-04T09:00:00Z",
+    )
+    bulk = "/v1/candidates/bulk"
+    too_young = {**item, "birth_date": "2000-01-01"}
+    created, refused = (
+        await ok(
+            await client.post(bulk, json={"items": [item, {**too_young, "external_ref": "X"}]})
+        )
+    )["items"]
+    assert created["status"] == "created", created
+    assert refused["status"] == "failed", refused
+    assert refused["problem"]["status"] == 422
+    assert [e["loc"] for e in refused["problem"]["errors"]] == [
+        ["body", "items", "1", "entered_at"]
+    ]
+    # The same person sent again with a birth date after their entry: refused, unchanged.
+    [again] = (await ok(await client.post(bulk, json={"items": [too_young]})))["items"]
+    assert again["status"] == "failed", again
+    assert [e["loc"] for e in again["problem"]["errors"]] == [["body", "items", "0", "birth_date"]]
+    assert "2000-01-01" not in str(again)
+    profile = await ok(await client.get(f"/v1/candidates/{created['id']}"))
+    assert profile["birth_date"] == "1990-04-12"
 
 
 async def test_proposal_dates(client: httpx.AsyncClient) -> None:

@@ -46,11 +46,16 @@ def _years_before(day: dt.date, years: int) -> dt.date:
         return day.replace(year=day.year - years, day=28)
 
 
+def old_enough(birth_date: dt.date, on: dt.date) -> bool:
+    """Was the person at least MIN_CANDIDATE_AGE on that day: today for a path beginning
+    now, the day it began for an imported one (app.services.dates.old_enough_at_entry)."""
+    return birth_date <= _years_before(on, MIN_CANDIDATE_AGE)
+
+
 def _birth_date(value: dt.date) -> dt.date:
     today = dt.date.today()
-    min_age = MIN_CANDIDATE_AGE
-    if value > _years_before(today, min_age):
-        raise ValueError(f"the person must be at least {min_age} years old")
+    if not old_enough(value, today):
+        raise ValueError(f"the person must be at least {MIN_CANDIDATE_AGE} years old")
     if value < _years_before(today, 100):
         raise ValueError("birth date is more than 100 years ago")
     return value
@@ -132,8 +137,9 @@ class CandidateCreate(InputModel):
     entered_at: UtcInstant | None = Field(
         default=None,
         description="When the person's path began, to import past history (default: now; "
-        "not in the future). Admins and the person's insertion structure only. It is the "
-        "first row of the history, from which every figure counts.",
+        f"not in the future, nor before the person was {MIN_CANDIDATE_AGE}). Admins and the "
+        "person's insertion structure only. It is the first row of the history, from which "
+        "every figure counts.",
     )
 
     model_config = ConfigDict(

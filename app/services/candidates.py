@@ -109,6 +109,7 @@ async def create(
     if data.entered_at is not None:
         dates.may_date(actor.role in (Role.ADMIN, Role.INSERTION))
         dates.not_in_future(data.entered_at, ["body", "entered_at"])
+        dates.old_enough_at_entry(data.birth_date, data.entered_at, ["body", "entered_at"])
     await _check_references(session, data.structure_id, data.referrer_id)
     now = utcnow()
     candidate = Candidate(
@@ -293,6 +294,10 @@ async def update(
             changes.get("longitude", candidate.longitude),
         )
     )
+    if "birth_date" in changes:
+        dates.old_enough_at_entry(
+            changes["birth_date"], candidate.entered_at, ["body", "birth_date"]
+        )
     if "commune_insee" in changes:
         changes.update(territory(changes["commune_insee"]))
     consent = changes.get("consent_to_share")

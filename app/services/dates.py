@@ -1,7 +1,8 @@
 """The date rules of history imports, in one place.
 
 A move may be dated in the past (`effective_at`, or a day `on`), never in the future,
-and never before what it follows. Each refusal is a 422 naming the field and both dates.
+and never before what it follows. Each refusal is a 422 naming the field and both dates,
+except where one of them is the person's birth date (`old_enough_at_entry`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime, time
 
 from app.errors import Forbidden, ValidationFailed, field_error
 from app.models.base import utcnow
+from app.schemas.candidates import MIN_CANDIDATE_AGE, old_enough
 
 
 def _text(value: date | datetime) -> str:
@@ -36,6 +38,14 @@ def not_before(
     """`what` names the earlier event, e.g. "the person's previous transition"."""
     if value < floor:
         raise refuse(loc, f"{_text(value)} is before {what} ({_text(floor)})")
+
+
+def old_enough_at_entry(birth_date: date, entered: datetime, loc: Sequence[str]) -> None:
+    """A path begins once the person is of age for one (MIN_CANDIDATE_AGE, the rule a
+    birth date meets today), so never before their birth. A birth date is personal data:
+    unlike the other rules, the refusal names neither date."""
+    if not old_enough(birth_date, entered.astimezone(UTC).date()):
+        raise refuse(loc, f"the person was under {MIN_CANDIDATE_AGE} on the day their path began")
 
 
 def start_of_day(day: date) -> datetime:
