@@ -33,7 +33,7 @@ from app.services import delivery
 from app.services.auth import SYSTEM_ACTOR
 from app.services.jobs import JOBS
 from app.worker import Worker
-from tests.access_helpers import subject_of
+from tests.access_helpers import is_problem, subject_of
 from tests.conftest import (
     TEST_SIGNING_KEY,
     Backend,
@@ -354,6 +354,28 @@ async def test_bad_subscriptions_are_refused(
     response = await client.post("/v1/webhooks", json=body)
     assert response.status_code == 422, response.text
     assert any(field in err["loc"] for err in response.json()["errors"])
+
+
+@pytest.mark.parametrize("port", ["0", "00", "99999", "65536"])
+async def test_a_port_that_cannot_be_reached_is_refused(
+    client: httpx.AsyncClient, port: str
+) -> None:
+    """Port 0 answers as a port out of range does: 422 on the url, without the url."""
+    url = f"https://93.184.216.34:{port}/h"
+    created = await client.post("/v1/webhooks", json={"url": url})
+    assert is_problem(created, 422), created.text
+    assert [(e["loc"], e["message"]) for e in created.json()["errors"]] == [
+        (["body", "url"], "Value error, not a URL")
+    ]
+    assert url not in created.text
+    hook = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34:8443/h"})
+    assert hook.status_code == 201, hook.text
+    moved = await client.patch(f"/v1/webhooks/{hook.json()['id']}", json={"url": url})
+    assert is_problem(moved, 422), moved.text
+    assert [e["loc"] for e in moved.json()["errors"]] == [["body", "url"]]
+    assert url not in moved.text
+    kept = await client.get(f"/v1/webhooks/{hook.json()['id']}")
+    assert kept.json()["url"] == "https://93.184.216.34:8443/h"
 
 
 # --- SSRF -------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ from app.schemas.events import EventType
 def _callback_url(value: str) -> str:
     try:
         parts = urlsplit(value)
-        port = parts.port  # raises on a port out of range
+        # `port` raises on a port out of range; 0 is in range but never reachable.
+        if parts.port == 0:
+            raise ValueError("port 0")
     except ValueError:
         raise ValueError("not a URL") from None
     if parts.scheme not in {"https", "http"} or not parts.hostname:
@@ -25,7 +27,6 @@ def _callback_url(value: str) -> str:
         raise ValueError("credentials do not belong in the URL; the signature authenticates")
     if parts.fragment:
         raise ValueError("a URL without a #fragment")
-    del port
     return value
 
 
