@@ -705,6 +705,14 @@ async def test_assignment_scopes(client: httpx.AsyncClient) -> None:
     ):
         refused = await client.post("/v1/matching/assignments", json={"scope": scope})
         assert is_problem(refused, 422), (scope, refused.text)
+    # An unknown region is refused as the figures and objectives refuse it.
+    for region in ("99", "00", "12"):
+        refused = await client.post("/v1/matching/assignments", json={"scope": {"region": region}})
+        assert is_problem(refused, 422), (region, refused.text)
+        figures = await client.get("/v1/stats/funnel", params={"region": region})
+        assert [(e["loc"][1:], e["message"]) for e in refused.json()["errors"]] == [
+            (["scope", "region"], e["message"]) for e in figures.json()["errors"]
+        ]
     draft = await mission(client, normandy, status="draft")
     refused = await client.post(
         "/v1/matching/assignments", json={"scope": {"vacancy_ids": [draft]}}

@@ -31,6 +31,7 @@ from app.domain.geography import (
     DEPARTEMENT_PATTERN,
     INSEE_COMMUNE_PATTERN,
     POSTCODE_PATTERN,
+    REGIONS,
     departement_of_commune,
 )
 
@@ -330,4 +331,19 @@ ExternalRef = Annotated[
 
 Departement = Annotated[
     str, StringConstraints(pattern=DEPARTEMENT_PATTERN), Field(examples=["76", "2A", "974"])
+]
+
+
+def _known_region(code: str) -> str:
+    if code not in REGIONS:
+        raise ValueError("not a region INSEE code")
+    return code
+
+
+Region = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{2}$"),
+    AfterValidator(_known_region),
+    # The codes themselves in the spec, so clients (and fuzzers) send only real ones.
+    Field(examples=["28", "84"], json_schema_extra={"enum": sorted(REGIONS)}),
 ]

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.enums import DistanceBand, UnfilledReason
 from app.schemas.candidates import CandidateAny
-from app.schemas.common import Departement, FieldRuleError, InputModel
+from app.schemas.common import Departement, FieldRuleError, InputModel, Region
 from app.schemas.vacancies import Vacancy
 
 Criteria = Annotated[
@@ -114,7 +114,7 @@ class AssignmentScope(InputModel):
     )
 
     departement: Departement | None = None
-    region: Annotated[str, Field(pattern=r"^[0-9]{2}$", examples=["28"])] | None = None
+    region: Region | None = None
     landlord_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=1000)
     vacancy_ids: list[uuid.UUID] = Field(default_factory=list, min_length=1, max_length=10000)
 

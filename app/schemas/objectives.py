@@ -12,9 +12,10 @@ from app.schemas.common import (
     FieldRuleError,
     InputModel,
     Page,
+    Region,
     UpdateModel,
 )
-from app.schemas.stats import KnownDepartement, Region
+from app.schemas.stats import KnownDepartement
 from app.services.stats import DEFINITIONS
 
 # The reference each scope names; the others must stay empty.

@@ -14,25 +14,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     create_model,
     model_validator,
 )
 
 from app.domain.enums import Phase
-from app.domain.geography import DEPARTEMENTS, REGIONS
+from app.domain.geography import DEPARTEMENTS
 from app.domain.pathway import EXIT_REASONS
-from app.schemas.common import Departement, FieldRuleError, QueryModel, UtcInstant
+from app.schemas.common import Departement, FieldRuleError, QueryModel, Region, UtcInstant
 from app.services.stats import DEFINITIONS, Filters, Period
 
 FIRST_DAY = dt.date(2000, 1, 1)
 LAST_DAY = dt.date(2100, 12, 31)
-
-
-def _known_region(code: str) -> str:
-    if code not in REGIONS:
-        raise ValueError("not a region INSEE code")
-    return code
 
 
 def _known_departement(code: str) -> str:
@@ -42,14 +35,6 @@ def _known_departement(code: str) -> str:
 
 
 KnownDepartement = Annotated[Departement, AfterValidator(_known_departement)]
-
-Region = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9]{2}$"),
-    AfterValidator(_known_region),
-    # The codes themselves in the spec, so clients (and fuzzers) send only real ones.
-    Field(examples=["28", "84"], json_schema_extra={"enum": sorted(REGIONS)}),
-]
 
 
 def _in_range(day: dt.date | None) -> dt.date | None:
