@@ -63,14 +63,16 @@ SEMANTIC_RULES = {
     "occurred_on neither in the future nor before the entry into the path",
     "clients_create": "structure required by some roles, of the role's kind; scopes of the role",
     "clients_update": "scopes of the client's role",
-    "matching_assign": "landlords and vacancies named must exist",
+    "matching_assign": "landlords named must exist and be landlords; vacancies named must "
+    "exist, open and not full",
     "webhooks_create": "the callback's host must resolve, to a public address",
     "objectives_create": "the id or code field of the scope given, and no other",
     "objectives_update": "the id or code field of the stored scope",
     "objectives_progress": "as_of in the past",
     **dict.fromkeys(
         ("stats_funnel", "stats_outcomes", "stats_monthly"),
-        "a period between 2000 and 2100, year or from/to, as_of in the past, known codes",
+        "a period between 2000 and 2100, year or from/to, as_of in the past, known codes, "
+        "a landlord_id that names a structure",
     ),
     "webhooks_update": "the callback's host must resolve, to a public address",
     # Opaque cursors: a string this server did not issue is refused.

@@ -705,6 +705,24 @@ async def test_assignment_scopes(client: httpx.AsyncClient) -> None:
     ):
         refused = await client.post("/v1/matching/assignments", json={"scope": scope})
         assert is_problem(refused, 422), (scope, refused.text)
+    # Landlords named must be landlords, as an objective's or a vacancy's: 409 otherwise.
+    for kind in ("insertion", "partner"):
+        other = (await create_structure(client, kind))["id"]
+        for landlords in ([other], [normandy, other]):
+            refused = await client.post(
+                "/v1/matching/assignments", json={"scope": {"landlord_ids": landlords}}
+            )
+            assert is_problem(refused, 409), refused.text
+            problem = refused.json()
+            assert problem["type"] == "urn:tremplin:problem:wrong-reference-kind"
+            assert (problem["field"], problem["expected_kind"]) == ("landlord_ids", "landlord")
+    unknown = await client.post(
+        "/v1/matching/assignments",
+        json={"scope": {"landlord_ids": [normandy, str(uuid.uuid4())]}, "create_proposals": True},
+    )
+    assert is_problem(unknown, 422), unknown.text
+    assert [e["loc"] for e in unknown.json()["errors"]] == [["body", "scope", "landlord_ids"]]
+    assert await placements_now(client) == set()
     # An unknown region is refused as the figures and objectives refuse it.
     for region in ("99", "00", "12"):
         refused = await client.post("/v1/matching/assignments", json={"scope": {"region": region}})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.domain.enums import Role
 from tests.access_helpers import is_problem
 from tests.conftest import client_as, create_api_client, get_token, http_client
+from tests.factories import create_structure
 from tests.history import Programme, at, ok
 
 LYON_PERIOD = {"from": "2013-01-01", "to": "2016-06-07"}
@@ -303,6 +305,33 @@ async def test_invalid_queries_are_422(
     refused = await client.get(f"/v1/stats/{figure}", params=params)
     assert is_problem(refused, 422), refused.text
     assert field in {e["loc"][-1] for e in refused.json()["errors"]}, refused.json()
+
+
+@pytest.mark.parametrize("kind", ["insertion", "partner"])
+@pytest.mark.parametrize("figure", ["funnel", "outcomes", "monthly"])
+async def test_a_landlord_filter_naming_another_kind_is_a_conflict(
+    client: httpx.AsyncClient, figure: str, kind: str
+) -> None:
+    """As an objective's landlord_id: 409 `wrong-reference-kind`; an unknown id is a 422."""
+    other = await create_structure(client, kind)
+    objective = await client.post(
+        "/v1/objectives",
+        json={"year": 2016, "target": 14, "scope": "landlord", "landlord_id": other["id"]},
+    )
+    assert is_problem(objective, 409), objective.text
+    refused = await client.get(f"/v1/stats/{figure}", params={"landlord_id": other["id"]})
+    assert is_problem(refused, 409), refused.text
+    wanted = ("type", "field", "expected_kind")
+    assert {k: refused.json()[k] for k in wanted} == {k: objective.json()[k] for k in wanted}
+    csv_asked = await client.get(
+        f"/v1/stats/{figure}", params={"landlord_id": other["id"], "format": "csv"}
+    )
+    assert is_problem(csv_asked, 409), csv_asked.text
+    unknown = await client.get(f"/v1/stats/{figure}", params={"landlord_id": str(uuid.uuid4())})
+    assert is_problem(unknown, 422), unknown.text
+    assert [e["loc"] for e in unknown.json()["errors"]] == [["query", "landlord_id"]]
+    landlord = await create_structure(client, "landlord")
+    await ok(await client.get(f"/v1/stats/{figure}", params={"landlord_id": landlord["id"]}))
 
 
 async def test_objective_progress_refuses_a_future_as_of(client: httpx.AsyncClient) -> None:

@@ -157,13 +157,16 @@ async def candidate_matches(
     "each candidate's best vacancies, widened for any vacancy left with free positions (0.9996 "
     "of the full optimum on the benchmark's national data). Each pair carries its criteria's "
     "points; `unfilled` says why each position left empty stays so. People with an open "
-    "placement are not paired again. With `create_proposals`, the pairs become placements in "
+    "placement are not paired again. `scope.landlord_ids` name landlords: an unknown id "
+    "answers 422, a structure of another kind 409 `wrong-reference-kind`. With "
+    "`create_proposals`, the pairs become placements in "
     "`proposed` state in one transaction, under every placement rule.",
     responses=problem_responses(
         409,
         413,
         422,
         conflicts=(
+            errors.WrongReferenceKind,
             errors.DuplicateResource,
             VacancyNotOpen,
             VacancyFull,

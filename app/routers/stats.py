@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from app.errors import WrongReferenceKind
 from app.routers.deps import ApiRoute, AppSettings, CurrentActor, Session
 from app.schemas.problems import problem_responses
 from app.schemas.stats import (
@@ -46,9 +47,11 @@ COMMON = (
     "role but admins a count concerning fewer people than the masking threshold (5 by "
     "default) is null and named in `masked`, with any rate or total derived from it. "
     "Landlords may not filter by `structure_id`, prescribers by `departement` or `region` "
-    "(422). Figures are aggregates: reading them is not journaled as a personal-data "
-    "access.\n\n"
+    "(422). `landlord_id` names a landlord: an unknown id answers 422, a structure of "
+    "another kind 409 `wrong-reference-kind`. Figures are aggregates: reading them is not "
+    "journaled as a personal-data access.\n\n"
 )
+PROBLEMS = problem_responses(409, 422, conflicts=(WrongReferenceKind,))
 
 
 JSON, CSV = "application/json", "text/csv"
@@ -142,7 +145,7 @@ def _filename(name: str, query: StatsQuery) -> str:
         "masked",
     ),
     response_model=Funnel,
-    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **problem_responses(422)},
+    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **PROBLEMS},
 )
 async def funnel(
     query: Annotated[StatsQuery, Query()],
@@ -173,7 +176,7 @@ async def funnel(
         "masked",
     ),
     response_model=Outcomes,
-    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **problem_responses(422)},
+    responses={**csv_response(FIGURES_CSV_EXAMPLE, FIGURE_COLUMNS), **PROBLEMS},
 )
 async def outcomes(
     query: Annotated[StatsQuery, Query()],
@@ -196,7 +199,7 @@ async def outcomes(
     + service.describe("entries", "monthly_hires", "masked")
     + "\n\nWithout `from`, the months start with the first one that has figures.",
     response_model=Monthly,
-    responses={**csv_response(MONTHLY_CSV_EXAMPLE, MONTHLY_COLUMNS), **problem_responses(422)},
+    responses={**csv_response(MONTHLY_CSV_EXAMPLE, MONTHLY_COLUMNS), **PROBLEMS},
 )
 async def monthly(
     query: Annotated[StatsQuery, Query()],

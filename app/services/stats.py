@@ -59,6 +59,7 @@ from app.domain.enums import (
     Phase,
     PlacementStatus,
     Role,
+    StructureKind,
     VacancyKind,
 )
 from app.domain.pathway import EXIT_REASONS
@@ -73,6 +74,7 @@ from app.models import (
     Vacancy,
 )
 from app.schemas.placements import _months_later as months_later
+from app.services import structures
 from app.services.auth import SYSTEM_ACTOR, Actor
 
 # --- definitions: the API description of every figure reads these ----------------------
@@ -302,6 +304,19 @@ def scope_of(actor: Actor, filters: Filters, as_of: datetime) -> Scope:
     return Scope(tuple(people), tuple(dict.fromkeys(landlords)), actor.role is not Role.ADMIN)
 
 
+async def checked_scope(
+    session: AsyncSession, actor: Actor, filters: Filters, as_of: datetime
+) -> Scope:
+    """`scope_of`, once the landlord a query names is checked as a body's would be:
+    unknown is a 422, a structure of another kind a 409."""
+    scope = scope_of(actor, filters, as_of)
+    if filters.landlord_id is not None:
+        await structures.require_kind(
+            session, filters.landlord_id, StructureKind.LANDLORD, "landlord_id", within=("query",)
+        )
+    return scope
+
+
 # --- masking ---------------------------------------------------------------------------
 
 
@@ -355,7 +370,7 @@ def _days(period: Period, column: Any) -> list[ColumnElement[bool]]:
 async def funnel(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
-    scope = scope_of(actor, filters, period.as_of)
+    scope = await checked_scope(session, actor, filters, period.as_of)
     await _plan_each_query(session)
     known = [T.c.recorded_at <= period.as_of, T.c.at < period.hi, *scope.members(T.c.candidate_id)]
     started = [] if period.lo is None else [T.c.at >= period.lo]
@@ -457,7 +472,7 @@ def _job_starts(period: Period, scope: Scope) -> list[ColumnElement[bool]]:
 async def outcomes(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
-    scope = scope_of(actor, filters, period.as_of)
+    scope = await checked_scope(session, actor, filters, period.as_of)
     await _plan_each_query(session)
     as_of = period.as_of
     as_of_day = as_of.astimezone(UTC).date()
@@ -604,7 +619,7 @@ def _months(first: date, last: date) -> list[str]:
 async def monthly(
     session: AsyncSession, actor: Actor, settings: Settings, period: Period, filters: Filters
 ) -> dict[str, Any]:
-    scope = scope_of(actor, filters, period.as_of)
+    scope = await checked_scope(session, actor, filters, period.as_of)
     await _plan_each_query(session)
     entries: dict[str, int] = {
         str(month): int(n)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +27,7 @@ from app.services.common import (
     cross_field,
     flush,
     get_or_404,
+    one_of,
     paginate,
     territory,
 )
@@ -103,24 +104,63 @@ async def delete(
     await flush(session)
 
 
-async def require_exists(session: AsyncSession, structure_id: uuid.UUID, field: str) -> Structure:
-    structure = await session.get(Structure, structure_id)
-    if structure is None:
-        raise ValidationFailed(
-            [field_error(["body", field], "no structure with this id", "reference_not_found")]
-        )
-    return structure
+# References to structures, from a body or a query (`within`, the location of `field`):
+# an unknown id is a 422 on the field, a structure of the wrong kind a 409.
 
 
-async def require_kind(
-    session: AsyncSession, structure_id: uuid.UUID, kind: StructureKind, field: str
-) -> Structure:
-    """A structure referenced from a body: unknown is a 422, the wrong kind a 409."""
-    structure = await require_exists(session, structure_id, field)
-    if structure.kind is not kind:
+def _unknown(loc: Sequence[str], message: str) -> ValidationFailed:
+    return ValidationFailed([field_error(list(loc), message, "reference_not_found")])
+
+
+def _check_kind(found: StructureKind, kind: StructureKind, field: str) -> None:
+    if found is not kind:
         raise WrongReferenceKind(
             f"{field} must reference a structure of kind '{kind.value}'.",
             field=field,
             expected_kind=kind.value,
         )
+
+
+async def require_exists(
+    session: AsyncSession, structure_id: uuid.UUID, field: str, *, within: Sequence[str] = ("body",)
+) -> Structure:
+    structure = await session.get(Structure, structure_id)
+    if structure is None:
+        raise _unknown([*within, field], "no structure with this id")
     return structure
+
+
+async def require_kind(
+    session: AsyncSession,
+    structure_id: uuid.UUID,
+    kind: StructureKind,
+    field: str,
+    *,
+    within: Sequence[str] = ("body",),
+) -> Structure:
+    structure = await require_exists(session, structure_id, field, within=within)
+    _check_kind(structure.kind, kind, field)
+    return structure
+
+
+async def require_all_kind(
+    session: AsyncSession,
+    structure_ids: Collection[uuid.UUID],
+    kind: StructureKind,
+    field: str,
+    *,
+    within: Sequence[str] = ("body",),
+) -> None:
+    """`require_kind` for a list of ids (up to thousands), read in one statement."""
+    wanted = set(structure_ids)
+    if not wanted:
+        return
+    rows = await session.execute(
+        select(Structure.id, Structure.kind).where(one_of(session, Structure.id, wanted))
+    )
+    found: dict[uuid.UUID, StructureKind] = dict(rows.all())
+    unknown = len(wanted - found.keys())
+    if unknown:
+        raise _unknown([*within, field], f"{unknown} of these ids name no structure")
+    for found_kind in found.values():
+        _check_kind(found_kind, kind, field)

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.domain.enums import AuditAction, Role, UnfilledReason, VacancyStatus
+from app.domain.enums import AuditAction, Role, StructureKind, UnfilledReason, VacancyStatus
 from app.domain.geography import DEPARTEMENT_REGION
 from app.domain.matching import CRITERIA, Weights, score_pairs, solver
 from app.domain.matching.features import BoolArray, FloatArray, IntArray
@@ -34,7 +34,7 @@ from app.domain.matching.scorer import points
 from app.errors import Forbidden, ValidationFailed, field_error
 from app.models import Vacancy
 from app.models.base import utcnow
-from app.services import audit, placements, tenancy, visibility
+from app.services import audit, placements, structures, tenancy, visibility
 from app.services.auth import Actor
 from app.services.common import one_of
 from app.services.matching import context
@@ -343,6 +343,10 @@ async def assign(
     if actor.role is not Role.ADMIN:
         # Pairing draws on every candidate in a territory: national administrators only.
         raise Forbidden("Only a national administrator computes assignments.")
+    landlords = scope.landlord_ids
+    await structures.require_all_kind(
+        session, landlords, StructureKind.LANDLORD, "landlord_ids", within=("body", "scope")
+    )
     connection = await session.connection()
     # Read a slice at a time: ten thousand rows decoded at once would hold the event
     # loop for tens of ms.
