@@ -337,7 +337,12 @@ async def test_expired_client(
     client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     past = datetime.now(UTC) - timedelta(minutes=1)
-    expired = await create_api_client(sessionmaker, "admin", expires_at=past)
+    expired = await create_api_client(sessionmaker, "admin")
+    # A client is never created expired; a past expiry given later stops it at once.
+    stopped = await client.patch(
+        f"/v1/clients/{expired.client_id}", json={"expires_at": past.isoformat()}
+    )
+    assert stopped.status_code == 200, stopped.text
     live = await create_api_client(
         sessionmaker, "admin", expires_at=datetime.now(UTC) + timedelta(days=1)
     )
@@ -461,6 +466,29 @@ async def test_client_scopes_beyond_the_role_are_refused(
     narrowed = await client.patch(path, json={"scopes": ["candidates:read"]})
     assert narrowed.status_code == 200
     assert narrowed.json()["scopes"] == ["candidates:read"]
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        "0001-01-01T00:00:00Z",
+        (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+        "2020-06-01T12:00:00+02:00",
+    ],
+)
+async def test_a_client_is_never_created_expired(
+    client: httpx.AsyncClient, expires_at: str
+) -> None:
+    body = {"name": "already over", "role": "admin", "expires_at": expires_at}
+    refused = await client.post("/v1/clients", json=body)
+    assert is_problem(refused, 422), refused.text
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "expires_at"]]
+    assert expires_at not in refused.text
+    assert expires_at[:10] not in refused.text
+    assert len((await client.get("/v1/clients")).json()["items"]) == 1  # only the fixture's
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    created = await client.post("/v1/clients", json={**body, "expires_at": later})
+    assert created.status_code == 201, created.text
 
 
 async def test_client_structure_must_fit_the_role(client: httpx.AsyncClient) -> None:

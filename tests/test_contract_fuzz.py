@@ -61,7 +61,8 @@ SEMANTIC_RULES = {
     "in the future nor before the entry into the path",
     "activities_update": "fields of the activity's own type only; end after start; "
     "occurred_on neither in the future nor before the entry into the path",
-    "clients_create": "structure required by some roles, of the role's kind; scopes of the role",
+    "clients_create": "structure required by some roles, of the role's kind; scopes of the "
+    "role; expires_at in the future",
     "clients_update": "scopes of the client's role",
     "matching_assign": "landlords named must exist and be landlords; vacancies named must "
     "exist, open and not full",

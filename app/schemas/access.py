@@ -46,6 +46,15 @@ TerritoryText = Annotated[
     AfterValidator(_territory),
 ]
 
+
+def _ahead(value: dt.datetime) -> dt.datetime:
+    if value <= dt.datetime.now(dt.UTC):
+        raise ValueError("is not in the future: a client created expired could never be used")
+    return value
+
+
+Expiry = Annotated[UtcInstant, AfterValidator(_ahead)]
+
 Scopes = Annotated[
     list[str],
     Field(max_length=len(ALL_SCOPES), json_schema_extra={"items": {"enum": list(ALL_SCOPES)}}),
@@ -64,7 +73,9 @@ class ApiClientCreate(InputModel):
     scopes: Scopes | None = Field(
         default=None, description="Defaults to every scope the role can use."
     )
-    expires_at: UtcInstant | None = None
+    expires_at: Expiry | None = Field(
+        default=None, description="When the client stops working: in the future; null: never."
+    )
     territory: TerritoryText | None = None
 
     model_config = ConfigDict(
@@ -91,7 +102,10 @@ class ApiClientUpdate(UpdateModel):
 
     name: LongName | None = None
     scopes: Scopes | None = None
-    expires_at: UtcInstant | None = None
+    expires_at: UtcInstant | None = Field(
+        default=None,
+        description="When the client stops working; a past instant stops it at once; null: never.",
+    )
     territory: TerritoryText | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"scopes": ["candidates:read"]}]})
