@@ -19,7 +19,6 @@ import os
 import queue
 import sys
 import threading
-import time
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Any
@@ -77,6 +76,7 @@ class QueuedStderrHandler(logging.Handler):
         self._dropped_lock = threading.Lock()
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
+        self._wake = threading.Event()  # a flush need not wait for the next round
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -98,6 +98,7 @@ class QueuedStderrHandler(logging.Handler):
             return  # nothing was logged by this process
         written = threading.Event()
         self._lines.put(written)
+        self._wake.set()
         written.wait(self.flush_timeout_s)
 
     def close(self) -> None:
@@ -145,7 +146,8 @@ class QueuedStderrHandler(logging.Handler):
                 return
             # Lines gather meanwhile: a wake-up per line would cost the event loop more
             # (a hand-over of the GIL each time) than the write it saves.
-            time.sleep(WRITE_INTERVAL_S)
+            self._wake.wait(WRITE_INTERVAL_S)
+            self._wake.clear()
 
 
 def _dropped_line(count: int) -> str:

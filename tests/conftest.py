@@ -8,6 +8,7 @@ from empty tables.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import sys
@@ -86,6 +87,38 @@ def require_postgres() -> str:
             pytest.fail("CI=true but TEST_POSTGRES_URL is not set: PostgreSQL is required")
         pytest.skip("PostgreSQL not available (set TEST_POSTGRES_URL or start a server)")
     return url
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+# Log lines are written by a thread (app/logs.py): flushed at the end of each phase of a
+# test, while its output is still captured (trylast: inside the capture's own wrapper),
+# they land in that test's report, not on the terminal or in another test's.
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _flush_logs()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _flush_logs()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        _flush_logs()
 
 
 @pytest.fixture(scope="session")
