@@ -161,6 +161,8 @@ async def test_resuming_after_the_last_position_misses_nothing(
     ("params", "field"),
     [
         ({"after": -1}, "after"),
+        ({"after": str(2**63)}, "after"),
+        ({"after": "9" * 30}, "after"),
         ({"after": "x"}, "after"),
         ({"after": "1.0"}, "after"),
         ({"after": "+1"}, "after"),
@@ -351,3 +353,10 @@ async def test_the_backlog_counts_work_waiting_for_workers(
         await events.sequence(session)
         await session.commit()
         assert await events.backlog(session) == events.Backlog(0, 0)
+
+
+async def test_the_last_possible_position_is_a_valid_after(client: httpx.AsyncClient) -> None:
+    """The spec allows any position up to 2**63 - 1: nothing comes after the last one."""
+    response = await client.get("/v1/events", params={"after": str(2**63 - 1)})
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == []

@@ -59,7 +59,10 @@ def reject_nul(value: Any) -> Any:
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_QUERY_INT = re.compile(r"^-?\d{1,18}$")
+# Integers in a query: digits, as many as a 64-bit integer has (a feed position may be
+# any of them), and no more than fits in one (checked below).
+_QUERY_INT = re.compile(r"^-?\d{1,19}$")
+_INT64 = range(-(2**63), 2**63)
 _QUERY_NUMBER = re.compile(r"^-?\d{1,18}(\.\d{1,18})?$")
 _SCALARS = (bool, int, float, dt.datetime, dt.date)
 _ERRORS = {
@@ -106,7 +109,7 @@ def _query_value_fits(kind: type, value: Any) -> bool:
     if kind is bool:
         return value in ("true", "false")
     if kind is int:
-        return bool(_QUERY_INT.match(value))
+        return bool(_QUERY_INT.match(value)) and int(value) in _INT64
     if kind is float:
         return bool(_QUERY_NUMBER.match(value))
     return _json_value_fits(kind, value)
