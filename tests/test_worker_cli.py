@@ -30,6 +30,7 @@ from tests.conftest import (
     require_postgres,
 )
 from tests.live_server import free_port
+from tests.test_cli import run_cli
 from tests.test_webhooks import stop_worker, worker_env
 
 BAD_SCHEDULES = [
@@ -38,18 +39,6 @@ BAD_SCHEDULES = [
     ({"retention": "not cron", "nope": "x"}, ["retention", "nope"]),
     ({"retention": "0 0 31 2 *"}, ["retention"]),  # February 31st never comes
 ]
-
-
-def run_app(args: list[str], env: dict[str, str], cwd: Path = PROJECT_ROOT) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -69,7 +58,7 @@ def test_bad_job_schedules_get_one_line_naming_them(
         "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
         "JOB_SCHEDULES": json.dumps(schedules),
     }
-    done = run_app(command, env)
+    done = run_cli(command, env)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -91,7 +80,7 @@ def test_the_worker_refuses_production_on_the_sqlite_default(tmp_path: Path) -> 
         "PYTHONPATH": str(PROJECT_ROOT),
         "ENVIRONMENT": "production",
     }
-    done = run_app(["worker", "--once"], env, cwd=tmp_path)
+    done = run_cli(["worker", "--once"], env, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -110,7 +99,7 @@ def test_once_with_the_database_down_reports_each_failure_and_exits_1() -> None:
         "ENVIRONMENT": "test",
         "JOB_SCHEDULES": "{}",
     }
-    done = run_app(["worker", "--once"], env)
+    done = run_cli(["worker", "--once"], env)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert password not in done.stderr + done.stdout
@@ -134,7 +123,7 @@ async def test_once_on_a_database_without_schema_says_migrate_and_exits_1(
         url = await create_postgres_database(server, "tremplin_test_noschema")
     try:
         env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "test", "JOB_SCHEDULES": "{}"}
-        done = await asyncio.to_thread(run_app, ["worker", "--once"], env)
+        done = await asyncio.to_thread(run_cli, ["worker", "--once"], env)
     finally:
         if server is not None:
             await drop_postgres_database(server, url)
@@ -150,7 +139,7 @@ async def test_once_on_a_good_database_logs_json_and_exits_0(
 ) -> None:
     """Tables emptied around it (`client`): its job runs leave no trace for others."""
     env = worker_env(backend, JOB_SCHEDULES="{}")
-    done = await asyncio.to_thread(run_app, ["worker", "--once"], env)
+    done = await asyncio.to_thread(run_cli, ["worker", "--once"], env)
     assert done.returncode == 0, done.stderr
     records = json_lines(done.stderr)
     assert {r["level"] for r in records} == {"INFO"}
