@@ -92,7 +92,8 @@ class ApiRoute(APIRoute):
                         else:
                             actor = await _admit(request, session, name, operation)
                             request.state.actor = actor
-                            await _read_json(request)
+                            if request.method in _BODY_METHODS:  # no coroutine for reads
+                                await _read_json(request)
                             key = request.headers.get(IDEMPOTENCY_HEADER)
                             if request.method == "POST" and key is not None:
                                 settings: Settings = request.app.state.settings
@@ -144,8 +145,6 @@ async def _read_json(request: Request) -> None:
     Infinity. Parsed here, strictly, and left where FastAPI looks for it (Starlette's
     cached `Request._json`), so the body is parsed once; anything else answers 422
     `json_invalid` on `body`, whatever went wrong."""
-    if request.method not in _BODY_METHODS:
-        return
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json" and not (
         media_type.startswith("application/") and media_type.endswith("+json")
