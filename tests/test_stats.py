@@ -334,6 +334,28 @@ async def test_a_landlord_filter_naming_another_kind_is_a_conflict(
     await ok(await client.get(f"/v1/stats/{figure}", params={"landlord_id": landlord["id"]}))
 
 
+@pytest.mark.parametrize("kind", ["landlord", "partner"])
+@pytest.mark.parametrize("figure", ["funnel", "outcomes", "monthly"])
+async def test_a_structure_filter_naming_another_kind_is_a_conflict(
+    client: httpx.AsyncClient, figure: str, kind: str
+) -> None:
+    """`structure_id` names an insertion structure: a landlord's or a partner's id is a 409
+    (it answered 200 with zeros), an unknown id a 422."""
+    other = await create_structure(client, kind)
+    refused = await client.get(f"/v1/stats/{figure}", params={"structure_id": other["id"]})
+    assert is_problem(refused, 409), refused.text
+    body = refused.json()
+    assert (body["field"], body["expected_kind"]) == ("structure_id", "insertion")
+    assert body["type"] == "urn:tremplin:problem:wrong-reference-kind"
+    unknown = await client.get(
+        f"/v1/stats/{figure}", params={"structure_id": str(uuid.uuid4()), "format": "csv"}
+    )
+    assert is_problem(unknown, 422), unknown.text
+    assert [e["loc"] for e in unknown.json()["errors"]] == [["query", "structure_id"]]
+    insertion = await create_structure(client, "insertion")
+    await ok(await client.get(f"/v1/stats/{figure}", params={"structure_id": insertion["id"]}))
+
+
 async def test_objective_progress_refuses_a_future_as_of(client: httpx.AsyncClient) -> None:
     objective = await ok(
         await client.post(

@@ -47,9 +47,9 @@ COMMON = (
     "role but admins a count concerning fewer people than the masking threshold (5 by "
     "default) is null and named in `masked`, with any rate or total derived from it. "
     "Landlords may not filter by `structure_id`, prescribers by `departement` or `region` "
-    "(422). `landlord_id` names a landlord: an unknown id answers 422, a structure of "
-    "another kind 409 `wrong-reference-kind`. Figures are aggregates: reading them is not "
-    "journaled as a personal-data access.\n\n"
+    "(422). `structure_id` names an insertion structure and `landlord_id` a landlord: an "
+    "unknown id answers 422, a structure of another kind 409 `wrong-reference-kind`. "
+    "Figures are aggregates: reading them is not journaled as a personal-data access.\n\n"
 )
 PROBLEMS = problem_responses(409, 422, conflicts=(WrongReferenceKind,))
 

@@ -307,13 +307,16 @@ def scope_of(actor: Actor, filters: Filters, as_of: datetime) -> Scope:
 async def checked_scope(
     session: AsyncSession, actor: Actor, filters: Filters, as_of: datetime
 ) -> Scope:
-    """`scope_of`, once the landlord a query names is checked as a body's would be:
+    """`scope_of`, once the structures a query names are checked as a body's would be:
     unknown is a 422, a structure of another kind a 409."""
     scope = scope_of(actor, filters, as_of)
-    if filters.landlord_id is not None:
-        await structures.require_kind(
-            session, filters.landlord_id, StructureKind.LANDLORD, "landlord_id", within=("query",)
-        )
+    named = (
+        ("structure_id", filters.structure_id, StructureKind.INSERTION),
+        ("landlord_id", filters.landlord_id, StructureKind.LANDLORD),
+    )
+    for field, structure_id, kind in named:
+        if structure_id is not None:
+            await structures.require_kind(session, structure_id, kind, field, within=("query",))
     return scope
 
 
