@@ -53,6 +53,7 @@ from app.routers.idempotency import (
     IdempotencyInProgress,
     ResponseNotReplayable,
 )
+from app.routing import match_route
 from app.schemas.problems import conflict_description
 from app.services.auth import Authenticator
 from app.services.events import backlog_by_stage
@@ -108,6 +109,7 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match_route(scope)
         exc = PayloadTooLarge(f"The body exceeds {self.max_bytes} bytes.")
         response = problem_response(
             Request(scope), status=exc.status, type_=exc.type, title=exc.title, detail=exc.detail

@@ -307,6 +307,41 @@ async def test_metrics_count_requests_by_route_template_and_status(
         assert f"\n{gauge} " in after, gauge
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
+async def test_a_body_refused_for_its_size_is_counted_under_its_route(
+    client: httpx.AsyncClient, app: FastAPI, capsys: pytest.CaptureFixture[str], streamed: bool
+) -> None:
+    """A 413 decided on the announced Content-Length, before routing, still names the
+    route it was sent to (it was counted under `unmatched`)."""
+    anonymous = http_client(app)
+    before = (await anonymous.get("/metrics")).text
+    structure = await create_structure(client, "insertion")
+    body = b"{" + b" " * 1_048_577 + b"}"  # over the default limit
+    sent = [(f"/v1/structures/{structure['id']}", "/v1/structures/{structure_id}")]
+    if not streamed:  # streamed to no route, the body is never read: a 404
+        sent.append(("/v1/nowhere", "unmatched"))
+    read_logs(capsys)
+    for path, _ in sent:
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield body
+
+        refused = await client.patch(
+            path,
+            content=chunks() if streamed else body,
+            headers={"content-type": "application/json", "if-match": '"1"'},
+        )
+        assert refused.status_code == 413, refused.text
+    after = (await anonymous.get("/metrics")).text
+    routes = [line["route"] for line in access_lines(read_logs(capsys).err)]
+    for _, route in sent:
+        labels = {"method": "PATCH", "route": route, "status": "413"}
+        name = "tremplin_http_requests_total"
+        assert sample(after, name, **labels) - sample(before, name, **labels) == 1, route
+        assert route in routes
+    assert structure["id"] not in after
+
+
 async def test_pool_gauges_show_connections_in_use_and_waiting(backend: Backend) -> None:
     application = create_app(make_settings(backend.url, db_pool_size=1, db_max_overflow=0))
     async with (
