@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -472,8 +472,15 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (argparse prints the usage before it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="tremplin", description=__doc__)
+    parser = _Parser(prog="tremplin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the API with uvicorn")
@@ -547,5 +554,5 @@ def main(argv: list[str] | None = None) -> None:
     perms.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     perms.set_defaults(func=cmd_permissions_doc)
 
-    args = parser.parse_args(argv)  # argparse prints its own one-line usage errors (exit 2)
+    args = parser.parse_args(argv)  # a usage error: one line, exit 2
     sys.exit(run(args))
