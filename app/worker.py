@@ -108,8 +108,12 @@ class Worker:
                         failure, busy = exc, False
                         if once:
                             self._count_failure("the round (feed, deliveries)", exc)
-                    # --once runs the jobs whatever the round did, to report each of them.
-                    if once or (failure is None and time.monotonic() >= next_jobs):
+                    # --once runs the jobs whatever the round did, to report each of them,
+                    # unless the database could not be reached at all: each job would wait
+                    # out the same connect timeout to say the same thing.
+                    if once and isinstance(failure, OSError):
+                        self._jobs_not_run(failure)
+                    elif once or (failure is None and time.monotonic() >= next_jobs):
                         failure = await self._jobs(sessionmaker, once=once) or failure
                         next_jobs = time.monotonic() + JOB_CHECK_INTERVAL_S
                     if once:
@@ -150,6 +154,16 @@ class Worker:
             logger.error("worker %s: %s failed: %s", self.name, what, reason(exc), extra=fields)
         else:  # a bug: its traceback, inside the one JSON line
             logger.error("worker %s: %s failed", self.name, what, exc_info=exc, extra=fields)
+
+    def _jobs_not_run(self, exc: OSError) -> None:
+        """--once, the database unreachable: one line for the jobs instead of one each."""
+        self.failures += 1
+        logger.error(
+            "worker %s: the scheduled jobs were not run, the database could not be reached: %s",
+            self.name,
+            reason(exc),
+            extra={"error": jobs.error_name(exc), "job": None},
+        )
 
     def _database_failing(self, exc: BaseException) -> None:
         """One line when rounds start failing (or fail differently), none while they go on."""

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -105,11 +106,33 @@ def test_once_with_the_database_down_reports_each_failure_and_exits_1() -> None:
     assert password not in done.stderr + done.stdout
     records = json_lines(done.stderr)
     failures = [r for r in records if r["level"] == "ERROR"]
-    # The round, then each job: one line each, naming the error class.
-    assert len(failures) == 1 + len(JOBS), done.stderr
+    # The round, then the jobs, not run: one line each, naming the error class.
+    assert len(failures) == 2, done.stderr
     assert {r["error"] for r in failures} == {"ConnectionRefusedError"}
-    assert {r["job"] for r in failures} == {None, *JOBS}
+    assert [r["job"] for r in failures] == [None, None]
+    assert "jobs were not run" in failures[1]["message"]
     assert all("exc_info" not in r for r in records)
+
+
+def test_once_against_a_host_that_never_answers_waits_one_connect_timeout() -> None:
+    """A host that takes the connection and never answers: the round waits out the
+    connect timeout once, and the jobs are not tried one by one (each would wait as long:
+    about 30 s with the default 5 s timeout)."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts, never answers
+        port = silent.getsockname()[1]
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/x",
+            "ENVIRONMENT": "test",
+            "JOB_SCHEDULES": "{}",
+            "DB_CONNECT_TIMEOUT_S": "1",
+        }
+        done = run_cli(["worker", "--once"], env)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    failures = [r for r in json_lines(done.stderr) if r["level"] == "ERROR"]
+    assert [r["error"] for r in failures] == ["TimeoutError", "TimeoutError"], done.stderr
+    assert "jobs were not run" in failures[1]["message"]
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
