@@ -11,7 +11,9 @@ server's CPU per request (from /proc), p50 and p99, and Tremplin's ratios to the
 Last, open-loop runs (benchmarks/openloop.py, a constant arrival rate from its own
 process, 32 kept-alive connections) at 80% of Tremplin's throughput (the median of the
 rounds and of one more just before) print the median p99 of the runs, each run's, and
-the CPU of the server and of the generator during them; the same for the reference.
+the CPU of the server (and per request, against the closed loop's: spread-out arrivals
+are served one at a time, without the batching a closed loop's queue gives, and cost
+more) and of the generator during them; the same for the reference.
 
 Goals: Tremplin >= 0.5x the reference's throughput (both operations, both databases);
 p99 < 50 ms at 80% of saturation. The load average is printed with the figures: on a
@@ -377,7 +379,10 @@ def open_loop_line(
         f"{statistics.median(r['p50_ms'] for r in runs):.1f} ms, median p99 {p99:.1f} ms"
         f"{goal} (each run: {each}), achieved "
         f"{statistics.median(r['achieved_rate'] for r in runs):.0f} req/s, server CPU "
-        f"{statistics.median(r['busy'] for r in runs):.0%} of a core, the generator's "
+        f"{statistics.median(r['busy'] for r in runs):.0%} of a core "
+        f"({statistics.median(r['busy'] / r['achieved_rate'] * 1000 for r in runs):.2f} ms "
+        f"per request; closed loop: {median(server.samples[operation], 'cpu_ms'):.2f} ms), "
+        f"the generator's "
         f"{statistics.median(r['generator_cpu'] for r in runs):.0%}, statuses {statuses}, "
         f"errors {sum(r['errors'] for r in runs)}; load average {loadavg()}"
     )
