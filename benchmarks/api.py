@@ -22,6 +22,7 @@ shared machine they are noisy.
 Environment: BENCH_POSTGRES_URL (server for the database of the run, dropped after),
 BENCH_DATABASES (postgresql,sqlite), BENCH_ROUNDS (3), BENCH_DURATION_S (5),
 BENCH_CONNECTIONS (16), BENCH_OPEN_LOOP_S (10), BENCH_OPEN_LOOP_ROUNDS (3),
+BENCH_OPEN_LOOP_FRACTIONS (0.8; say 0.6,0.7,0.8 for more points), BENCH_OPERATIONS (get,list),
 BENCH_CANDIDATES (10000).
 """
 
@@ -69,6 +70,11 @@ DURATION_S = int(os.environ.get("BENCH_DURATION_S", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 OPEN_LOOP_S = float(os.environ.get("BENCH_OPEN_LOOP_S", "10"))
 OPEN_LOOP_ROUNDS = int(os.environ.get("BENCH_OPEN_LOOP_ROUNDS", "3"))
+# Shares of saturation for the open-loop runs: the goal is judged at 0.8; more of them
+# (BENCH_OPEN_LOOP_FRACTIONS=0.6,0.7,0.8) show where the tail starts to climb.
+OPEN_LOOP_FRACTIONS = [
+    float(f) for f in os.environ.get("BENCH_OPEN_LOOP_FRACTIONS", "0.8").split(",")
+]
 N_CANDIDATES = int(os.environ.get("BENCH_CANDIDATES", "10000"))
 SIGNING_KEY = secrets.token_hex(32)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -350,7 +356,13 @@ def open_loop(server: Server, operation: str, rate: float, token: str, tmp: Path
 
 
 def open_loop_line(
-    server: Server, operation: str, token: str, script: Path, tmp: Path, data: Dataset
+    server: Server,
+    operation: str,
+    token: str,
+    script: Path,
+    tmp: Path,
+    data: Dataset,
+    fraction: float = 0.8,
 ) -> str:
     # Saturation: the median of the rounds' throughput and of one more round just before
     # (this machine's speed drifts over minutes, and 80% of an earlier, faster minute
@@ -358,7 +370,7 @@ def open_loop_line(
     rounds = [sample.rps for sample in server.samples[operation]]
     just_before = wrk(server, operation, token, script).rps
     saturation = statistics.median([*rounds, just_before])
-    rate = 0.8 * saturation
+    rate = fraction * saturation
     # Several runs, as the closed-loop figures are medians of rounds: one run's p99 is
     # one hiccup of the machine (steal, a neighbour's burst) more often than the server's.
     runs = []
@@ -369,11 +381,12 @@ def open_loop_line(
         runs.append(result)
     p99 = statistics.median(r["p99_ms"] for r in runs)
     verdict = "meets" if p99 < 50 else "misses"
-    goal = f" (goal < 50 ms: {verdict})" if server.name == "tremplin" else ""
+    goal = f" (goal < 50 ms: {verdict})" if server.name == "tremplin" and fraction == 0.8 else ""
     each = ", ".join(f"{r['p99_ms']:.1f}" for r in runs)
     statuses = dict(sum((Counter(r["statuses"]) for r in runs), Counter()))
     return (
-        f"open loop {operation} {server.name}: {rate:.0f} req/s (80% of {saturation:.0f}, "
+        f"open loop {operation} {server.name}: {rate:.0f} req/s "
+        f"({fraction:.0%} of {saturation:.0f}, "
         f"the median of the rounds and of {just_before:.0f} just before), {len(runs)} runs of "
         f"{OPEN_LOOP_S:g} s: median p50 "
         f"{statistics.median(r['p50_ms'] for r in runs):.1f} ms, median p99 {p99:.1f} ms"
@@ -462,9 +475,12 @@ async def bench(database: str) -> list[str]:
             )
         # Tremplin's goal, and the reference's figure in the same conditions for
         # comparison: what this machine allows a Python server at that load.
-        for operation in OPERATIONS:
-            for server in servers[:2]:
-                lines.append(open_loop_line(server, operation, token, script, tmp, data))
+        for fraction in OPEN_LOOP_FRACTIONS:
+            for operation in OPERATIONS:
+                for server in servers[:2]:
+                    lines.append(
+                        open_loop_line(server, operation, token, script, tmp, data, fraction)
+                    )
     finally:
         for server in servers:
             server.process.terminate()
