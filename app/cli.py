@@ -339,6 +339,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _days(text: str) -> int:
+    from app.config import MAX_PERIOD_DAYS
+
+    value = _positive_int(text)
+    if value > MAX_PERIOD_DAYS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_PERIOD_DAYS}")
+    return value
+
+
 class CommandError(Exception):
     """A failure the user can fix: printed as one line, exit status 1."""
 
@@ -522,7 +531,7 @@ def main(argv: list[str] | None = None) -> None:
 
     purge = sub.add_parser("purge-audit", help="delete audit entries past the retention")
     purge.add_argument(
-        "--days", type=_positive_int, default=None, help="default: AUDIT_RETENTION_DAYS"
+        "--days", type=_days, default=None, help="1-36500; default: AUDIT_RETENTION_DAYS"
     )
     purge.set_defaults(func=cmd_purge_audit)
 

@@ -21,6 +21,11 @@ DATABASE_FORMS = "postgresql+asyncpg://user:password@host:5432/database or sqlit
 _ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 # What `limits`' Redis storage accepts (unix:// is read as redis+unix://).
 _REDIS_SCHEMES = ("redis", "rediss", "redis+unix")
+# The longest period a day- or second-counted setting may name: a century. Beyond it,
+# "now minus the period" falls outside the dates Python and the database hold (year 1 to
+# 9999), and the job or request using it failed with an OverflowError.
+MAX_PERIOD_DAYS = 36_500
+MAX_PERIOD_S = MAX_PERIOD_DAYS * 86_400
 # HS256 keys at least as long as the hash (RFC 7518, section 3.2).
 MIN_SIGNING_KEY_BYTES = 32
 # List and map settings are JSON; what each one expects, for the error message.
@@ -93,7 +98,7 @@ class Settings(BaseSettings):
     pathway_min_positive_skills_assessments: int = Field(default=1, ge=0)
     pathway_min_completed_work_missions: int = Field(default=1, ge=0)
     # Proposals unanswered this long are closed as expired by `expire-proposals`.
-    proposal_expiry_days: int = Field(default=60, ge=1)
+    proposal_expiry_days: int = Field(default=60, ge=1, le=MAX_PERIOD_DAYS)
 
     # Matching: relative weights of the soft criteria (any scale; scores are 0-100),
     # the candidates kept per vacancy for the assignment, and the lowest score assigned.
@@ -138,7 +143,7 @@ class Settings(BaseSettings):
     webhook_retry_schedule_s: list[float] = Field(
         default_factory=lambda: list(RETRY_SCHEDULE_S), min_length=1, max_length=20
     )
-    webhook_secret_grace_s: int = Field(default=86400, ge=0)
+    webhook_secret_grace_s: int = Field(default=86400, ge=0, le=MAX_PERIOD_S)
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     # How long a worker holds a delivery it attempts; default: twice the timeout + 30 s.
     webhook_lease_s: float | None = Field(default=None, gt=0)
@@ -153,8 +158,8 @@ class Settings(BaseSettings):
     stats_mask_threshold: int = Field(default=5, ge=1, le=100)
     retention_inactive_months: int = Field(default=24, ge=1, le=240)
 
-    idempotency_ttl_s: int = Field(default=86400, ge=60)
-    audit_retention_days: int = Field(default=365, ge=1)
+    idempotency_ttl_s: int = Field(default=86400, ge=60, le=MAX_PERIOD_S)
+    audit_retention_days: int = Field(default=365, ge=1, le=MAX_PERIOD_DAYS)
     cors_origins: list[str] = []
 
     # --- Running in production: caches, bounded waits, processes (README "Production").

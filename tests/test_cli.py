@@ -33,6 +33,12 @@ BAD_INPUT = [
     ),
     (["purge-audit", "--days", "zero"], {}, "whole number"),
     (["purge-audit", "--days", "0"], {}, "at least 1"),
+    # A period past the year 1 was an OverflowError traceback (here and from the settings).
+    (["purge-audit", "--days", "99999999"], {}, "at most 36500"),
+    (["purge-audit"], {"AUDIT_RETENTION_DAYS": "99999999"}, "AUDIT_RETENTION_DAYS"),
+    (["expire-proposals"], {"PROPOSAL_EXPIRY_DAYS": "99999999"}, "PROPOSAL_EXPIRY_DAYS"),
+    (["jobs"], {"IDEMPOTENCY_TTL_S": "999999999999999"}, "IDEMPOTENCY_TTL_S"),
+    (["jobs"], {"WEBHOOK_SECRET_GRACE_S": "999999999999999"}, "WEBHOOK_SECRET_GRACE_S"),
     (["openapi", "--output", "/nonexistent/folder/spec.yaml"], {}, "No such file"),
     (["migrate", "no_such_revision"], {}, "no_such_revision"),
     (["migrate", "--downgrade"], {}, "needs a revision"),
