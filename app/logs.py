@@ -77,12 +77,34 @@ class QueuedStderrHandler(logging.Handler):
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
         self._wake = threading.Event()  # a flush need not wait for the next round
+        self._direct = False  # see write_through()
+        self._direct_lock = threading.Lock()
+
+    def write_through(self, direct: bool = True) -> None:
+        """From now on (until called with False), write each line where it is logged.
+
+        The app calls it once its lifespan has ended: no request waits on stderr any
+        more, and uvicorn then re-raises the SIGTERM it caught, with the default
+        action, which ends the process at once, without logging's exit flush: the lines
+        still queued (the last requests', uvicorn's "Application shutdown complete") were
+        lost."""
+        if direct:
+            self.flush()
+        self._direct = direct
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
         except Exception:
             self.handleError(record)
+            return
+        if self._direct:
+            with self._direct_lock:
+                try:
+                    sys.stderr.write(line + "\n")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
             return
         if self._writer_pid != os.getpid():
             self._start_writer()
@@ -217,6 +239,14 @@ def json_handler() -> logging.Handler:
     handler.addFilter(RequestIdFilter())
     handler.set_name("tremplin-json")
     return handler
+
+
+def write_through(direct: bool = True) -> None:
+    """Switch this process's JSON handler to writing each line at once (or back to its
+    writer thread): see QueuedStderrHandler.write_through."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, QueuedStderrHandler):
+            handler.write_through(direct)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __doc__ as app_doc
+from app import logs
 from app.config import Settings, get_settings
 from app.db import SqliteWriters, create_engine, create_sessionmaker, dispose
 from app.docs import install_docs
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # up to one switch interval each time it needs it (5 ms by default, several
         # times per request). 1 ms keeps /healthz and reads quick meanwhile.
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        logs.write_through(False)  # while serving, a request never waits on stderr
         try:
             yield
         finally:
@@ -149,6 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             offload.shutdown()
             await dispose(engine, settings.shutdown_timeout_s)
             mark_process_dead()
+            # uvicorn ends the process with the signal it caught, without the exit
+            # flush: every line from here on is written at once.
+            logs.write_through()
 
     app = FastAPI(
         title="Tremplin",

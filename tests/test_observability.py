@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +24,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import migrations
+from app.config import PROJECT_ROOT
 from app.logs import JsonFormatter, QueuedStderrHandler
 from app.main import create_app
 from app.metrics import register_event_backlog
 from tests.conftest import Backend, client_as, http_client, make_settings
 from tests.factories import candidate_payload, create_candidate, create_structure
-from tests.live_server import live_server
+from tests.live_server import free_port, live_server
 
 
 def read_logs(capsys: pytest.CaptureFixture[str]) -> Any:
@@ -261,6 +266,46 @@ def test_lines_logged_just_before_exit_are_written() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert [r["message"] for r in json_lines(done.stderr)] == [f"line {i}" for i in range(2000)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Signals) -> None:
+    """uvicorn ends the process with the signal it caught once it has shut down, without
+    logging's exit flush: the last requests' lines and the shutdown lines were lost."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}"
+    migrations.upgrade(database_url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test", "LOG_LEVEL": "INFO"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/v1/structures").status_code == 401
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    records = json_lines(stderr)
+    assert len(access_lines(stderr)) == 3, stderr
+    messages = [r["message"] for r in records]
+    assert "Application shutdown complete." in messages, messages
+    assert any(m.startswith("Finished server process") for m in messages), messages
 
 
 # --- metrics ----------------------------------------------------------------------------
