@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -79,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.logs import configure_logging
-    from app.metrics import prepare_multiprocess_dir
+    from app.metrics import MULTIPROCESS_ENV, multiprocess_dir, prepare_multiprocess_dir
 
     settings = get_settings()
     problems = settings.production_problems()
@@ -87,22 +88,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"refusing to serve in production: {'; '.join(problems)}.", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    workers = args.workers or settings.workers
+    own_metrics_dir = None
+    if workers > 1 and multiprocess_dir() is None:
+        # Without a shared folder each worker would answer /metrics with its own figures
+        # only: counters going back and forth between scrapes. The workers inherit it.
+        own_metrics_dir = tempfile.mkdtemp(prefix="tremplin-metrics-")
+        os.environ[MULTIPROCESS_ENV] = own_metrics_dir
     prepare_multiprocess_dir()
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port if args.port is not None else settings.port,
-        workers=args.workers or settings.workers,
-        # The caller's address comes from X-Forwarded-For only behind TRUSTED_PROXIES,
-        # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.
-        proxy_headers=False,
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
-        log_level=settings.log_level.lower(),
-        # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
-        log_config=None,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port if args.port is not None else settings.port,
+            workers=workers,
+            # The caller's address comes from X-Forwarded-For only behind TRUSTED_PROXIES,
+            # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.
+            proxy_headers=False,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
+            log_level=settings.log_level.lower(),
+            # Our JSON handler and our access line (app/observability.py) replace uvicorn's.
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if own_metrics_dir is not None:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 0
 
 

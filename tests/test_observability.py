@@ -545,6 +545,51 @@ def test_multiprocess_mode_adds_up_what_workers_write(tmp_path: Path) -> None:
     assert any(folder.glob("counter_*.db"))
 
 
+def test_several_workers_without_a_folder_still_count_every_request(tmp_path: Path) -> None:
+    """`serve --workers 2` without PROMETHEUS_MULTIPROC_DIR (the image's default): each
+    worker answered /metrics with its own figures, 13 then 7 then 13 for 20 requests."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'workers.db'}"
+    migrations.upgrade(database_url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", "2"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        for _ in range(20):  # a new connection each: both workers answer some
+            assert httpx.get(f"{base}/v1/structures", timeout=10).status_code == 401
+        counts = {
+            sample(
+                httpx.get(f"{base}/metrics", timeout=10).text,
+                "tremplin_http_requests_total",
+                route="/v1/structures",
+                status="401",
+            )
+            for _ in range(6)
+        }
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert counts == {20}
+
+
 def test_multiprocess_folder_is_made_and_a_single_worker_keeps_its_gauges(
     tmp_path: Path,
 ) -> None:
