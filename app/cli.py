@@ -326,7 +326,13 @@ def cmd_permissions_doc(args: argparse.Namespace) -> int:
 def cmd_demo(_args: argparse.Namespace) -> int:
     from app.demo import load_demo
 
-    summary = asyncio.run(load_demo(get_settings()))
+    settings = get_settings()
+    if settings.is_production:
+        # 128 invented people and a national objective would land among real ones,
+        # in every figure and ranking.
+        print("demo is refused in production: it loads invented people.", file=sys.stderr)
+        return 2
+    summary = asyncio.run(load_demo(settings))
     print(summary)
     return 0
 

@@ -242,6 +242,36 @@ class _Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.parametrize("command", [["demo"], ["bootstrap-admin"]], ids=["demo", "bootstrap"])
+def test_development_only_commands_are_refused_in_production(
+    migrated: Path, command: list[str]
+) -> None:
+    """`demo` in production loaded 128 invented people into the real figures."""
+    database_url = f"sqlite+aiosqlite:///{migrated / 'cli.db'}"
+    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "production"}
+    result = run_cli(command, env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "refused in production" in line
+
+    async def structures() -> int:
+        from sqlalchemy import func, select
+
+        from app.db import create_engine
+        from app.models import Structure
+        from tests.conftest import make_settings
+
+        engine = create_engine(make_settings(database_url))
+        try:
+            async with engine.connect() as conn:
+                return int(await conn.scalar(select(func.count()).select_from(Structure)) or 0)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(structures()) == 0
+
+
 def test_progress_draws_on_a_terminal_only() -> None:
     terminal, pipe = _Terminal(), io.StringIO()
     for stream in (terminal, pipe):
