@@ -31,6 +31,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # uvicorn configures these itself: they go through our handler instead.
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+_LIBRARIES_THAT_LOG_DATA = ("httpx", "httpcore", "aiosqlite")
 
 
 def current_request_id() -> str | None:
@@ -271,6 +272,12 @@ def configure_logging(level: str = "INFO") -> None:
         uvicorn_logger.propagate = True
     # Alembic lists the plugins it loads each time the app reads its revisions.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Libraries that log what they carry: httpx a line per webhook delivery with the
+    # target's full URL (a query-string token included), httpcore the requests' headers,
+    # aiosqlite (at DEBUG) every statement with its parameters (names, emails), from its
+    # own thread (no request id). Their warnings still come through.
+    for name in _LIBRARIES_THAT_LOG_DATA:
+        logging.getLogger(name).setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False

@@ -308,6 +308,54 @@ def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Sign
     assert any(m.startswith("Finished server process") for m in messages), messages
 
 
+def test_libraries_never_log_urls_or_statement_parameters(tmp_path: Path) -> None:
+    """The worker logged each webhook delivery's full URL (httpx, at INFO: a token in its
+    query string), and LOG_LEVEL=DEBUG every SQLite statement with its parameters
+    (aiosqlite: names, emails), without a request id."""
+    script = f"""
+import asyncio, logging, threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import aiosqlite, httpx
+from app.logs import configure_logging
+
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+
+server = HTTPServer(("127.0.0.1", 0), Hook)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+configure_logging("DEBUG")
+
+async def main():
+    async with httpx.AsyncClient() as http:
+        url = f"http://127.0.0.1:{{server.server_port}}/hook?token=hook-s3cret"
+        assert (await http.post(url, json={{}})).status_code == 204
+    async with aiosqlite.connect({str(tmp_path / "libs.db")!r}) as db:
+        await db.execute("CREATE TABLE people (name TEXT)")
+        await db.execute("INSERT INTO people VALUES (?)", ("Zoltanique Persodatum",))
+    logging.getLogger("tremplin").info("done")
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "hook-s3cret" not in done.stderr
+    assert "Persodatum" not in done.stderr
+    loggers = {r["logger"] for r in json_lines(done.stderr)}
+    assert "tremplin" in loggers
+    assert not loggers & {"httpx", "httpcore.http11", "httpcore.connection", "aiosqlite"}
+
+
 # --- metrics ----------------------------------------------------------------------------
 
 
