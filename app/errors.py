@@ -314,6 +314,17 @@ def unreadable_body() -> ValidationFailed:
     )
 
 
+def wrong_media_type() -> ValidationFailed:
+    return ValidationFailed(
+        [
+            field_error(
+                ["header", "content-type"], "send the body as application/json", "media_type"
+            )
+        ],
+        "The body must be JSON, sent with Content-Type: application/json.",
+    )
+
+
 def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path: a path's routes may be several
     (GET and POST on a collection), while the router reports the first one's only."""

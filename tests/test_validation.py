@@ -940,6 +940,34 @@ async def test_a_body_that_is_not_utf8_json_is_invalid(
     assert await count(sessionmaker, Structure) == 0
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/x-www-form-urlencoded", id="form (curl -d)"),
+        pytest.param("text/plain", id="text"),
+        pytest.param(None, id="none"),
+    ],
+)
+async def test_a_json_body_sent_as_another_type_names_the_content_type(
+    client: httpx.AsyncClient, sessionmaker: Maker, content_type: str | None
+) -> None:
+    """A partner whose client sends valid JSON under the wrong Content-Type is told
+    which header to fix, not that its body is not an object."""
+    request = client.build_request("POST", "/v1/structures", content=_structure_json().encode())
+    request.headers.pop("content-type", None)
+    if content_type is not None:
+        request.headers["content-type"] = content_type
+    problem = assert_invalid(await client.send(request))
+    assert problem["errors"] == [
+        {
+            "loc": ["header", "content-type"],
+            "message": "send the body as application/json",
+            "type": "media_type",
+        }
+    ]
+    assert await count(sessionmaker, Structure) == 0
+
+
 def padded_structure(size: int) -> bytes:
     """A valid structure payload, padded with JSON whitespace to exactly `size` bytes."""
     raw = json.dumps(structure_payload()).encode()

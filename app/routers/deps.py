@@ -18,7 +18,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from app import db
 from app.config import Settings
-from app.errors import Forbidden, Unauthorized, unreadable_body
+from app.errors import Forbidden, Unauthorized, unreadable_body, wrong_media_type
 from app.ratelimit import RateLimiter
 from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from app.services.auth import Actor, Authenticator, MissingToken
@@ -146,13 +146,16 @@ async def _read_json(request: Request) -> None:
     cached `Request._json`), so the body is parsed once; anything else answers 422
     `json_invalid` on `body`, whatever went wrong."""
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        return
     body = await request.body()
     if not body:
         return
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        # FastAPI would hand the raw bytes to the model and answer "Input should be a
+        # valid dictionary", which sends the caller looking in the wrong place (`curl -d`
+        # sends a form type, some clients none at all).
+        raise wrong_media_type()
     try:
         request._json = from_json(body, allow_inf_nan=False)
     except ValueError:
