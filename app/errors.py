@@ -193,6 +193,7 @@ def pydantic_errors(errors: Sequence[Any], prefix: Sequence[str] = ()) -> list[d
 # An enum member as Python writes it (<VacancyStatus.DRAFT: 'draft'>): its value says it.
 _ENUM_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*'|-?\d+)>")
 _EMAIL = "value is not a valid email address"
+_CHOICE_ERRORS = frozenset({"enum", "literal_error"})
 
 
 def _message(err: Mapping[str, Any]) -> str:
@@ -208,6 +209,10 @@ def _message(err: Mapping[str, Any]) -> str:
         reason = message.removeprefix(_EMAIL).strip(": ")
         return f"{_EMAIL}: {reason.split(':')[0].rstrip('.')}" if reason else _EMAIL
     value = err.get("input")
+    # A choice's message lists only the expected values: an input that happens to be
+    # part of one ("moved" in 'moved_away') is not quoted, and the list is what helps.
+    if err["type"] in _CHOICE_ERRORS:
+        return message
     if isinstance(value, str) and len(value) >= 3 and value in message:
         return "this value is not accepted here"
     return message

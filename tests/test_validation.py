@@ -1029,6 +1029,24 @@ async def test_error_does_not_echo_the_rejected_value(
         assert str(value) not in response.text
 
 
+async def test_a_choice_part_of_an_allowed_value_is_told_the_allowed_values(
+    client: httpx.AsyncClient,
+) -> None:
+    """`moved` is a piece of `moved_away`: the message still lists what to send (it
+    answered "this value is not accepted here", taking the list for an echo)."""
+    candidate = await create_candidate(client)
+    response = await client.post(
+        f"/v1/candidates/{candidate['id']}/transitions", json={"to": "exited", "reason": "moved"}
+    )
+    problem = assert_invalid(response)
+    assert problem["errors"][0]["loc"] == ["body", "reason"]
+    assert "'moved_away'" in problem["errors"][0]["message"]
+    response = await client.get("/v1/events", params={"types": "candidate"})
+    problem = assert_invalid(response)
+    assert problem["errors"][0]["loc"] == ["query", "types", "0"]
+    assert "'candidate.created'" in problem["errors"][0]["message"]
+
+
 SECRET = "Jean Dupont, 1985-01-02, jean.dupont@example.org"
 
 
