@@ -192,6 +192,8 @@ async def test_vacancy_status_moves(
     assert (await client.get(path)).json()["status"] == expected
     if status == 409:
         assert response.json()["type"] == "urn:tremplin:problem:vacancy-status-not-allowed"
+        # Read by people: "This vacancy is open and cannot become draft." (was "A open").
+        assert response.json()["detail"] == f"This vacancy is {start} and cannot become {target}."
 
 
 # --- anonymous callers are rate-limited too ----------------------------------------------

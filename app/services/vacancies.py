@@ -169,7 +169,8 @@ async def update(
         allowed = MANUAL_MOVES[vacancy.status]
         if target not in allowed:
             raise VacancyStatusNotAllowed(
-                f"A {vacancy.status.value} vacancy cannot become {target.value}.",
+                # No article before the status: "A open vacancy" read badly.
+                f"This vacancy is {vacancy.status.value} and cannot become {target.value}.",
                 current=vacancy.status.value,
                 allowed=sorted(s.value for s in allowed),
             )
