@@ -793,3 +793,23 @@ async def test_a_landlord_reads_the_moves_not_the_other_sides_notes(
         ("Interview on Monday at the site office.", staff_id),
         ("Told us privately why she declined.", structure_id),
     ]
+
+
+async def test_a_draft_ranking_answers_as_the_spec_says_to_each_role(
+    app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient
+) -> None:
+    """Its landlord gets 409 vacancy-not-published; insertion staff, who never see drafts,
+    404 as for an unknown id. The spec said "others get 409", so a partner coded for a
+    409 it never receives."""
+    landlord = (await create_structure(client, "landlord"))["id"]
+    insertion = (await create_structure(client, "insertion"))["id"]
+    draft = await create(client, "/v1/vacancies", job_payload(landlord, status="draft"))
+    path = f"/v1/vacancies/{draft['id']}/matches"
+    async with await client_as(app, sessionmaker, "landlord", landlord) as staff:
+        assert is_problem(await staff.get(path), 409)
+    async with await client_as(app, sessionmaker, "insertion", insertion) as staff:
+        assert is_problem(await staff.get(path), 404)
+    operation = app.openapi()["paths"]["/v1/vacancies/{vacancy_id}/matches"]["get"]
+    description = operation["description"]
+    assert "its landlord gets 409 `vacancy-not-published`" in description
+    assert "insertion staff, who do not see drafts, 404" in description

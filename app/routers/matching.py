@@ -53,8 +53,8 @@ class MatchQuery(QueryModel):
     "distance band only; of the other eligible people it gets counts by score band "
     "(`others`), never who; `include_excluded` is refused to it (422). People who left the "
     "path or are employed are in no one's ranking but their structure's and administrators'. "
-    "A draft vacancy is ranked by administrators only: others get 409 "
-    "`vacancy-not-published`.",
+    "A draft vacancy is ranked by administrators only: its landlord gets 409 "
+    "`vacancy-not-published`, insertion staff, who do not see drafts, 404.",
     responses=problem_responses(404, 409, 422, conflicts=(visibility.RankingUnavailable,)),
 )
 async def vacancy_matches(
