@@ -1109,3 +1109,20 @@ async def test_an_email_error_quotes_none_of_its_characters(
     assert error["message"].startswith("value is not a valid email address")
     assert "'@'" not in error["message"]
     assert "dup" not in response.text
+
+
+async def test_unknown_assignment_vacancies_are_counted_in_plain_words(
+    client: httpx.AsyncClient,
+) -> None:
+    """One unknown vacancy reads "1 vacancy is", not "1 vacancies are"."""
+    for ids, message in [
+        ([uuid.uuid4()], "1 vacancy is unknown, not open or already full"),
+        ([uuid.uuid4(), uuid.uuid4()], "2 vacancies are unknown, not open or already full"),
+    ]:
+        response = await client.post(
+            "/v1/matching/assignments", json={"scope": {"vacancy_ids": [str(i) for i in ids]}}
+        )
+        problem = assert_invalid(response)
+        assert problem["errors"] == [
+            {"loc": ["body", "scope", "vacancy_ids"], "message": message, "type": "value_error"}
+        ]

@@ -371,7 +371,11 @@ async def assign(
                 [
                     field_error(
                         ["body", "scope", "vacancy_ids"],
-                        f"{len(missing)} vacancies are unknown, not open or already full",
+                        (
+                            "1 vacancy is unknown, not open or already full"
+                            if len(missing) == 1
+                            else f"{len(missing)} vacancies are unknown, not open or already full"
+                        ),
                         "value_error",
                     )
                 ]
