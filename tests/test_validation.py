@@ -1126,3 +1126,33 @@ async def test_unknown_assignment_vacancies_are_counted_in_plain_words(
         assert problem["errors"] == [
             {"loc": ["body", "scope", "vacancy_ids"], "message": message, "type": "value_error"}
         ]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/events?after=0&after=2", "after"),
+        ("/v1/events?limit=1&limit=2", "limit"),
+        (
+            "/v1/candidates?updated_since=2026-01-01T00:00:00Z&updated_since=2026-02-01T00:00:00Z",
+            "updated_since",
+        ),
+        ("/v1/structures?limit=1&limit=50", "limit"),
+    ],
+)
+async def test_a_one_value_query_parameter_given_twice_is_refused(
+    client: httpx.AsyncClient, path: str, name: str
+) -> None:
+    """The last value won: `after=0&after=2` read the feed after position 2, skipping
+    what the partner's URL builder meant to ask for."""
+    problem = assert_invalid(await client.get(path))
+    assert problem["errors"] == [
+        {"loc": ["query", name], "message": "give this parameter once", "type": "repeated"}
+    ]
+
+
+async def test_a_list_query_parameter_may_repeat(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/v1/events", params=[("types", "candidate.created"), ("types", "vacancy.created")]
+    )
+    assert response.status_code == 200, response.text

@@ -18,7 +18,14 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from app import db
 from app.config import Settings
-from app.errors import Forbidden, Unauthorized, unreadable_body, wrong_media_type
+from app.errors import (
+    Forbidden,
+    Unauthorized,
+    ValidationFailed,
+    field_error,
+    unreadable_body,
+    wrong_media_type,
+)
 from app.ratelimit import RateLimiter
 from app.routers.idempotency import IDEMPOTENCY_HEADER, run_idempotent
 from app.services.auth import Actor, Authenticator, MissingToken
@@ -79,6 +86,12 @@ class ApiRoute(APIRoute):
         # A change to an API client reaches this process's token checks at once.
         changes_clients = operation is not None and operation.scope == CLIENTS_SCOPE and not reads
         journals = [False]  # learnt: this read route writes its journal (SQLite only)
+        one_value: list[frozenset[str]] = []  # read from the spec on first need
+
+        def one_value_params(request: Request) -> frozenset[str]:
+            if not one_value:
+                one_value.append(_one_value_query_params(request.app.openapi(), self))
+            return one_value[0]
 
         async def run(request: Request, reads_only: bool) -> Response:
             sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -92,6 +105,9 @@ class ApiRoute(APIRoute):
                         else:
                             actor = await _admit(request, session, name, operation)
                             request.state.actor = actor
+                            query = request.query_params
+                            if len(query.multi_items()) != len(query):  # a name repeated
+                                _refuse_repeated(request, one_value_params(request))
                             if request.method in _BODY_METHODS:  # no coroutine for reads
                                 await _read_json(request)
                             key = request.headers.get(IDEMPOTENCY_HEADER)
@@ -137,6 +153,36 @@ class ApiRoute(APIRoute):
 
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _one_value_query_params(spec: dict[str, Any], route: APIRoute) -> frozenset[str]:
+    """The query parameters of this route that are not lists, as the spec declares them."""
+    names: set[str] = set()
+    for method in route.methods or ():
+        operation = spec.get("paths", {}).get(route.path_format, {}).get(method.lower(), {})
+        for parameter in operation.get("parameters", []):
+            schema = parameter.get("schema", {})
+            variants = [schema, *schema.get("anyOf", [])]
+            if parameter.get("in") == "query" and not any(
+                v.get("type") == "array" for v in variants
+            ):
+                names.add(parameter["name"])
+    return frozenset(names)
+
+
+def _refuse_repeated(request: Request, one_value: frozenset[str]) -> None:
+    """FastAPI keeps the last of a repeated parameter: `after=1&after=2` would read the
+    feed after 2 and skip what a partner's URL builder meant to ask for. A parameter that
+    takes one value, given twice, answers 422 instead."""
+    params = request.query_params
+    repeated = sorted(name for name in one_value if len(params.getlist(name)) > 1)
+    if repeated:
+        raise ValidationFailed(
+            [
+                field_error(["query", name], "give this parameter once", "repeated")
+                for name in repeated
+            ]
+        )
 
 
 async def _read_json(request: Request) -> None:
