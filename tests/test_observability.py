@@ -56,6 +56,18 @@ def access_lines(text: str) -> list[dict[str, Any]]:
     return [r for r in json_lines(text) if r.get("logger") == "tremplin.access"]
 
 
+def wait_until_serving(base: str, timeout_s: float) -> None:
+    """Until a server started as a subprocess answers /healthz."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(f"{base}/healthz", timeout=2)
+            return
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+
+
 # --- logs -------------------------------------------------------------------------------
 
 
@@ -285,14 +297,7 @@ def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Sign
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        wait_until_serving(f"http://127.0.0.1:{port}", 60)
         for _ in range(3):
             assert httpx.get(f"http://127.0.0.1:{port}/v1/structures").status_code == 401
         process.send_signal(sig)
@@ -610,14 +615,7 @@ def test_several_workers_without_a_folder_still_count_every_request(tmp_path: Pa
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        wait_until_serving(base, 90)
         for _ in range(20):  # a new connection each: both workers answer some
             assert httpx.get(f"{base}/v1/structures", timeout=10).status_code == 401
         counts = {
