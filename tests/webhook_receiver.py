@@ -17,6 +17,12 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 Behaviour = Callable[[int], tuple[int, float]]
 
 
+class _Server(ThreadingHTTPServer):
+    # The standard library listens with a backlog of 5; two workers sending 8 at a time
+    # overflow it on a loaded machine, and a dropped connection is a retried attempt.
+    request_queue_size = 128
+
+
 def always(status: int) -> Behaviour:
     return lambda _n: (status, 0.0)
 
@@ -57,7 +63,7 @@ class Receiver:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
