@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -62,7 +61,6 @@ from app.services.matching import offload
 from app.services.permissions import ALL_SCOPES, OPERATIONS
 
 API_VERSION = "0.2.0"
-GIL_SWITCH_INTERVAL_S = 0.001
 DESCRIPTION = """
 Tremplin is the shared API of the COORACE x Union sociale pour l'habitat partnership:
 insertion structures (SIAE), social landlords (HLM) and partners follow people on a
@@ -139,10 +137,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # loop (measured: 170 ms per pass during a national assignment, under load).
         gc.collect()
         gc.freeze()
-        # Matching's CPU work runs in worker threads: the event loop waits for the GIL
-        # up to one switch interval each time it needs it (5 ms by default, several
-        # times per request). 1 ms keeps /healthz and reads quick meanwhile.
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         logs.write_through(False)  # while serving, a request never waits on stderr
         try:
             yield

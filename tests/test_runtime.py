@@ -794,3 +794,30 @@ async def test_behind_pgbouncer_statements_are_not_cached(
             driver = raw.driver_connection
             assert driver is not None
             assert driver._stmt_cache.get_max_size() == 0
+
+
+async def test_the_short_switch_interval_lasts_while_matching_computes_in_threads() -> None:
+    """1 ms while a matching job holds a worker thread (the event loop gets the GIL back
+    quickly), the default again once none does (cheaper for everything else)."""
+    from app.services.matching import offload
+
+    default = sys.getswitchinterval()
+    assert default != offload.FAST_SWITCH_INTERVAL_S
+    started, release = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    seen: list[float] = []
+
+    def job() -> None:
+        loop.call_soon_threadsafe(started.set)
+        asyncio.run_coroutine_threadsafe(release.wait(), loop).result(timeout=10)
+        seen.append(sys.getswitchinterval())
+
+    first = asyncio.create_task(offload.in_thread(job))
+    second = asyncio.create_task(offload.in_thread(lambda: seen.append(sys.getswitchinterval())))
+    await started.wait()
+    await second  # one job ends while the other still computes: still 1 ms
+    assert sys.getswitchinterval() == offload.FAST_SWITCH_INTERVAL_S
+    release.set()
+    await first
+    assert seen == [offload.FAST_SWITCH_INTERVAL_S, offload.FAST_SWITCH_INTERVAL_S]
+    assert sys.getswitchinterval() == default
