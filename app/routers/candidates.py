@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from app import errors
 from app.domain.enums import CandidateView, Phase
@@ -22,7 +22,7 @@ from app.schemas.candidates import (
     CandidateUpdate,
     present,
 )
-from app.schemas.common import Departement, ExternalRef
+from app.schemas.common import Departement, ExternalRef, page_json
 from app.schemas.data_rights import CandidateExport, ExportedPlacement, FollowUp
 from app.schemas.pathway import CandidateTransition as CandidateTransitionRead
 from app.schemas.pathway import CandidateTransitionPage, TransitionRequest, present_move
@@ -111,11 +111,12 @@ async def bulk(body: CandidateBulk, session: Session, actor: CurrentActor) -> Bu
     name="candidates_list",
     summary="List the candidates the caller may see",
     description=_VIEWS,
+    response_model=CandidatePage,
     responses=problem_responses(422),
 )
 async def list_(
     query: Annotated[CandidateListQuery, Query()], session: Session, actor: CurrentActor
-) -> CandidatePage:
+) -> Response:
     filters = service.CandidateFilters(
         structure_id=query.structure_id,
         phase=query.phase,
@@ -124,7 +125,8 @@ async def list_(
         external_ref=query.external_ref,
     )
     rows, next_cursor = await service.list_(session, actor, filters, query.page())
-    return CandidatePage(items=[present(c, view) for c, view in rows], next_cursor=next_cursor)
+    items: list[BaseModel] = [present(c, view) for c, view in rows]
+    return Response(page_json(items, next_cursor), media_type="application/json")
 
 
 @router.get(

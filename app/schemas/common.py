@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, to_json
 
 from app.domain.competencies import COMPETENCIES, MAX_LEVEL, MIN_LEVEL, RNCP_CODE_PATTERN
 from app.domain.geography import (
@@ -245,6 +245,15 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(
         description="Pass as `cursor` to get the next page; null on the last page."
     )
+
+
+def page_json(items: list[BaseModel], next_cursor: str | None) -> bytes:
+    """A page rendered as `Page` would render it, each item by its own model's serializer:
+    items already validated are not matched again against a union of models (a tenth of
+    a 50-row page's rendering)."""
+    rendered = b",".join([item.__pydantic_serializer__.to_json(item) for item in items])
+    cursor = to_json(next_cursor)
+    return b'{"items":[' + rendered + b'],"next_cursor":' + cursor + b"}"
 
 
 def _known_commune(code: str) -> str:
