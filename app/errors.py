@@ -155,7 +155,7 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _from_error(request: Request, exc: TremplinError) -> JSONResponse:
+def error_response(request: Request, exc: TremplinError) -> JSONResponse:
     return problem_response(
         request,
         status=exc.status,
@@ -227,7 +227,7 @@ def _route(request: Request) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TremplinError)
     async def _tremplin(request: Request, exc: TremplinError) -> JSONResponse:
-        return _from_error(request, exc)
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -243,11 +243,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, BodyTooLarge):
-            return _from_error(request, PayloadTooLarge(str(exc.detail)))
+            return error_response(request, PayloadTooLarge(str(exc.detail)))
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI could not read the body (not UTF-8, nested too deep...): the payload
             # is invalid, as for any JSON syntax error.
-            return _from_error(request, unreadable_body())
+            return error_response(request, unreadable_body())
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
@@ -267,16 +267,16 @@ def install_error_handlers(app: FastAPI) -> None:
         # Services check what they can first; this is the last line for races.
         # The constraint name is safe to show, the row values are not.
         logger.info("integrity error on %s: %s", _route(request), type(exc.orig).__name__)
-        return _from_error(request, integrity_to_conflict(exc))
+        return error_response(request, integrity_to_conflict(exc))
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
-        return _from_error(request, ConcurrentUpdate("The resource changed meanwhile; retry."))
+        return error_response(request, ConcurrentUpdate("The resource changed meanwhile; retry."))
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
         if is_serialization_failure(exc):
-            return _from_error(
+            return error_response(
                 request, ConcurrentUpdate("A concurrent request won; retry the request.")
             )
         # The class and SQLSTATE only: the message may quote the row's values.
@@ -286,7 +286,7 @@ def install_error_handlers(app: FastAPI) -> None:
             type(exc.orig).__name__,
             getattr(exc.orig, "sqlstate", ""),
         )
-        return _from_error(request, _unavailable(request))
+        return error_response(request, _unavailable(request))
 
     @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
@@ -294,13 +294,13 @@ def install_error_handlers(app: FastAPI) -> None:
         # asyncpg raises these unwrapped when the server refuses or drops connections,
         # or when a statement outlives its command timeout.
         logger.warning("database unreachable on %s: %s", _route(request), type(exc).__name__)
-        return _from_error(request, _unavailable(request))
+        return error_response(request, _unavailable(request))
 
     @app.exception_handler(PoolTimeout)
     async def _pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
         # Every pooled connection stayed busy for DB_POOL_TIMEOUT_S: shed this request.
         logger.warning("database pool exhausted on %s", _route(request))
-        return _from_error(
+        return error_response(
             request, _unavailable(request, "Every database connection is busy; retry shortly.")
         )
 

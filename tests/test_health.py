@@ -63,6 +63,21 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+async def test_probes_answer_head_like_get_without_a_body(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Load balancers probe with HEAD: the GET's status and headers, no body."""
+    got = await client.get(path)
+    head = await client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+    refused = await client.put(path)
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "GET, HEAD"
+
+
 async def test_readyz_at_head(client: httpx.AsyncClient, backend: Backend) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
@@ -89,6 +104,10 @@ async def never_migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
 async def test_readyz_503_on_never_migrated_database(never_migrated_url: str) -> None:
     async with serving(never_migrated_url) as client:
         assert_not_ready(await client.get("/readyz"))
+        head = await client.head("/readyz")
+    assert (head.status_code, head.content) == (503, b"")
+    assert head.headers["content-type"] == PROBLEM_JSON
+    assert head.headers["retry-after"]
 
 
 async def test_readyz_503_on_sqlite_downgraded_to_base(tmp_path: Path) -> None:

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.db import reads_only
-from app.errors import ServiceUnavailable
+from app.errors import ServiceUnavailable, error_response
 from app.migrations import current_revision
 from app.routers.deps import operation_id
 from app.schemas.problems import problem_responses
@@ -62,6 +63,30 @@ async def readyz(request: Request) -> Readiness:
     if revision != head:
         raise _not_ready(settings, "The database schema is not at the migration head.")
     return Readiness(status="ok", database=engine.dialect.name, revision=revision)
+
+
+# Load balancers often probe with HEAD. These routes stay out of the spec: HEAD on a GET
+# resource is part of HTTP itself (RFC 9110 9.3.2), and the GET operations document it.
+@router.head("/healthz", name="health_live", include_in_schema=False)
+async def healthz_head() -> Response:
+    return _headers_only(JSONResponse((await healthz()).model_dump()))
+
+
+@router.head("/readyz", name="health_ready", include_in_schema=False)
+async def readyz_head(request: Request) -> Response:
+    try:
+        readiness = await readyz(request)
+    except NotReady as exc:
+        return _headers_only(error_response(request, exc))
+    return _headers_only(JSONResponse(readiness.model_dump()))
+
+
+def _headers_only(response: Response) -> Response:
+    """The GET's status and headers, its Content-Length included (RFC 9110 8.6), without
+    the body: the ASGI server would drop it, but not every server or test client does."""
+    bodiless = Response(status_code=response.status_code)
+    bodiless.raw_headers = response.raw_headers
+    return bodiless
 
 
 async def _revision(engine: AsyncEngine) -> str | None:
