@@ -366,6 +366,18 @@ def _days(text: str) -> int:
     return value
 
 
+# A batch is one transaction holding its people's row locks: past this, a run would
+# hold them for long, which batching is there to avoid (and past 2**63, LIMIT overflows).
+MAX_RETENTION_BATCH = 10_000
+
+
+def _batch(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_RETENTION_BATCH:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_RETENTION_BATCH}")
+    return value
+
+
 class CommandError(Exception):
     """A failure the user can fix: printed as one line, exit status 1."""
 
@@ -572,7 +584,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     retention.add_argument("--dry-run", action="store_true", help="count them, change nothing")
     retention.add_argument(
-        "--batch", type=_positive_int, default=500, help="people per transaction"
+        "--batch", type=_batch, default=500, help=f"people per transaction, 1-{MAX_RETENTION_BATCH}"
     )
     retention.set_defaults(func=cmd_retention)
 

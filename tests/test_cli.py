@@ -39,6 +39,12 @@ BAD_INPUT = [
     (["expire-proposals"], {"PROPOSAL_EXPIRY_DAYS": "99999999"}, "PROPOSAL_EXPIRY_DAYS"),
     (["jobs"], {"IDEMPOTENCY_TTL_S": "999999999999999"}, "IDEMPOTENCY_TTL_S"),
     (["jobs"], {"WEBHOOK_SECRET_GRACE_S": "999999999999999"}, "WEBHOOK_SECRET_GRACE_S"),
+    (["retention", "--batch", "0"], {}, "at least 1"),
+    (["retention", "--batch", "-5"], {}, "at least 1"),
+    (["retention", "--batch", "many"], {}, "whole number"),
+    # Each batch is one transaction: one of a billion people would hold its locks for long.
+    (["retention", "--batch", "1000000000"], {}, "at most 10000"),
+    (["retention", "--batch", "99999999999999999999"], {}, "at most 10000"),
     (["openapi", "--output", "/nonexistent/folder/spec.yaml"], {}, "No such file"),
     (["migrate", "no_such_revision"], {}, "no_such_revision"),
     (["migrate", "--downgrade"], {}, "needs a revision"),
