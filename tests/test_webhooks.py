@@ -200,6 +200,34 @@ async def test_rotation_signs_with_both_secrets_for_the_grace_period(
     assert receipt.signatures == 2
 
 
+async def test_rotation_honours_if_match(client: httpx.AsyncClient) -> None:
+    """A stale ETag rotates nothing (412), as on PATCH and DELETE; a current one or none
+    rotates."""
+    created = await client.post("/v1/webhooks", json={"url": "https://93.184.216.34:8443/h"})
+    assert created.status_code == 201, created.text
+    url = f"/v1/webhooks/{created.json()['id']}"
+    etag = created.headers["etag"]
+    moved = await client.patch(url, json={"description": "moved"}, headers={"If-Match": etag})
+    assert moved.status_code == 200, moved.text
+
+    stale = await client.post(f"{url}/rotate-secret", headers={"If-Match": etag})
+    assert is_problem(stale, 412), stale.text
+    assert stale.json()["type"] == "urn:tremplin:problem:precondition-failed"
+    assert "whsec_" not in stale.text
+    kept = await client.get(url)
+    assert kept.headers["etag"] == moved.headers["etag"]
+    assert kept.json()["previous_secret_expires_at"] is None
+
+    current = await client.post(f"{url}/rotate-secret", headers={"If-Match": kept.headers["etag"]})
+    assert current.status_code == 200, current.text
+    assert current.json()["secret"] != created.json()["secret"]
+    assert current.headers["etag"] != kept.headers["etag"]
+
+    unconditional = await client.post(f"{url}/rotate-secret")
+    assert unconditional.status_code == 200, unconditional.text
+    assert unconditional.json()["secret"] != current.json()["secret"]
+
+
 async def test_500_then_200_is_retried_until_delivered(
     admin: httpx.AsyncClient, receiver: Receiver, backend: Backend
 ) -> None:

@@ -131,16 +131,19 @@ async def delete(
     description="Until `previous_secret_expires_at` (WEBHOOK_SECRET_GRACE_S, a day by "
     "default) every delivery carries two signatures, one per secret, so the receiver can "
     "switch to the new secret without losing a delivery.",
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 412, 422),
 )
 async def rotate_secret(
     webhook_id: uuid.UUID,
     session: Session,
     actor: CurrentActor,
     settings: AppSettings,
+    if_match: IfMatch,
     response: Response,
 ) -> WebhookWithSecret:
-    subscription, secret = await service.rotate_secret(session, actor, settings, webhook_id)
+    subscription, secret = await service.rotate_secret(
+        session, actor, settings, webhook_id, if_match
+    )
     set_etag(response, subscription.version)
     response.headers["Cache-Control"] = "no-store"
     return _with_secret(subscription, secret)

@@ -182,11 +182,16 @@ async def delete(
 
 
 async def rotate_secret(
-    session: AsyncSession, actor: Actor, settings: Settings, webhook_id: uuid.UUID
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    webhook_id: uuid.UUID,
+    expected_versions: frozenset[int] | None,
 ) -> tuple[WebhookSubscription, str]:
     """A new secret; the old one keeps signing too (both signatures are sent) for the
     grace period, so the receiver can switch without losing a delivery."""
     subscription = await _find(session, actor, webhook_id, lock=True)
+    check_version(subscription.version, expected_versions)
     secret = new_secret()
     grace = settings.webhook_secret_grace_s
     subscription.previous_secret = subscription.secret if grace else None
