@@ -6,7 +6,15 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -29,6 +37,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from app.config import PROJECT_ROOT, Settings
 from app.errors import ServiceUnavailable
+
+T = TypeVar("T")
 
 logger = logging.getLogger("tremplin.db")
 
@@ -302,6 +312,22 @@ async def fetch_one_alone(
     in an unknown state (closed, a timeout, a cancellation, anything the server did not
     answer itself) is invalidated, never given to another request.
     """
+    return await _alone(engine, statement, values, asyncpg.Connection.fetchrow)
+
+
+async def fetch_all_alone(
+    engine: AsyncEngine, statement: DriverStatement, values: Mapping[str, Any]
+) -> list[asyncpg.Record]:
+    """`fetch_one_alone`, every row."""
+    return await _alone(engine, statement, values, asyncpg.Connection.fetch)
+
+
+async def _alone(
+    engine: AsyncEngine,
+    statement: DriverStatement,
+    values: Mapping[str, Any],
+    fetch: Callable[..., Awaitable[T]],
+) -> T:
     arguments = statement.arguments(values)
     # The pool's connection itself, without a Connection around it: that wrapper and
     # its options cost two thirds of a checkout's CPU. Nothing here begins a transaction.
@@ -311,7 +337,7 @@ async def fetch_one_alone(
         raise _as_dbapi_error(engine.dialect, None, exc) from exc
     driver: asyncpg.Connection = pooled.driver_connection
     try:
-        return await driver.fetchrow(statement.sql, *arguments)
+        return await fetch(driver, statement.sql, *arguments)
     except BaseException as exc:
         error = _as_dbapi_error(engine.dialect, pooled.dbapi_connection, exc)
         if not isinstance(exc, asyncpg.PostgresError) or driver.is_closed():
@@ -323,9 +349,6 @@ async def fetch_one_alone(
         raise error from exc
     finally:
         await greenlet_spawn(pooled.close)
-
-
-T = TypeVar("T")
 
 
 async def run_alone_sqlite(engine: AsyncEngine, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -127,6 +127,49 @@ async def test_scripted_session_leaves_exactly_the_expected_rows(
     assert structures[admin_id] is None
 
 
+async def test_a_page_journals_the_people_it_shows_and_no_one_else(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """A page reads one person more than it shows (is there a next page?): that one is
+    journaled by the page that shows them, once, with the view the caller had."""
+    world = await build_world(client)
+    people = []
+    for n in range(3):
+        created = await client.post(
+            "/v1/candidates", json=candidate_payload(world.insertion_id, first_name=f"P{n}")
+        )
+        assert created.status_code == 201, created.text
+        people.append(created.json()["id"])
+        proposed = await client.post(
+            "/v1/placements", json={"candidate_id": people[-1], "vacancy_id": world.vacancy_id}
+        )
+        assert proposed.status_code == 201, proposed.text
+    async with (
+        await client_as(app, sessionmaker, "insertion", world.insertion_id) as siae,
+        await client_as(app, sessionmaker, "landlord", world.landlord_id) as landlord,
+    ):
+        for caller, name, view in ((siae, "siae", "full"), (landlord, "landlord", "reduced")):
+            first = await caller.get("/v1/candidates", params={"limit": 2}, headers=rid(name))
+            assert first.status_code == 200, first.text
+            shown = [c["id"] for c in first.json()["items"]]
+            cursor = first.json()["next_cursor"]
+            assert len(shown) == 2
+            assert cursor
+            rest = await caller.get(
+                "/v1/candidates", params={"limit": 2, "cursor": cursor}, headers=rid(f"{name}+")
+            )
+            assert rest.status_code == 200, rest.text
+            last = [c["id"] for c in rest.json()["items"]]
+            assert rest.json()["next_cursor"] is None
+            assert shown + last == sorted(people)
+            caller_id = subject_of(caller)
+            lists = await read_journal(client, action="list")
+            assert journal_rows([e for e in lists if e["actor_id"] == caller_id]) == Counter(
+                [("list", view, caller_id, p, name) for p in shown]
+                + [("list", view, caller_id, p, f"{name}+") for p in last]
+            )
+
+
 async def test_request_id_is_generated_when_absent(client: httpx.AsyncClient) -> None:
     candidate = await create_candidate(client)
     response = await client.get(f"/v1/candidates/{candidate['id']}")

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     LargeBinary,
     Select,
     Table,
@@ -92,10 +93,15 @@ def row_values(
             "field_class": view}  # fmt: skip
 
 
-def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:
+def journaled(
+    read: Select[Any], action: AuditAction, shown: ColumnElement[int] | None = None
+) -> Select[Any]:
     """PostgreSQL: `read` (its rows carry the person's `id` and the caller's view of
     them as `field_class`) and one journal row per person it returns, written by the
-    same statement: atomic on its own, one round trip. Its parameters: `access_values`."""
+    same statement: atomic on its own, one round trip. Its parameters: `access_values`.
+
+    `shown`: a page reads one row more than it shows, to know whether another page
+    follows; only the first `shown` rows by id are journaled, and rows come by id."""
     table = cast(Table, AuditEvent.__table__)
     found = read.cte("found")
     rows = select(
@@ -105,8 +111,11 @@ def journaled(read: Select[Any], action: AuditAction) -> Select[Any]:
         literal(action, table.c.action.type),
         found.c.field_class,
     )
+    if shown is not None:
+        rows = rows.order_by(found.c.id).limit(shown)
     journal = insert(table).from_select(list(ROW_FIELDS), rows).cte("journal")
-    return select(found).add_cte(journal)
+    answer = select(found).add_cte(journal)
+    return answer if shown is None else answer.order_by(found.c.id)
 
 
 _BYTES_ON_THE_LOOP = 1000

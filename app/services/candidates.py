@@ -26,9 +26,10 @@ from app.services.common import (
     apply_changes,
     check_version,
     cross_field,
+    decode_cursor,
+    encode_cursor,
     flush,
     is_postgres,
-    paginate_rows,
     territory,
 )
 
@@ -252,22 +253,80 @@ async def list_(
             "external_ref": filters.external_ref,
         },
     )
-    stmt = _READ.where(visible_to(actor))
-    if filters.structure_id is not None:
-        stmt = stmt.where(Candidate.structure_id == filters.structure_id)
-    if filters.phase is not None:
-        stmt = stmt.where(Candidate.phase == filters.phase)
-    if filters.departement is not None:
-        stmt = stmt.where(Candidate.departement == filters.departement)
-    if filters.external_ref is not None:
-        stmt = stmt.where(Candidate.external_ref == filters.external_ref)
-    if filters.updated_since is not None:
+    if visibility.base_view(actor) is None:
+        return [], None  # a role that sees nobody (tenancy would find no one)
+    caller = replace(actor, request_id=None)
+    values: dict[str, Any] = {
+        name: value for name in _LIST_FILTERS if (value := getattr(filters, name)) is not None
+    }
+    if page.cursor:
+        values["after"] = decode_cursor(page.cursor)
+    given = frozenset(values)
+    # One row more than the page shows: whether another page follows.
+    values["read_limit"] = page.limit + 1
+    rows: list[dict[str, Any]]
+    if is_postgres(session):
+        # The page and the journal rows of the people shown, as one statement (`get`'s
+        # way): one round trip, alone when the request has no transaction open yet.
+        values.update(limit=page.limit, **audit.access_values(actor))
+        engine = session.bind
+        if not session.in_transaction() and isinstance(engine, AsyncEngine):
+            statement = _list_alone(caller, given, engine.dialect)
+            records = await db.fetch_all_alone(engine, statement, values)
+            rows = [dict(r.items()) for r in records]
+        else:
+            connection = await session.connection()
+            result = await connection.execute(_list_journaled(caller, given), values)
+            rows = [r._asdict() for r in result]
+        shown = rows[: page.limit]
+    else:
+        connection = await session.connection()
+        result = await connection.execute(_list_page(caller, given), values)
+        rows = [r._asdict() for r in result]
+        shown = rows[: page.limit]
+        views = {r["id"]: CandidateView(r["field_class"]) for r in shown}
+        await audit.record_views(session, actor, AuditAction.LIST, views)
+    next_cursor = encode_cursor(shown[-1]["id"]) if len(rows) > page.limit else None
+    return [(r, CandidateView(r["field_class"])) for r in shown], next_cursor
+
+
+# The filters a list may carry, each compared with a parameter of its own name.
+_LIST_FILTERS = ("structure_id", "phase", "departement", "external_ref", "updated_since")
+
+
+@lru_cache(maxsize=1024)
+def _list_page(caller: Actor, given: frozenset[str]) -> Select[Any]:
+    """A page of the candidates this caller may see, by id, with the caller's view of
+    each (`field_class`); built once per caller and set of filters given (`given`, and
+    `after` for a cursor), their values and the page's size (`read_limit`) being
+    parameters. See `_read_one` for the cache's key."""
+    conditions = {
+        "structure_id": lambda: Candidate.structure_id == bindparam("structure_id"),
+        "phase": lambda: Candidate.phase == bindparam("phase"),
+        "departement": lambda: Candidate.departement == bindparam("departement"),
+        "external_ref": lambda: Candidate.external_ref == bindparam("external_ref"),
         # Each person's stamp in the caller's view: a hidden change brings no one back.
-        stmt = stmt.where(visibility.view_updated_at(actor) >= filters.updated_since)
-    rows, next_cursor = await paginate_rows(session, Candidate, stmt, page)
-    views = await visibility.candidate_views(session, actor, [c.id for c in rows])
-    await audit.record_views(session, actor, AuditAction.LIST, views)
-    return [(c, views[c.id]) for c in rows], next_cursor
+        "updated_since": lambda: visibility.view_updated_at(caller) >= bindparam("updated_since"),
+        "after": lambda: Candidate.id > bindparam("after"),
+    }
+    return (
+        _READ.where(visible_to(caller), *(conditions[name]() for name in sorted(given)))
+        .add_columns(visibility.view_column(caller).label("field_class"))
+        .order_by(Candidate.id)
+        .limit(bindparam("read_limit"))
+    )
+
+
+@lru_cache(maxsize=1024)
+def _list_journaled(caller: Actor, given: frozenset[str]) -> Select[Any]:
+    """PostgreSQL: `_list_page` and the journal rows of the first `limit` people."""
+    return audit.journaled(_list_page(caller, given), AuditAction.LIST, shown=bindparam("limit"))
+
+
+@lru_cache(maxsize=1024)
+def _list_alone(caller: Actor, given: frozenset[str], dialect: Dialect) -> db.DriverStatement:
+    names = (*given, "read_limit", "limit", *audit.ACCESS_FIELDS)
+    return db.DriverStatement(_list_journaled(caller, given), dialect, names)
 
 
 async def update(

@@ -15,7 +15,6 @@ from sqlalchemy import (
     ARRAY,
     BindParameter,
     ColumnElement,
-    Row,
     Select,
     Uuid,
     any_,
@@ -148,28 +147,6 @@ async def paginate(
         identity = sa_inspect(rows[page.limit - 1]).identity
         assert identity is not None
         last_id: uuid.UUID = identity[0]
-        return rows[: page.limit], encode_cursor(last_id)
-    return rows, None
-
-
-async def paginate_rows(
-    session: AsyncSession,
-    model: type[B],
-    stmt: Select[Any],
-    page: PageRequest,
-    updated_since: datetime | None = None,
-) -> tuple[Sequence[Row[Any]], str | None]:
-    """`paginate` for a select of columns (rows, not entities) that includes the id."""
-    table = model.__table__
-    if updated_since is not None:
-        stmt = stmt.where(table.c.updated_at >= updated_since)
-    if page.cursor:
-        stmt = stmt.where(table.c.id > decode_cursor(page.cursor))
-    stmt = stmt.order_by(table.c.id).limit(page.limit + 1)
-    connection = await session.connection()
-    rows = (await connection.execute(stmt)).all()
-    if len(rows) > page.limit:
-        last_id: uuid.UUID = rows[page.limit - 1].id
         return rows[: page.limit], encode_cursor(last_id)
     return rows, None
 
