@@ -7,12 +7,14 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import signal
 import ssl
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -669,10 +671,18 @@ async def test_two_workers_never_deliver_the_same_attempt(
         )
     succeeded = [a for a in attempts if a.outcome == AttemptOutcome.SUCCEEDED]
     assert delivered == len(succeeded) == len({a.delivery_id for a in succeeded}) == 60
-    # A second claim of a leased delivery would show as an attempt abandoned or left in
-    # progress; an attempt the loaded loopback refused is a retry, recorded with its error.
+    # An attempt the loaded loopback refused is a retry, recorded with its error, and
+    # starts after the one before it ended. A second claim of a leased delivery would
+    # overlap the first, or be left abandoned or in progress.
     others = [(a.outcome, a.error) for a in attempts if a.outcome != AttemptOutcome.SUCCEEDED]
     assert all(o == AttemptOutcome.FAILED and e for o, e in others), others
+    by_delivery: dict[uuid.UUID, list[WebhookAttempt]] = {}
+    for a in sorted(attempts, key=lambda a: a.number):
+        by_delivery.setdefault(a.delivery_id, []).append(a)
+    for tries in by_delivery.values():
+        for before, after in itertools.pairwise(tries):
+            assert before.finished_at is not None
+            assert after.started_at >= before.finished_at, (before.worker, after.worker)
     assert {a.worker for a in attempts} <= {"w1", "w2"}
 
 
