@@ -152,6 +152,13 @@ def write_config(path: Path, server: LiveServer) -> None:
         lines.append(f'"{key}" = {{ dictionary = "{dictionary}", probability = 0.5 }}')
     lines += [
         "",
+        # Stateful links come from Location headers only. Links inferred from field names
+        # take a reference from any item of a response, a null one included (an admin
+        # client's structure_id), and send it as the text "None" in a path, a request no
+        # client makes, which the API rightly refuses with 422.
+        "[phases.stateful.inference]",
+        'algorithms = ["location-headers"]',
+        "",
         "[[operations]]",
         f"include-operation-id = {_toml(sorted(SEMANTIC_RULES))}",
         "checks.positive_data_acceptance.expected-statuses = " + _toml([*POSITIVE_STATUSES, "422"]),
