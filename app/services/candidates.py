@@ -253,14 +253,14 @@ async def list_(
             "external_ref": filters.external_ref,
         },
     )
-    if visibility.base_view(actor) is None:
-        return [], None  # a role that sees nobody (tenancy would find no one)
-    caller = replace(actor, request_id=None)
     values: dict[str, Any] = {
         name: value for name in _LIST_FILTERS if (value := getattr(filters, name)) is not None
     }
     if page.cursor:
         values["after"] = decode_cursor(page.cursor)
+    if visibility.base_view(actor) is None:
+        return [], None  # a role that sees nobody (tenancy would find no one)
+    caller = replace(actor, request_id=None)
     given = frozenset(values)
     # One row more than the page shows: whether another page follows.
     values["read_limit"] = page.limit + 1
