@@ -7,11 +7,13 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import yaml
@@ -76,6 +78,16 @@ def cmd_alembic_check(_args: argparse.Namespace) -> int:
     return 0
 
 
+class _Stopped(BaseException):
+    """SIGTERM, outside uvicorn's own handler: once uvicorn has shut down, it restores
+    the handler it found and raises the signal again (a BaseException, as SystemExit:
+    no `except Exception` of a library swallows it during startup)."""
+
+
+def _stop(_signum: int, _frame: FrameType | None) -> None:
+    raise _Stopped
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -96,6 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         own_metrics_dir = tempfile.mkdtemp(prefix="tremplin-metrics-")
         os.environ[MULTIPROCESS_ENV] = own_metrics_dir
     prepare_multiprocess_dir()
+    # With one worker uvicorn ended the process by the SIGTERM it had caught (status 143),
+    # with several the parent exited 0: a stop asked for is a success, 0 either way.
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         uvicorn.run(
             "app.main:create_app",
@@ -112,7 +127,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_config=None,
             access_log=False,
         )
+    except _Stopped:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if own_metrics_dir is not None:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
     return 0

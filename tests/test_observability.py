@@ -313,6 +313,42 @@ def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Sign
     assert any(m.startswith("Finished server process") for m in messages), messages
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_server_exits_0_whatever_its_workers(
+    tmp_path: Path, sig: signal.Signals, workers: int
+) -> None:
+    """A process manager sees one outcome for one event: with one worker, uvicorn ended
+    the process by the SIGTERM it had caught once shut down (status -15, 143 in a shell),
+    with several the parent exited 0."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}"
+    migrations.upgrade(database_url)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test", "LOG_LEVEL": "INFO"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", 90)
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    messages = [r["message"] for r in json_lines(stderr)]
+    # The shutdown still runs to its end, in every worker.
+    assert messages.count("Application shutdown complete.") == workers, messages
+
+
 def test_libraries_never_log_urls_or_statement_parameters(tmp_path: Path) -> None:
     """The worker logged each webhook delivery's full URL (httpx, at INFO: a token in its
     query string), and LOG_LEVEL=DEBUG every SQLite statement with its parameters
