@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import uuid
@@ -88,6 +89,40 @@ def _stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stopped
 
 
+def _check_listen(host: str, port: int, workers: int) -> None:
+    """Bind, then release, what uvicorn is about to bind, the way it binds it (address
+    reuse on, so a port in TIME_WAIT passes as it does for uvicorn): a port in use is
+    one line, before the app starts or the metrics folder is emptied. uvicorn's own
+    error stays for a port taken between this check and its bind."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    sockets: list[socket.socket] = []
+    addresses: list[tuple[socket.AddressFamily, socket.SocketKind, int, tuple[object, ...]]]
+    try:
+        if workers > 1:  # uvicorn's Config.bind_socket
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            addresses = [(family, socket.SOCK_STREAM, 0, (host, port))]
+        else:  # asyncio's create_server: every address the host resolves to
+            addresses = [
+                (family, kind, proto, address)
+                for family, kind, proto, _, address in socket.getaddrinfo(
+                    host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                )
+            ]
+        for family, kind, proto, address in addresses:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if workers == 1 and family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CommandError(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}") from None
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -101,6 +136,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
     workers = args.workers or settings.workers
+    port = args.port if args.port is not None else settings.port
+    _check_listen(args.host, port, workers)
     own_metrics_dir = None
     if workers > 1 and multiprocess_dir() is None:
         # Without a shared folder each worker would answer /metrics with its own figures
@@ -116,7 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "app.main:create_app",
             factory=True,
             host=args.host,
-            port=args.port if args.port is not None else settings.port,
+            port=port,
             workers=workers,
             # The caller's address comes from X-Forwarded-For only behind TRUSTED_PROXIES,
             # decided by the app itself (app/routers/deps.py), never by uvicorn's defaults.

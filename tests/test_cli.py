@@ -174,6 +174,33 @@ def test_a_bad_setting_is_one_line_naming_it_before_anything_starts(
     assert not _listening(port)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_line_naming_it(migrated: Path, tmp_path: Path, workers: str) -> None:
+    """uvicorn exited 3: with one worker after starting the app up and shutting it down
+    again (six log lines), with several on "[Errno 98] Address already in use", naming
+    neither host nor port."""
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "counter_1.db").write_bytes(b"")  # another server's figures stay
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{migrated / 'cli.db'}",
+        "ENVIRONMENT": "test",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(["serve", "--port", str(port), "--workers", workers], env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"serve: cannot listen on 127.0.0.1:{port}: address already in use"
+    ], result.stderr
+    assert (metrics / "counter_1.db").exists()
+
+
 def test_several_bad_settings_get_one_line_each(migrated: Path) -> None:
     env = {
         **os.environ,
