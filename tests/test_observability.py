@@ -280,47 +280,11 @@ def test_lines_logged_just_before_exit_are_written() -> None:
     assert [r["message"] for r in json_lines(done.stderr)] == [f"line {i}" for i in range(2000)]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Signals) -> None:
-    """uvicorn ends the process with the signal it caught once it has shut down, without
-    logging's exit flush: the last requests' lines and the shutdown lines were lost."""
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}"
-    migrations.upgrade(database_url)
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "ENVIRONMENT": "test", "LOG_LEVEL": "INFO"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}", 60)
-        for _ in range(3):
-            assert httpx.get(f"http://127.0.0.1:{port}/v1/structures").status_code == 401
-        process.send_signal(sig)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    records = json_lines(stderr)
-    assert len(access_lines(stderr)) == 3, stderr
-    messages = [r["message"] for r in records]
-    assert "Application shutdown complete." in messages, messages
-    assert any(m.startswith("Finished server process") for m in messages), messages
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_server_exits_0_whatever_its_workers(
-    tmp_path: Path, sig: signal.Signals, workers: int
-) -> None:
-    """A process manager sees one outcome for one event: with one worker, uvicorn ended
-    the process by the SIGTERM it had caught once shut down (status -15, 143 in a shell),
-    with several the parent exited 0."""
+def serve_then_stop(
+    tmp_path: Path, sig: signal.Signals, workers: int = 1, requests: int = 0
+) -> tuple[int, str]:
+    """`python -m app serve` on SQLite, `requests` unauthenticated reads (each 401), then
+    `sig`: its exit status and stderr."""
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'stop.db'}"
     migrations.upgrade(database_url)
     port = free_port()
@@ -336,13 +300,39 @@ def test_a_stopped_server_exits_0_whatever_its_workers(
     )
     try:
         wait_until_serving(f"http://127.0.0.1:{port}", 90)
+        for _ in range(requests):
+            assert httpx.get(f"http://127.0.0.1:{port}/v1/structures").status_code == 401
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, stderr
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_server_writes_its_last_lines(tmp_path: Path, sig: signal.Signals) -> None:
+    """uvicorn ends the process with the signal it caught once it has shut down, without
+    logging's exit flush: the last requests' lines and the shutdown lines were lost."""
+    _, stderr = serve_then_stop(tmp_path, sig, requests=3)
+    records = json_lines(stderr)
+    assert len(access_lines(stderr)) == 3, stderr
+    messages = [r["message"] for r in records]
+    assert "Application shutdown complete." in messages, messages
+    assert any(m.startswith("Finished server process") for m in messages), messages
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_server_exits_0_whatever_its_workers(
+    tmp_path: Path, sig: signal.Signals, workers: int
+) -> None:
+    """A process manager sees one outcome for one event: with one worker, uvicorn ended
+    the process by the SIGTERM it had caught once shut down (status -15, 143 in a shell),
+    with several the parent exited 0."""
+    returncode, stderr = serve_then_stop(tmp_path, sig, workers=workers)
+    assert returncode == 0, stderr
     assert "Traceback" not in stderr
     messages = [r["message"] for r in json_lines(stderr)]
     # The shutdown still runs to its end, in every worker.
