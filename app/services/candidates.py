@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -291,7 +291,7 @@ async def list_(
 
 
 # The filters a list may carry, each compared with a parameter of its own name.
-_LIST_FILTERS = ("structure_id", "phase", "departement", "external_ref", "updated_since")
+_LIST_FILTERS = tuple(f.name for f in fields(CandidateFilters))
 
 
 @lru_cache(maxsize=1024)
