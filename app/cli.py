@@ -222,7 +222,7 @@ def cmd_bootstrap_admin(_args: argparse.Namespace) -> int:
     from app.schemas.access import ApiClientCreate
     from app.services import clients
 
-    async def work(session: AsyncSession) -> tuple[str, str] | None:
+    async def work(session: AsyncSession) -> dict[str, str] | None:
         existing = await session.scalar(
             select(ApiClient.id).where(ApiClient.name == BOOTSTRAP_NAME).limit(1)
         )
@@ -231,14 +231,14 @@ def cmd_bootstrap_admin(_args: argparse.Namespace) -> int:
         client, secret = await clients.create(
             session, ApiClientCreate(name=BOOTSTRAP_NAME, role=Role.ADMIN)
         )
-        return str(client.id), secret
+        return {"client_id": str(client.id), "client_secret": secret}
 
     created = asyncio.run(_with_session(settings, work))
     if created is not None:
         BOOTSTRAP_FILE.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(BOOTSTRAP_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"client_id": created[0], "client_secret": created[1]}, handle, indent=2)
+            json.dump(created, handle, indent=2)
         print(f"Created a first admin client; its credentials are in {BOOTSTRAP_FILE}.")
     if BOOTSTRAP_FILE.exists():
         print(

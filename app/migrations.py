@@ -39,8 +39,7 @@ def check(database_url: str | None = None) -> None:
 
 async def current_revision(connection: AsyncConnection) -> str | None:
     def _read(sync_conn: Connection) -> str | None:
-        result = sync_conn.execute(text("SELECT version_num FROM alembic_version"))
-        row = result.first()
-        return None if row is None else str(row[0])
+        version = sync_conn.scalar(text("SELECT version_num FROM alembic_version"))
+        return None if version is None else str(version)
 
     return await connection.run_sync(_read)

@@ -57,20 +57,19 @@ def for_update(stmt: Select[B]) -> Select[B]:
     return stmt.with_for_update().execution_options(populate_existing=True)
 
 
-ConflictFor = Conflict | Callable[[], Conflict]
+# A function making a fresh conflict each time: an exception instance raised again
+# would carry the traceback of its earlier raise.
+ConflictFor = Callable[[], Conflict]
 
 
 async def flush(session: AsyncSession, conflicts: Mapping[str, ConflictFor] | None = None) -> None:
-    """Flush, turning a constraint violation into the domain conflict named for it
-    (given as an instance, or as a function making a fresh one)."""
+    """Flush, turning a constraint violation into the domain conflict named for it."""
     try:
         await session.flush()
     except IntegrityError as exc:
         name = constraint_name(exc) or ""
         known = (conflicts or {}).get(name)
-        if callable(known):
-            known = known()
-        raise (known or integrity_to_conflict(exc)) from None
+        raise (known() if known is not None else integrity_to_conflict(exc)) from None
 
 
 def check_version(current: int, expected: frozenset[int] | None) -> None:

@@ -24,14 +24,18 @@ from app.services import stats, structures
 from app.services.auth import Actor
 from app.services.common import PageRequest, apply_changes, check_version, flush, paginate
 
-_TAKEN = DuplicateResource("An objective for this year and scope already exists.")
+
+def _taken() -> DuplicateResource:
+    return DuplicateResource("An objective for this year and scope already exists.")
+
+
 _CONFLICTS = {
-    **{f"uq_objectives_{scope.value}_year": _TAKEN for scope in ObjectiveScope},
-    "unique:objectives.year": _TAKEN,
-    "unique:objectives.year, objectives.region": _TAKEN,
-    "unique:objectives.year, objectives.departement": _TAKEN,
-    "unique:objectives.year, objectives.landlord_id": _TAKEN,
-    "unique:objectives.year, objectives.structure_id": _TAKEN,
+    **{f"uq_objectives_{scope.value}_year": _taken for scope in ObjectiveScope},
+    "unique:objectives.year": _taken,
+    "unique:objectives.year, objectives.region": _taken,
+    "unique:objectives.year, objectives.departement": _taken,
+    "unique:objectives.year, objectives.landlord_id": _taken,
+    "unique:objectives.year, objectives.structure_id": _taken,
 }
 
 

@@ -67,13 +67,13 @@ async def snapshot(session: AsyncSession, candidate_id: uuid.UUID) -> PathSnapsh
     row = (
         await session.execute(
             select(
-                count_positive(*TRIAL_TYPES),
-                count_positive(ActivityType.PROJECT_EVALUATION),
+                count_positive(*TRIAL_TYPES).label("trials"),
+                count_positive(ActivityType.PROJECT_EVALUATION).label("evaluations"),
                 func.coalesce(
                     func.sum(case((Activity.type == ActivityType.TRAINING, Activity.hours))), 0
-                ),
-                count_positive(ActivityType.SKILLS_ASSESSMENT),
-                count_positive(ActivityType.WORK_MISSION),
+                ).label("training_hours"),
+                count_positive(ActivityType.SKILLS_ASSESSMENT).label("assessments"),
+                count_positive(ActivityType.WORK_MISSION).label("work_missions"),
             ).where(Activity.candidate_id == candidate_id)
         )
     ).one()
@@ -102,13 +102,13 @@ async def snapshot(session: AsyncSession, candidate_id: uuid.UUID) -> PathSnapsh
         )
     )
     return PathSnapshot(
-        positive_trials=int(row[0])
+        positive_trials=int(row.trials)
         + missions.get(MissionType.TEST_MISSION, 0)
         + missions.get(MissionType.REPLACEMENT, 0),
-        project_validated=int(row[1]) > 0,
-        training_hours=float(row[2]),
-        positive_skills_assessments=int(row[3]),
-        completed_work_missions=int(row[4]) + missions.get(MissionType.WORK_MISSION, 0),
+        project_validated=int(row.evaluations) > 0,
+        training_hours=float(row.training_hours),
+        positive_skills_assessments=int(row.assessments),
+        completed_work_missions=int(row.work_missions) + missions.get(MissionType.WORK_MISSION, 0),
         started_job_placement=bool(started_job),
     )
 

@@ -58,6 +58,7 @@ from app.schemas.placements import _months_later as months_later
 from app.services import audit, dates, events, pathway, tenancy, vacancies, visibility
 from app.services.auth import SYSTEM_ACTOR, Actor
 from app.services.common import (
+    ConflictFor,
     PageRequest,
     apply_changes,
     check_version,
@@ -70,13 +71,20 @@ from app.services.common import (
 
 L = TypeVar("L", Vacancy, Candidate)
 
-_ALREADY_OPEN = DuplicateResource("This candidate already has an open placement on this vacancy.")
-_ONE_JOB = Conflict("This candidate already holds a started job.")
-_CONFLICTS: dict[str, Conflict] = {
-    "uq_placements_open_candidate_vacancy": _ALREADY_OPEN,
-    "unique:placements.candidate_id, placements.vacancy_id": _ALREADY_OPEN,
-    "uq_placements_started_job_candidate": _ONE_JOB,
-    "unique:placements.candidate_id": _ONE_JOB,
+
+def _already_open() -> DuplicateResource:
+    return DuplicateResource("This candidate already has an open placement on this vacancy.")
+
+
+def _one_job() -> Conflict:
+    return Conflict("This candidate already holds a started job.")
+
+
+_CONFLICTS: dict[str, ConflictFor] = {
+    "uq_placements_open_candidate_vacancy": _already_open,
+    "unique:placements.candidate_id, placements.vacancy_id": _already_open,
+    "uq_placements_started_job_candidate": _one_job,
+    "unique:placements.candidate_id": _one_job,
 }
 
 
@@ -281,7 +289,7 @@ async def propose_many(
     except IntegrityError as exc:
         known = _CONFLICTS.get(constraint_name(exc) or "")
         if known is not None:
-            raise type(known)(str(known.detail)) from None
+            raise known() from None
         raise integrity_to_conflict(exc) from None
     for placement_id, (vacancy_id, candidate_id) in zip(ids, pairs, strict=True):
         _emit_proposed(

@@ -522,13 +522,14 @@ async def outcomes(
     )
     median_row = (
         await session.execute(
-            select(func.avg(ranked.c.days), func.max(ranked.c.people)).where(
-                ranked.c.n.in_([(ranked.c.people + 1) // 2, (ranked.c.people + 2) // 2])
-            )
+            select(
+                func.avg(ranked.c.days).label("median_days"),
+                func.max(ranked.c.people).label("people"),
+            ).where(ranked.c.n.in_([(ranked.c.people + 1) // 2, (ranked.c.people + 2) // 2]))
         )
     ).one()
-    median = None if median_row[0] is None else round(float(median_row[0]), 1)
-    hired_people = int(median_row[1] or 0)
+    median = None if median_row.median_days is None else round(float(median_row.median_days), 1)
+    hired_people = int(median_row.people or 0)
 
     # The period's trainings and exams, each kind through its covering index.
     def activities_of(kind: ActivityType) -> list[ColumnElement[bool]]:

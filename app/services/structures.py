@@ -32,8 +32,12 @@ from app.services.common import (
     territory,
 )
 
-_SIRET_TAKEN = DuplicateResource("A structure with this SIRET already exists.")
-_CONFLICTS = {"uq_structures_siret": _SIRET_TAKEN, "unique:structures.siret": _SIRET_TAKEN}
+
+def _siret_taken() -> DuplicateResource:
+    return DuplicateResource("A structure with this SIRET already exists.")
+
+
+_CONFLICTS = {"uq_structures_siret": _siret_taken, "unique:structures.siret": _siret_taken}
 
 
 @dataclass(frozen=True, slots=True)

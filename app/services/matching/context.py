@@ -86,4 +86,4 @@ async def history(
         completed = completed.where(one_of(session, Placement.candidate_id, candidate_ids))
         missions = missions.where(one_of(session, Activity.candidate_id, candidate_ids))
     result: Any = await session.execute(union(completed, missions))
-    return {(row[0], row[1]) for row in result.all()}
+    return {(row.candidate_id, row.landlord_id) for row in result.all()}
