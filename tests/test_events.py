@@ -355,8 +355,95 @@ async def test_the_backlog_counts_work_waiting_for_workers(
         assert await events.backlog(session) == events.Backlog(0, 0)
 
 
+AHEAD = "urn:tremplin:problem:cursor-ahead-of-feed"
+
+
 async def test_the_last_possible_position_is_a_valid_after(client: httpx.AsyncClient) -> None:
-    """The spec allows any position up to 2**63 - 1: nothing comes after the last one."""
+    """The spec allows any position up to 2**63 - 1 (not a 422), and a feed that has not
+    reached it says the cursor is ahead of it."""
     response = await client.get("/v1/events", params={"after": str(2**63 - 1)})
-    assert response.status_code == 200, response.text
-    assert response.json()["items"] == []
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == AHEAD
+
+
+async def test_a_cursor_ahead_of_the_feed_is_refused_not_left_waiting(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    """A cursor from elsewhere (a staging feed's, say) beyond the newest position would
+    read as "nothing new" forever; it answers 409 with the newest position instead."""
+    structure = await create_structure(client, "insertion")
+    for n in range(3):
+        await create(
+            client, "/v1/candidates", candidate_payload(structure["id"], first_name=f"P{n}")
+        )
+    newest = await client.get("/v1/events", params={"after": 0})
+    assert newest.status_code == 200
+    top = newest.json()["next_after"]
+    assert top == newest.json()["items"][-1]["position"]
+
+    # The newest position itself is a cursor the feed gave: nothing new yet, poll again.
+    assert (await client.get("/v1/events", params={"after": top})).json() == {
+        "items": [],
+        "next_after": top,
+    }
+    for after in (top + 1, top + 1_000_000):
+        ahead = await client.get("/v1/events", params={"after": after, "types": "vacancy.created"})
+        assert ahead.status_code == 409, ahead.text
+        assert ahead.headers["content-type"] == "application/problem+json"
+        body = ahead.json()
+        assert body["type"] == AHEAD
+        assert body["newest_position"] == top
+        assert str(top) in body["detail"]
+        assert "ahead" in body["detail"]
+        assert body["instance"] == "/v1/events"
+    documented = app.openapi()["paths"]["/v1/events"]["get"]["responses"]["409"]
+    assert "cursor-ahead-of-feed" in documented["description"]
+
+    # Once the feed has grown past it, the same cursor reads like any other.
+    await create(client, "/v1/candidates", candidate_payload(structure["id"], first_name="P3"))
+    later = await client.get("/v1/events", params={"after": top})
+    assert later.status_code == 200
+    assert [e["position"] for e in later.json()["items"]] == [top + 1]
+    assert (await client.get("/v1/events", params={"after": top + 1})).status_code == 200
+
+
+async def test_every_cursor_handed_out_is_accepted_while_writers_commit(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Readers resume from one another's cursors while transactions commit around them
+    (one held open across the reads): a position some answer gave is never 409."""
+    structure_id = uuid.UUID((await create_structure(client, "insertion"))["id"])
+    slow = sessionmaker()
+    data, audience = tombstone(structure_id)
+    events.emit(slow, data, audience)
+    await slow.flush()  # written first, committed last
+    given: list[int] = [0]
+    done = False
+
+    async def write() -> None:
+        nonlocal done
+        try:
+            for _ in range(15):
+                async with sessionmaker() as session:
+                    data, audience = tombstone(structure_id)
+                    events.emit(session, data, audience)
+                    await session.commit()
+        finally:
+            done = True
+
+    async def read() -> None:
+        while not done:
+            after = given[-1]
+            response = await client.get("/v1/events", params={"after": after, "limit": 1})
+            assert response.status_code == 200, response.text
+            given.append(max(given[-1], response.json()["next_after"]))
+            await asyncio.sleep(0)
+
+    if slow.get_bind().dialect.name == "sqlite":
+        await slow.commit()  # SQLite serialises writers: the others would wait for it
+    await asyncio.gather(write(), read(), read())
+    await slow.commit()
+    await slow.close()
+    for after in set(given):
+        assert (await client.get("/v1/events", params={"after": after})).status_code == 200

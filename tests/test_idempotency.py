@@ -250,3 +250,20 @@ async def test_two_idempotency_keys_in_one_request_are_refused(
     assert is_problem(response, 422)
     assert response.json()["errors"][0]["loc"] == ["header", "Idempotency-Key"]
     assert await count_rows(sessionmaker, "structures") == 0
+
+
+async def test_a_replay_answering_404_names_the_path_posted_to(client: httpx.AsyncClient) -> None:
+    """A problem's `instance` is the request's path: a replay that reads the resource
+    again and finds it gone answers for the POST it replays, as the first answer did,
+    not for the resource's own path."""
+    insertion = await create_structure(client, "insertion")
+    payload = candidate_payload(insertion["id"])
+    first = await client.post("/v1/candidates", json=payload, headers=key_header("gone-2"))
+    assert first.status_code == 201, first.text
+    assert (await client.delete(first.headers["location"])).status_code == 204
+
+    replay = await client.post("/v1/candidates", json=payload, headers=key_header("gone-2"))
+
+    assert is_problem(replay, 404)
+    assert replay.json()["instance"] == "/v1/candidates"
+    assert first.json()["id"] not in replay.text

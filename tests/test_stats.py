@@ -356,6 +356,52 @@ async def test_a_structure_filter_naming_another_kind_is_a_conflict(
     await ok(await client.get(f"/v1/stats/{figure}", params={"structure_id": insertion["id"]}))
 
 
+@pytest.mark.parametrize("figure", ["funnel", "outcomes", "monthly"])
+async def test_a_caller_who_may_not_read_structures_learns_no_kind_from_the_figures(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    figure: str,
+) -> None:
+    """An observer may not read structures: a filter naming a structure of another kind
+    answers exactly as an unknown id does (the 409 would tell it the id is a structure,
+    and which kind). So does a token without `structures:read`. Who reads structures
+    anyway (insertion staff here) keeps the precise 409."""
+    insertion = await create_structure(client, "insertion")
+    landlord = await create_structure(client, "landlord")
+    partner = await create_structure(client, "partner")
+    staff = await create_api_client(sessionmaker, Role.INSERTION, insertion["id"])
+    async with http_client(app) as anonymous:
+        narrow = await get_token(anonymous, staff, scope="stats:read")
+        full = await get_token(anonymous, staff)
+    observer = await client_as(app, sessionmaker, Role.OBSERVER)
+    async with observer, http_client(app, narrow) as stats_only, http_client(app, full) as broad:
+        for caller in (observer, stats_only):
+            for field, other in (
+                ("structure_id", landlord),
+                ("structure_id", partner),
+                ("landlord_id", insertion),
+                ("landlord_id", partner),
+            ):
+                unknown = await caller.get(f"/v1/stats/{figure}", params={field: str(uuid.uuid4())})
+                assert is_problem(unknown, 422), unknown.text
+                named = await caller.get(f"/v1/stats/{figure}", params={field: other["id"]})
+                assert named.status_code == unknown.status_code, named.text
+                assert named.headers["content-type"] == unknown.headers["content-type"]
+                assert named.json() == unknown.json()
+                assert "kind" not in named.text
+            await ok(
+                await caller.get(f"/v1/stats/{figure}", params={"landlord_id": landlord["id"]})
+            )
+        assert (await broad.get(f"/v1/structures/{landlord['id']}")).json()["kind"] == "landlord"
+        precise = await broad.get(f"/v1/stats/{figure}", params={"landlord_id": partner["id"]})
+        assert is_problem(precise, 409), precise.text
+        assert precise.json()["type"] == "urn:tremplin:problem:wrong-reference-kind"
+        # Neither of the first two may read the structure itself.
+        assert (await stats_only.get(f"/v1/structures/{landlord['id']}")).status_code == 403
+        assert (await observer.get(f"/v1/structures/{landlord['id']}")).status_code == 403
+
+
 async def test_objective_progress_refuses_a_future_as_of(client: httpx.AsyncClient) -> None:
     objective = await ok(
         await client.post(

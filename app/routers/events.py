@@ -23,8 +23,10 @@ router = APIRouter(prefix="/v1/events", tags=["events"], route_class=ApiRoute)
     "What each role reads: admins everything; insertion staff their candidates, what "
     "hangs off them and published vacancies; prescribers the people they referred; "
     "landlords their vacancies and the placements on them. The same bodies are sent by "
-    "webhooks.",
-    responses=problem_responses(422),
+    "webhooks. A cursor beyond the newest position the feed has given (one from another "
+    "environment, say) answers 409 `cursor-ahead-of-feed` with `newest_position`, never an "
+    "empty page to wait on: a position this feed gave is always accepted.",
+    responses=problem_responses(409, 422, conflicts=(service.CursorAheadOfFeed,)),
 )
 async def list_(
     query: Annotated[EventQuery, Query()], session: Session, actor: CurrentActor

@@ -3,7 +3,8 @@
 What is kept depends on the answer. An answer naming its resource (Location or
 Content-Location) keeps no body: a replay reads the resource again, as the caller, so
 tenancy still applies, the read is audited, and a resource since erased or moved away
-answers 404 instead of being replayed from a copy. An answer holding a secret
+answers 404 instead of being replayed from a copy (a problem whose `instance` is the
+path posted to, as for any answer to that request). An answer holding a secret
 (Cache-Control: no-store, e.g. a new client's) is not replayable at all: 409. Other
 answers are kept whole. Only successful answers are kept: a request that failed wrote
 nothing, so its retry simply runs again.
@@ -105,13 +106,32 @@ async def _read_again(request: Request, status: int, kept: dict[str, str]) -> Re
     fetched = {k.decode().lower(): v.decode() for k, v in answer["headers"]}
     out = {REPLAYED_HEADER: "true", "content-type": fetched.get("content-type", "")}
     if answer["status"] != 200:
-        return Response(bytes(answer["body"]), answer["status"], headers=out)
+        return Response(
+            _as_answer_to(request, bytes(answer["body"])), answer["status"], headers=out
+        )
     for name in ("location", "content-location"):
         if name in kept:
             out[name] = kept[name]
     if "etag" in fetched:
         out["etag"] = fetched["etag"]
     return Response(bytes(answer["body"]), status, headers=out)
+
+
+def _as_answer_to(request: Request, body: bytes) -> bytes:
+    """A problem met while reading the resource again, as an answer to the request
+    replayed: its `instance` is the path posted to, as on every answer to that request,
+    not the resource's path the inner read went to."""
+    try:
+        problem = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(problem, dict) or "instance" not in problem:
+        return body
+    problem["instance"] = request.url.path
+    # As JSONResponse renders a problem, so the replay reads like any other answer.
+    return json.dumps(
+        problem, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode()
 
 
 async def _fingerprints(request: Request) -> tuple[str, str]:

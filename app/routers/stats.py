@@ -48,7 +48,9 @@ COMMON = (
     "default) is null and named in `masked`, with any rate or total derived from it. "
     "Landlords may not filter by `structure_id`, prescribers by `departement` or `region` "
     "(422). `structure_id` names an insertion structure and `landlord_id` a landlord: an "
-    "unknown id answers 422, a structure of another kind 409 `wrong-reference-kind`. "
+    "unknown id answers 422, a structure of another kind 409 `wrong-reference-kind`, "
+    "except to a caller who may not read structures (observers, or a token without "
+    "`structures:read`), to whom it answers as an unknown id (422). "
     "Figures are aggregates: reading them is not journaled as a personal-data access.\n\n"
 )
 PROBLEMS = problem_responses(409, 422, conflicts=(WrongReferenceKind,))

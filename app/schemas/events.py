@@ -338,7 +338,8 @@ class EventQuery(QueryModel):
         ge=0,
         le=2**63 - 1,
         description="Return events after this position: 0 from the start, then the "
-        "`next_after` of the previous answer.",
+        "`next_after` of the previous answer. Beyond the feed's newest position (a cursor "
+        "this feed never gave): 409 `cursor-ahead-of-feed`.",
     )
     types: list[EventType] | None = Field(
         default=None, description="Only these event types (repeat the parameter)."

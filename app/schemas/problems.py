@@ -43,6 +43,10 @@ class ConflictProblem(Problem):
     unmet: list[UnmetRequirement] | None = Field(
         default=None, description="What a refused path transition still needs."
     )
+    newest_position: int | None = Field(
+        default=None,
+        description="The change feed's newest position (a cursor ahead of the feed).",
+    )
 
 
 def conflict_description(conflicts: Sequence[Any]) -> str:

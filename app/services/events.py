@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.enums import AuditAction, VacancyStatus
 from app.domain.ids import uuid7
 from app.domain.webhooks import DeliveryStatus, WebhookStatus
+from app.errors import Conflict
 from app.models import (
     Candidate,
     Event,
@@ -142,6 +143,10 @@ async def sequence_if_free(session: AsyncSession) -> None:
         pass
 
 
+class CursorAheadOfFeed(Conflict):
+    slug, title = "cursor-ahead-of-feed", "The cursor is ahead of the feed"
+
+
 @dataclass(frozen=True, slots=True)
 class FeedPage:
     events: Sequence[Event]
@@ -159,6 +164,17 @@ async def read(
     # Read the newest position first: every position up to it is committed (batches
     # commit in order), so the page below is complete up to it, whatever commits now.
     top = await session.scalar(select(func.max(Event.position))) or 0
+    if after > top:
+        # No answer ever handed out this position (events are never deleted, so the
+        # newest position never goes back, and a position reaches a reader only once its
+        # batch has committed, before this read began): the cursor comes from elsewhere
+        # (another environment, a restored copy). An empty page would have the partner
+        # wait forever for events that will come, but at positions it would skip.
+        raise CursorAheadOfFeed(
+            f"The cursor is ahead of the feed, whose newest position is {top}: resume "
+            "from the last next_after this feed gave (0 reads it from the start).",
+            newest_position=top,
+        )
     stmt = select(Event).where(Event.position > after, Event.position <= top, tenancy.events(actor))
     if types:
         stmt = stmt.where(Event.type.in_(sorted(types)))

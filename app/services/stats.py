@@ -308,15 +308,21 @@ async def checked_scope(
     session: AsyncSession, actor: Actor, filters: Filters, as_of: datetime
 ) -> Scope:
     """`scope_of`, once the structures a query names are checked as a body's would be:
-    unknown is a 422, a structure of another kind a 409."""
+    unknown is a 422, a structure of another kind a 409, except for a caller who may not
+    read structures (observers): for it another kind is the unknown id's 422, so that the
+    figures do not tell it what it may not read elsewhere (that an id is a structure, and
+    of which kind)."""
     scope = scope_of(actor, filters, as_of)
     named = (
         ("structure_id", filters.structure_id, StructureKind.INSERTION),
         ("landlord_id", filters.landlord_id, StructureKind.LANDLORD),
     )
+    kinds_hidden = not structures.reads_structures(actor)
     for field, structure_id, kind in named:
         if structure_id is not None:
-            await structures.require_kind(session, structure_id, kind, field, within=("query",))
+            await structures.require_kind(
+                session, structure_id, kind, field, within=("query",), kinds_hidden=kinds_hidden
+            )
     return scope
 
 

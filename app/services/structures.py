@@ -31,6 +31,7 @@ from app.services.common import (
     paginate,
     territory,
 )
+from app.services.permissions import OPERATIONS
 
 
 def _siret_taken() -> DuplicateResource:
@@ -141,10 +142,23 @@ async def require_kind(
     field: str,
     *,
     within: Sequence[str] = ("body",),
+    kinds_hidden: bool = False,
 ) -> Structure:
+    """The structure, of this kind. `kinds_hidden`: the caller may not read structures,
+    so one of another kind answers as an unknown id (the 409 would tell it the id is a
+    structure, and of which kind)."""
     structure = await require_exists(session, structure_id, field, within=within)
+    if kinds_hidden and structure.kind is not kind:
+        raise _unknown([*within, field], "no structure with this id")
     _check_kind(structure.kind, kind, field)
     return structure
+
+
+def reads_structures(actor: Actor) -> bool:
+    """Whether the caller (its role and its token's scopes) may read structures, and so
+    learn any structure's kind anyway."""
+    operation = OPERATIONS["structures_get"]
+    return actor.role in operation.grants and operation.scope in actor.scopes
 
 
 async def require_all_kind(
