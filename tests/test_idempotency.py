@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.enums import Role
-from app.routers.idempotency import _lock_id
+from app.services.idempotency import _lock_id
 from tests.access_helpers import count_rows, is_problem, scalar, subject_of
 from tests.conftest import Backend, client_as
 from tests.factories import candidate_payload, create_structure, structure_payload

@@ -12,9 +12,8 @@ nothing, so its retry simply runs again.
 Keys belong to a caller, named by kind and id (an API client and an OIDC user whose
 `sub` equals the client's id never share one). The key is written in the same
 transaction as the resource it created, so a crash cannot leave one without the other.
-On PostgreSQL a transaction-scoped advisory lock on (caller, key) makes a concurrent
-retry answer 409 instead of writing twice; on SQLite a POST takes the write lock at
-BEGIN, so a concurrent retry waits and then replays.
+A concurrent retry answers 409 on PostgreSQL, and waits then replays on SQLite
+(app/services/idempotency.py, where the answers are kept).
 """
 
 from __future__ import annotations
@@ -23,17 +22,14 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 
 from fastapi import Request, Response
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import Conflict, ValidationFailed, field_error
-from app.models import IdempotencyKey
-from app.models.base import utcnow
+from app.services import idempotency as store
 from app.services.auth import Actor
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -54,11 +50,6 @@ class ResponseNotReplayable(Conflict):
 
 class IdempotencyKeyReused(ValidationFailed):
     slug, title = "idempotency-key-reused", "Idempotency-Key reused with another request"
-
-
-def _lock_id(caller: str, key: str) -> int:
-    digest = hashlib.sha256(f"{caller}\x00{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _holds_secret(headers: dict[str, str]) -> bool:
@@ -179,21 +170,10 @@ async def run_idempotent(
         )
     fingerprints = await _fingerprints(request)
     fingerprint = fingerprints[0]
-    if session.get_bind().dialect.name == "postgresql":
-        locked = await session.scalar(
-            select(func.pg_try_advisory_xact_lock(_lock_id(actor.id_key, key)))
-        )
-        if not locked:
-            raise IdempotencyInProgress("Wait for the first request to finish, then retry.")
-    now = utcnow()
-    stored = await session.scalar(
-        select(IdempotencyKey).where(
-            IdempotencyKey.actor_kind == actor.kind,
-            IdempotencyKey.actor_id == actor.id,
-            IdempotencyKey.key == key,
-        )
-    )
-    if stored is not None and stored.expires_at > now:
+    if not await store.claim(session, actor, key):
+        raise IdempotencyInProgress("Wait for the first request to finish, then retry.")
+    stored = await store.live(session, actor, key)
+    if stored is not None:
         if stored.fingerprint not in fingerprints:
             raise IdempotencyKeyReused(
                 [
@@ -219,27 +199,17 @@ async def run_idempotent(
             return await _read_again(request, status, headers)
         headers[REPLAYED_HEADER] = "true"
         return Response(stored.response_body, stored.response_status, headers=headers)
-    if stored is not None:  # expired: the key may be used afresh
-        await session.delete(stored)
-        await session.flush()
     response = await handler(request)
     if 200 <= response.status_code < 300:
         kept = {name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers}
-        session.add(
-            IdempotencyKey(
-                actor_kind=actor.kind,
-                actor_id=actor.id,
-                key=key,
-                fingerprint=fingerprint,
-                response_status=response.status_code,
-                response_body=None if _names_resource(kept) else bytes(response.body).decode(),
-                response_headers={
-                    name: response.headers[name]
-                    for name in _KEPT_HEADERS
-                    if name in response.headers
-                },
-                expires_at=now + timedelta(seconds=settings.idempotency_ttl_s),
-            )
+        await store.keep(
+            session,
+            actor,
+            key,
+            fingerprint=fingerprint,
+            status=response.status_code,
+            body=None if _names_resource(kept) else bytes(response.body).decode(),
+            headers=kept,
+            ttl_s=settings.idempotency_ttl_s,
         )
-        await session.flush()
     return response
