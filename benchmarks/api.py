@@ -13,7 +13,9 @@ process, 32 kept-alive connections) at 80% of Tremplin's throughput (the median 
 rounds and of one more just before) print the median p99 of the runs, each run's, and
 the CPU of the server (and per request, against the closed loop's: spread-out arrivals
 are served one at a time, without the batching a closed loop's queue gives, and cost
-more) and of the generator during them; the same for the reference.
+more) and of the generator during them, and the machine's own stalls meanwhile
+(benchmarks/stalls.py: how late a sleeping thread wakes, how long a flush to disk takes);
+the same for the reference.
 
 Goals: Tremplin >= 0.5x the reference's throughput (both operations, both databases);
 p99 < 50 ms at 80% of saturation. The load average is printed with the figures: on a
@@ -346,12 +348,18 @@ def open_loop(server: Server, operation: str, rate: float, token: str, tmp: Path
         paths.write_text("\n".join(f"/v1/candidates/{i}" for i in ids[::5]))
     else:
         paths.write_text("/v1/candidates\n")
+    # The machine's own stalls during the run, measured beside it (benchmarks/stalls.py).
+    probe = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "stalls.py"), str(OPEN_LOOP_S + 0.5), str(tmp)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "openloop.py"), server.base, str(rate),
          str(OPEN_LOOP_S), token, str(paths)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     result: dict[str, Any] = json.loads(out)
+    result["stalls"] = json.loads(probe.communicate()[0])
     return result
 
 
@@ -397,7 +405,18 @@ def open_loop_line(
         f"per request; closed loop: {median(server.samples[operation], 'cpu_ms'):.2f} ms), "
         f"the generator's "
         f"{statistics.median(r['generator_cpu'] for r in runs):.0%}, statuses {statuses}, "
-        f"errors {sum(r['errors'] for r in runs)}; load average {loadavg()}"
+        f"errors {sum(r['errors'] for r in runs)}; load average {loadavg()}; "
+        f"the machine meanwhile (each run): {'; '.join(_stalls(r['stalls']) for r in runs)}"
+    )
+
+
+def _stalls(probe: dict[str, dict[str, Any]]) -> str:
+    """What benchmarks/stalls.py saw during one run: late wake-ups of a runnable thread,
+    and slow flushes to disk (a COMMIT waits for one)."""
+    late, flush = probe["scheduling"], probe["disk"]
+    return (
+        f"wake-up up to {late['max_ms']:.0f} ms late ({late['over_50_ms']} over 50 ms), "
+        f"fdatasync up to {flush['max_ms']:.0f} ms ({flush['over_50_ms']} over 50 ms)"
     )
 
 
