@@ -226,15 +226,27 @@ async def delete(
 async def upsert(session: AsyncSession, actor: Actor, data: VacancyCreate) -> tuple[Vacancy, str]:
     """Create the vacancy, or update the landlord's one with this external_ref (the
     fields given only). Returns the record and `created`, `updated` or `unchanged`."""
-    existing = await session.scalar(
-        select(Vacancy).where(
-            Vacancy.landlord_id == data.landlord_id,
-            Vacancy.external_ref == data.external_ref,
-            writable_by(actor),
+
+    async def by_ref() -> Vacancy | None:
+        return await session.scalar(
+            select(Vacancy).where(
+                Vacancy.landlord_id == data.landlord_id,
+                Vacancy.external_ref == data.external_ref,
+                writable_by(actor),
+            )
         )
-    )
+
+    existing = await by_ref()
     if existing is None:
-        return await create(session, actor, data), "created"
+        try:
+            async with session.begin_nested():
+                return await create(session, actor, data), "created"
+        except ExternalRefTaken:
+            # A concurrent request created it since the lookup (on PostgreSQL the unique
+            # index waited for its commit): this item updates that one.
+            existing = await by_ref()
+            if existing is None:
+                raise
     if data.kind is not existing.kind:
         raise ValidationFailed(
             [field_error(["body", "kind"], "a vacancy's kind is fixed at creation", "value_error")]
