@@ -14,6 +14,7 @@ from app.errors import (
     DuplicateResource,
     Forbidden,
     NotFound,
+    ResourceInUse,
     ValidationFailed,
     field_error,
 )
@@ -31,6 +32,7 @@ from app.services.common import (
     flush,
     for_update,
     paginate,
+    referred_by,
     territory,
 )
 
@@ -215,6 +217,10 @@ async def delete(
     """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
     vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
+    if await referred_by(session, vacancy):
+        raise ResourceInUse(
+            "Placements refer to this vacancy: close or cancel it instead (PATCH status)."
+        )
     audience = events.vacancy_audience(vacancy)
     await session.delete(vacancy)
     await flush(session)
