@@ -510,8 +510,13 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, SettingsError):
         return f"settings: {exc}"
     if isinstance(exc, ValidationError):
-        fields = sorted({".".join(str(p) for p in e["loc"]) or "input" for e in exc.errors()})
-        return f"invalid {', '.join(fields)}"
+        # The API's messages, which never repeat the value given (app.errors).
+        from app.errors import pydantic_errors
+
+        return "; ".join(
+            f"invalid {'.'.join(e['loc']) or 'input'}: {e['message']}"
+            for e in pydantic_errors(exc.errors())
+        )
     if isinstance(exc, ArgumentError | NoSuchModuleError):
         return f"DATABASE_URL: {exc}"
     orig = type(getattr(exc, "orig", exc)).__name__

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.domain.text import ONE_LINE_MESSAGE, ONE_LINE_PATTERN
 from app.routing import route_template
 
 logger = logging.getLogger("tremplin.errors")
@@ -213,6 +214,8 @@ def _message(err: Mapping[str, Any]) -> str:
     # part of one ("moved" in 'moved_away') is not quoted, and the list is what helps.
     if err["type"] in _CHOICE_ERRORS:
         return message
+    if err["type"] == "string_pattern_mismatch" and ctx.get("pattern") == ONE_LINE_PATTERN:
+        return ONE_LINE_MESSAGE
     if isinstance(value, str) and len(value) >= 3 and value in message:
         return "this value is not accepted here"
     return message

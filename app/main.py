@@ -342,15 +342,23 @@ def _security(schema: dict[str, Any]) -> None:
                 operation["security"] = [{"oauth2": [op.scope]}]
                 if method == "post":
                     _document_idempotency(operation)
-                if name.endswith(("_get", "_create", "_update")):
-                    for code in ("200", "201"):
-                        if code in operation["responses"] and _versioned(
-                            schema, operation["responses"][code]
-                        ):
-                            operation["responses"][code].setdefault("headers", {})["ETag"] = {
-                                "description": "The resource's version; send it in If-Match.",
-                                "schema": {"type": "string"},
-                            }
+                # Every answer that is a versioned resource carries its ETag: reads,
+                # creations and updates, and the moves that answer with the record
+                # (transitions, follow-ups, revocations, rotated secrets).
+                for code in ("200", "201"):
+                    if code in operation["responses"] and _versioned(
+                        schema, operation["responses"][code]
+                    ):
+                        operation["responses"][code].setdefault("headers", {})["ETag"] = {
+                            "description": "The resource's version; send it in If-Match.",
+                            "schema": {"type": "string"},
+                        }
+                if "201" in operation["responses"]:
+                    operation["responses"]["201"].setdefault("headers", {})["Location"] = {
+                        "description": "The path of the resource created.",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
                 responses = operation.setdefault("responses", {})
                 for code, description in _AUTH_RESPONSES.items():
                     responses.setdefault(
@@ -362,6 +370,20 @@ def _security(schema: dict[str, Any]) -> None:
                             },
                         },
                     )
+    _document_retry_after(schema)
+
+
+def _document_retry_after(schema: dict[str, Any]) -> None:
+    """A 429 always says when to try again (app.errors.TooManyRequests)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            limited = operation.get("responses", {}).get("429")
+            if limited is not None:
+                limited.setdefault("headers", {})["Retry-After"] = {
+                    "description": "Seconds to wait before retrying.",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                }
 
 
 def _versioned(schema: dict[str, Any], response: dict[str, Any]) -> bool:

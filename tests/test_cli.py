@@ -25,11 +25,12 @@ BAD_INPUT = [
     (["create-client", "--role", "nope", "--name", "x"], {}, "invalid choice"),
     (["create-client", "--role", "admin", "--name", "x", "--structure-id", "zz"], {}, "UUID"),
     (["create-client", "--role", "insertion", "--name", "x"], {}, "structure_id"),
-    (["create-client", "--role", "admin", "--name", ""], {}, "name"),
+    (["create-client", "--role", "admin", "--name", ""], {}, "name: String should have at least"),
+    # The line says what is wrong and what is known, not only which option.
     (
         ["create-client", "--role", "admin", "--name", "x", "--scope", "nope:nope"],
         {},
-        "scope",
+        "known scopes: activities:read",
     ),
     (["purge-audit", "--days", "zero"], {}, "whole number"),
     (["purge-audit", "--days", "0"], {}, "at least 1"),

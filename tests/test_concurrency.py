@@ -247,3 +247,41 @@ async def test_concurrent_job_starts_employ_a_candidate_once(
     )
     assert double_starts == 0
     assert gauge.peak == 2
+
+
+SYNCS = 8
+
+
+async def test_concurrent_syncs_of_a_new_record_create_it_once_and_fail_none(
+    client: httpx.AsyncClient, app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """Two sync jobs of a partner that send the same new record at once: one creates it,
+    the others find it (bulk is create-or-update by external_ref). On PostgreSQL the
+    others' inserts met the unique index and failed with 'external-ref-taken', the very
+    reference the item was meant to be matched by."""
+    insertion = await create_structure(client, "insertion")
+    landlord = await create_structure(client, "landlord")
+    gauge = InFlight(app)
+    cases = [
+        (Role.INSERTION, insertion["id"], "/v1/candidates/bulk", Candidate, "structure_id",
+         {**candidate_payload(insertion["id"]), "external_ref": "SYNC-1"}),
+        (Role.LANDLORD, landlord["id"], "/v1/vacancies/bulk", Vacancy, "landlord_id",
+         {**vacancy_payload(landlord["id"]), "external_ref": "SYNC-1"}),
+    ]  # fmt: skip
+    for role, structure, path, model, owner, item in cases:
+        async with await caller(gauge, sessionmaker, role, structure) as staff:
+            responses = await asyncio.gather(
+                *(staff.post(path, json={"items": [item]}) for _ in range(SYNCS))
+            )
+        assert [r.status_code for r in responses] == [200] * SYNCS
+        results = [r.json()["items"][0] for r in responses]
+        statuses = Counter(result["status"] for result in results)
+        assert statuses == {"created": 1, "unchanged": SYNCS - 1}, (path, results)
+        assert len({result["id"] for result in results}) == 1, results
+        async with sessionmaker() as session:
+            rows = await session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(getattr(model, owner) == uuid.UUID(structure))
+            )
+        assert rows == 1, path

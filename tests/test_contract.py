@@ -284,3 +284,44 @@ def test_departement_pattern_is_exactly_the_known_departements() -> None:
     alphabet = "0123456789AB"
     codes = {"".join(p) for n in (2, 3) for p in itertools.product(alphabet, repeat=n)}
     assert {c for c in codes if re.match(DEPARTEMENT_PATTERN, c)} == set(DEPARTEMENTS)
+
+
+# --- the headers an answer carries are in the spec ---------------------------------------
+
+SENT_HEADERS = ("etag", "location", "retry-after")
+
+
+def documented_headers(spec: dict[str, Any], path: str, method: str, status: int) -> set[str]:
+    response = resolve(spec, spec["paths"][path][method]["responses"][str(status)])
+    return {name.lower() for name in response.get("headers", {})}
+
+
+async def test_the_headers_an_answer_carries_are_documented(
+    client: httpx.AsyncClient, spec: dict[str, Any]
+) -> None:
+    """A generated client reads what the spec names: the ETag of a transition's answer
+    (for the next If-Match) and the Location of a creation were sent but undocumented."""
+    structure = (await create_structure(client, "insertion"))["id"]
+    created = await client.post("/v1/candidates", json=candidate_payload(structure))
+    person = created.json()["id"]
+    moved = await client.post(
+        f"/v1/candidates/{person}/transitions", json={"to": "exited", "reason": "moved_away"}
+    )
+    api_client = await client.post("/v1/clients", json={"name": "headers", "role": "admin"})
+    revoked = await client.post(f"/v1/clients/{api_client.json()['id']}/revoke")
+    answers = [
+        (created, "/v1/candidates", "post"),
+        (moved, "/v1/candidates/{candidate_id}/transitions", "post"),
+        (api_client, "/v1/clients", "post"),
+        (revoked, "/v1/clients/{client_id}/revoke", "post"),
+    ]
+    for response, path, method in answers:
+        assert response.status_code in (200, 201), response.text
+        sent = {name for name in SENT_HEADERS if name in response.headers}
+        assert "etag" in sent, path
+        documented = documented_headers(spec, path, method, response.status_code)
+        assert sent <= documented, (path, sent - documented)
+    # A 429 always carries Retry-After (app.errors.TooManyRequests): said wherever documented.
+    for path, method, operation in operations(spec):
+        if "429" in operation["responses"]:
+            assert "retry-after" in documented_headers(spec, path, method, 429), (method, path)

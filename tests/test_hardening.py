@@ -298,6 +298,9 @@ async def test_acceptance_after_consent_is_withdrawn_is_refused(
     assert refused.json()["type"] == "urn:tremplin:problem:consent-missing"
     vacancy = (await client.get(f"/v1/vacancies/{world.vacancy_id}")).json()
     assert vacancy["filled_positions"] == 0
+    # A generated client learns this answer from the spec (it was not listed there).
+    documented = app.openapi()["paths"]["/v1/placements/{placement_id}/transitions"]["post"]
+    assert "`urn:tremplin:problem:consent-missing`" in documented["responses"]["409"]["description"]
 
 
 async def test_acceptance_after_the_person_exited_is_refused(client: httpx.AsyncClient) -> None:

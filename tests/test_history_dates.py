@@ -120,6 +120,10 @@ async def test_a_path_never_begins_before_the_person_is_16(client: httpx.AsyncCl
     # Late on the eve of the 16th birthday (UTC) is still too early.
     eve = await register("1985-01-02", "2001-01-01T23:59:59Z")
     refused_without_dates(eve, "entered_at", "1985-01-02", "2001-01-01")
+    # In the first 16 years of the calendar, nobody is 16 yet (no 500: there is no day
+    # 16 years before such a day).
+    for ancient in ("0001-01-01T00:00:00Z", "0016-12-31T00:00:00Z"):
+        refused_without_dates(await register("1985-01-02", ancient), "entered_at", "1985-01-02")
     assert (await ok(await client.get("/v1/candidates")))["items"] == []
     await ok(await register("1985-01-02", "2001-01-02T00:00:00Z"), 201)
 

@@ -340,7 +340,11 @@ async def test_delete_referenced_structure_is_refused(
         await create_candidate(client, structure["id"])
     url = f"/v1/structures/{structure['id']}"
 
-    assert_problem(await client.delete(url), 409, "resource-in-use")
+    refused = await client.delete(url)
+    assert_problem(refused, 409, "resource-in-use")
+    # The caller learns what still refers to it, not only that something does.
+    named = "vacancies" if reference == "landlord_id" else "candidates"
+    assert f"({named})" in refused.json()["detail"], refused.json()
 
     still = await client.get(url)
     assert still.status_code == 200
@@ -526,7 +530,9 @@ async def test_delete_of_a_placed_candidate_or_vacancy_is_refused(
         kept = (await client.get(f"/v1/placements/{placement['id']}")).json()
         assert kept["status"] == "withdrawn"
         return
-    assert_problem(await client.delete(url), 409, "resource-in-use")
+    refused = await client.delete(url)
+    assert_problem(refused, 409, "resource-in-use")
+    assert "close or cancel it instead" in refused.json()["detail"], refused.json()
 
     assert (await client.get(url)).json() == held
 
@@ -668,3 +674,17 @@ async def test_a_trailing_slash_is_another_path_not_a_redirect(
     response = await client.request(method, "/v1/candidates/")
     assert_problem(response, 404, "not-found")
     assert "location" not in response.headers
+
+
+async def test_a_refused_structure_deletion_names_every_kind_of_record_in_the_way(
+    client: httpx.AsyncClient,
+) -> None:
+    structure = await create_structure(client, "insertion")
+    await create_candidate(client, structure["id"])
+    made = await client.post(
+        "/v1/clients", json={"name": "SIAE", "role": "insertion", "structure_id": structure["id"]}
+    )
+    assert made.status_code == 201, made.text
+    refused = await client.delete(f"/v1/structures/{structure['id']}")
+    assert_problem(refused, 409, "resource-in-use")
+    assert "(API clients, candidates)" in refused.json()["detail"], refused.json()

@@ -359,6 +359,12 @@ CANDIDATE_INVALID = [
     pytest.param({"max_commute_km": 301}, [("body", "max_commute_km")], id="commute-301"),
     pytest.param({"max_commute_km": -1}, [("body", "max_commute_km")], id="commute-negative"),
     pytest.param({"first_name": ""}, [("body", "first_name")], id="first-name-empty"),
+    # A name that looks blank or breaks a line (they were taken: 201).
+    pytest.param({"first_name": "Jean\nDupont"}, [("body", "first_name")], id="name-line-break"),
+    pytest.param({"last_name": "\u200b"}, [("body", "last_name")], id="name-zero-width-space"),
+    pytest.param({"last_name": "\ufeff \u200b"}, [("body", "last_name")], id="name-invisible"),
+    pytest.param({"last_name": "\x1b[2J"}, [("body", "last_name")], id="name-escape-sequence"),
+    pytest.param({"commune_name": "Rouen\tCentre"}, [("body", "commune_name")], id="name-tab"),
     pytest.param({"last_name": OMIT}, [("body", "last_name")], id="last-name-missing"),
     pytest.param({"phase": "employed"}, [("body", "phase")], id="phase-given"),
     pytest.param({"nir": "190047512345678"}, [("body", "nir")], id="unknown-field-nir"),
@@ -396,6 +402,11 @@ async def test_candidate_create_refuses(
         pytest.param({"phone": "+33 (0)6 12 34 56 78"}, {"phone": "+33612345678"}, id="+33(0)"),
         pytest.param({"phone": "+44 20 7946 0958"}, {"phone": "+442079460958"}, id="uk"),
         pytest.param({"phone": None, "email": None}, {"phone": None, "email": None}, id="none"),
+        pytest.param(
+            {"first_name": "Nguyễn Thị", "last_name": "O'Brien-李\u00a0محمد"},
+            {"first_name": "Nguyễn Thị", "last_name": "O'Brien-李\u00a0محمد"},
+            id="names-of-the-world",
+        ),
         # 16 today, so on a path that begins today (the factories' entry is in the past).
         pytest.param(
             {"birth_date": years_ago(16), "entered_at": OMIT},
@@ -562,6 +573,8 @@ VACANCY_INVALID = [
     pytest.param({"latitude": 45.7}, COORDS, id="latitude-only"),
     pytest.param({"latitude": 45.7, "longitude": 200}, [LON], id="longitude-200"),
     pytest.param({"title": ""}, [("body", "title")], id="title-empty"),
+    pytest.param({"title": "Gardien\nH/F"}, [("body", "title")], id="title-line-break"),
+    pytest.param({"address_line": "\u200b"}, [("body", "address_line")], id="address-invisible"),
     pytest.param({"salary": 2000}, [("body", "salary")], id="unknown-field"),
 ]
 
@@ -1156,3 +1169,13 @@ async def test_a_list_query_parameter_may_repeat(client: httpx.AsyncClient) -> N
         "/v1/events", params=[("types", "candidate.created"), ("types", "vacancy.created")]
     )
     assert response.status_code == 200, response.text
+
+
+async def test_a_name_that_would_not_show_on_one_line_is_told_why(
+    client: httpx.AsyncClient, insertion: dict[str, Any]
+) -> None:
+    payload = candidate_payload(insertion["id"], first_name="Jean\nDupont")
+    problem = assert_invalid(await client.post("/v1/candidates", json=payload))
+    [error] = problem["errors"]
+    assert error["message"].startswith("one line of visible text"), error
+    assert "Dupont" not in str(problem)

@@ -125,7 +125,8 @@ async def update(
     summary="Move a placement: interview, accept, reject, withdraw, start, complete, end",
     description="Landlords schedule interviews, accept and reject; the insertion structure "
     "withdraws, records the start and the end. Accepting takes one of the vacancy's "
-    "positions (409 `vacancy-full` when none is left); starting a job moves the candidate "
+    "positions (409 `vacancy-full` when none is left) and re-checks the person's consent "
+    "(409 `consent-missing` once withdrawn); starting a job moves the candidate "
     "to `employed` in the same transaction.",
     responses=problem_responses(
         404,
@@ -137,6 +138,7 @@ async def update(
             service.PlacementTransitionNotAllowed,
             service.VacancyFull,
             service.VacancyNotOpen,
+            service.ConsentMissing,
             service.PhaseMismatch,
             errors.Conflict,
             errors.ConcurrentUpdate,

@@ -48,7 +48,11 @@ def _years_before(day: dt.date, years: int) -> dt.date:
 
 def old_enough(birth_date: dt.date, on: dt.date) -> bool:
     """Was the person at least MIN_CANDIDATE_AGE on that day: today for a path beginning
-    now, the day it began for an imported one (app.services.dates.old_enough_at_entry)."""
+    now, the day it began for an imported one (app.services.dates.old_enough_at_entry).
+    Nobody was born before year 1: a day in its first MIN_CANDIDATE_AGE years is too early
+    for anyone (and has no date that many years before it)."""
+    if on.year - MIN_CANDIDATE_AGE < dt.MINYEAR:
+        return False
     return birth_date <= _years_before(on, MIN_CANDIDATE_AGE)
 
 

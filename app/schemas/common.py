@@ -34,6 +34,7 @@ from app.domain.geography import (
     REGIONS,
     departement_of_commune,
 )
+from app.domain.text import ONE_LINE_PATTERN
 
 
 class FieldRuleError(ValueError):
@@ -262,8 +263,8 @@ def _known_commune(code: str) -> str:
     return code
 
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
-LongName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=ONE_LINE_PATTERN)]
+LongName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ONE_LINE_PATTERN)]
 Postcode = Annotated[str, StringConstraints(pattern=POSTCODE_PATTERN)]
 CommuneInsee = Annotated[
     str, StringConstraints(pattern=INSEE_COMMUNE_PATTERN), AfterValidator(_known_commune)
@@ -271,7 +272,9 @@ CommuneInsee = Annotated[
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 RncpCode = Annotated[str, StringConstraints(pattern=RNCP_CODE_PATTERN)]
-AddressLine = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+AddressLine = Annotated[
+    str, StringConstraints(min_length=1, max_length=250, pattern=ONE_LINE_PATTERN)
+]
 
 
 def check_coordinates(latitude: float | None, longitude: float | None) -> None:

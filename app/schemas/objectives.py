@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.domain.enums import ObjectiveScope
+from app.domain.text import ONE_LINE_PATTERN
 from app.schemas.common import (
     EntityRead,
     FieldRuleError,
@@ -29,7 +30,7 @@ SCOPE_FIELD: dict[ObjectiveScope, str | None] = {
 
 Year = Annotated[int, Field(ge=2000, le=2100, examples=[2016])]
 Target = Annotated[int, Field(ge=1, le=1_000_000, description="A number of hires.")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ONE_LINE_PATTERN)]
 
 
 class ObjectiveCreate(InputModel):

@@ -17,6 +17,8 @@ from app.domain.enums import (
 from app.schemas.common import FieldRuleError, InputModel, Page, ReadModel, UtcInstant
 
 Note = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+# A forced move's justification is a sentence, not a word.
+MIN_JUSTIFICATION_LENGTH = 10
 
 
 class TransitionRequest(InputModel):
@@ -31,7 +33,8 @@ class TransitionRequest(InputModel):
     force: bool = Field(
         default=False,
         description="National administrators only: move although a guard fails. "
-        "Needs a justification in `note`; recorded as forced.",
+        f"Needs a justification in `note` of at least {MIN_JUSTIFICATION_LENGTH} characters; "
+        "recorded as forced.",
     )
     effective_at: UtcInstant | None = Field(
         default=None,
@@ -52,8 +55,12 @@ class TransitionRequest(InputModel):
 
     @model_validator(mode="after")
     def _justified(self) -> TransitionRequest:
-        if self.force and (self.note is None or len(self.note) < 10):
-            raise FieldRuleError("a forced transition needs a written justification", "note")
+        if self.force and (self.note is None or len(self.note) < MIN_JUSTIFICATION_LENGTH):
+            raise FieldRuleError(
+                "a forced transition needs a written justification of at least "
+                f"{MIN_JUSTIFICATION_LENGTH} characters",
+                "note",
+            )
         return self
 
 

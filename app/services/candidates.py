@@ -386,16 +386,28 @@ async def upsert(
     """Create the candidate, or update the structure's one with this external_ref (the
     fields given only); every rule of create and update applies. Returns the record and
     `created`, `updated` or `unchanged`."""
-    existing = await session.scalar(
-        select(Candidate).where(
-            Candidate.structure_id == data.structure_id,
-            Candidate.external_ref == data.external_ref,
-            visible_to(actor),
+
+    async def by_ref() -> Candidate | None:
+        return await session.scalar(
+            select(Candidate).where(
+                Candidate.structure_id == data.structure_id,
+                Candidate.external_ref == data.external_ref,
+                visible_to(actor),
+            )
         )
-    )
+
+    existing = await by_ref()
     if existing is None:
-        candidate, _view = await create(session, actor, data)
-        return candidate, "created"
+        try:
+            async with session.begin_nested():
+                candidate, _view = await create(session, actor, data)
+            return candidate, "created"
+        except ExternalRefTaken:
+            # A concurrent request created it since the lookup (on PostgreSQL the unique
+            # index waited for its commit): this item updates that one.
+            existing = await by_ref()
+            if existing is None:
+                raise
     before = existing.version
     # When the path began is part of its history, set once at creation: not an update.
     changes = CandidateUpdate.model_validate(

@@ -21,6 +21,8 @@ from sqlalchemy import (
     bindparam,
     column,
     func,
+    literal,
+    or_,
     select,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -70,6 +72,25 @@ async def flush(session: AsyncSession, conflicts: Mapping[str, ConflictFor] | No
         name = constraint_name(exc) or ""
         known = (conflicts or {}).get(name)
         raise (known() if known is not None else integrity_to_conflict(exc)) from None
+
+
+# What each table holds, for a person reading why a record cannot be deleted.
+_RECORDS = {"api_clients": "API clients", "webhook_subscriptions": "webhook subscriptions"}
+
+
+async def referred_by(session: AsyncSession, row: Entity) -> list[str]:
+    """The kinds of record (plural, readable) that refer to `row` by a foreign key, in
+    schema order: what a deletion refused for `resource-in-use` should name."""
+    target = sa_inspect(type(row)).local_table
+    kinds: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        columns = [fk.parent for fk in table.foreign_keys if fk.column.table is target]
+        if not columns:
+            continue
+        first = select(literal(1)).select_from(table).where(or_(*(c == row.id for c in columns)))
+        if await session.scalar(first.limit(1)) is not None:
+            kinds.append(_RECORDS.get(table.name, table.name.replace("_", " ")))
+    return kinds
 
 
 def check_version(current: int, expected: frozenset[int] | None) -> None:

@@ -12,6 +12,7 @@ from app.domain.enums import Role, StructureKind
 from app.errors import (
     DuplicateResource,
     NotFound,
+    ResourceInUse,
     ValidationFailed,
     WrongReferenceKind,
     field_error,
@@ -29,6 +30,7 @@ from app.services.common import (
     get_or_404,
     one_of,
     paginate,
+    referred_by,
     territory,
 )
 from app.services.permissions import OPERATIONS
@@ -105,6 +107,11 @@ async def delete(
 ) -> None:
     structure = await get(session, structure_id)
     check_version(structure.version, expected_versions)
+    used = await referred_by(session, structure)
+    if used:
+        raise ResourceInUse(
+            f"Records refer to this structure ({', '.join(used)}); delete or move them first."
+        )
     await session.delete(structure)
     await flush(session)
 

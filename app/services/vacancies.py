@@ -14,6 +14,7 @@ from app.errors import (
     DuplicateResource,
     Forbidden,
     NotFound,
+    ResourceInUse,
     ValidationFailed,
     field_error,
 )
@@ -31,6 +32,7 @@ from app.services.common import (
     flush,
     for_update,
     paginate,
+    referred_by,
     territory,
 )
 
@@ -215,6 +217,10 @@ async def delete(
     """Only a vacancy nobody was proposed for can be deleted; otherwise close or cancel it."""
     vacancy = await _find(session, vacancy_id, writable_by(actor))
     check_version(vacancy.version, expected_versions)
+    if await referred_by(session, vacancy):
+        raise ResourceInUse(
+            "Placements refer to this vacancy: close or cancel it instead (PATCH status)."
+        )
     audience = events.vacancy_audience(vacancy)
     await session.delete(vacancy)
     await flush(session)
@@ -226,15 +232,27 @@ async def delete(
 async def upsert(session: AsyncSession, actor: Actor, data: VacancyCreate) -> tuple[Vacancy, str]:
     """Create the vacancy, or update the landlord's one with this external_ref (the
     fields given only). Returns the record and `created`, `updated` or `unchanged`."""
-    existing = await session.scalar(
-        select(Vacancy).where(
-            Vacancy.landlord_id == data.landlord_id,
-            Vacancy.external_ref == data.external_ref,
-            writable_by(actor),
+
+    async def by_ref() -> Vacancy | None:
+        return await session.scalar(
+            select(Vacancy).where(
+                Vacancy.landlord_id == data.landlord_id,
+                Vacancy.external_ref == data.external_ref,
+                writable_by(actor),
+            )
         )
-    )
+
+    existing = await by_ref()
     if existing is None:
-        return await create(session, actor, data), "created"
+        try:
+            async with session.begin_nested():
+                return await create(session, actor, data), "created"
+        except ExternalRefTaken:
+            # A concurrent request created it since the lookup (on PostgreSQL the unique
+            # index waited for its commit): this item updates that one.
+            existing = await by_ref()
+            if existing is None:
+                raise
     if data.kind is not existing.kind:
         raise ValidationFailed(
             [field_error(["body", "kind"], "a vacancy's kind is fixed at creation", "value_error")]
