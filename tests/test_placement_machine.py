@@ -559,6 +559,29 @@ async def test_starting_a_job_employs_the_candidate(
     assert await count(sessionmaker, events_of(candidate, "candidate.phase_changed")) == 3
 
 
+@pytest.mark.parametrize("kind", ["job", "mission"])
+async def test_a_placement_on_a_cancelled_vacancy_is_not_started(
+    client: httpx.AsyncClient, place: Place, kind: str
+) -> None:
+    placement = await place.reach("accepted", kind)
+    vacancy = (await place.placement(placement))["vacancy_id"]
+    candidate = (await place.placement(placement))["candidate_id"]
+    phase = (await place.get(f"/v1/candidates/{candidate}"))["phase"]
+    cancelled = await client.patch(f"/v1/vacancies/{vacancy}", json={"status": "cancelled"})
+    assert cancelled.status_code == 200, cancelled.text
+
+    refused = await place.move(placement, "started", "insertion")
+    assert is_problem(refused, 409), refused.text
+    assert refused.json()["type"] == PROBLEM + "vacancy-not-open"
+    assert "cancelled" in refused.json()["detail"]
+    # Nothing moved: the placement, the person's phase.
+    assert (await place.placement(placement))["status"] == "accepted"
+    assert (await place.get(f"/v1/candidates/{candidate}"))["phase"] == phase
+    # What the structure does instead.
+    withdrawn = await place.move(placement, "withdrawn", "insertion", reason="other")
+    assert withdrawn.status_code == 200, withdrawn.text
+
+
 async def test_starting_a_mission_leaves_the_phase(
     client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

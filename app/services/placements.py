@@ -485,6 +485,10 @@ async def _apply_move(
         vacancy.filled_positions += 1
     elif held_before and not held_after:
         vacancy.filled_positions -= 1
+    if target is PlacementStatus.STARTED and vacancy.status is VacancyStatus.CANCELLED:
+        # A cancelled vacancy offers no job or mission any more: a placement accepted
+        # before the cancellation is withdrawn, never started (it would hire on nothing).
+        raise VacancyNotOpen("The vacancy was cancelled: withdraw this placement instead.")
     vacancies.refresh_status(vacancy)
 
     now = utcnow()
