@@ -582,6 +582,46 @@ async def test_a_placement_on_a_cancelled_vacancy_is_not_started(
     assert withdrawn.status_code == 200, withdrawn.text
 
 
+async def test_leaving_the_path_withdraws_the_placements_not_yet_started(
+    client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    candidate = await place.candidate()
+    held = await place.vacancy(positions=1)
+    steps = {"held": (held, ["accepted"]), "proposed": (await place.vacancy(), [])}
+    steps["interview"] = (await place.vacancy(), ["interview"])
+    steps["started"] = (await place.vacancy(), ["accepted", "started"])
+    placements: dict[str, str] = {}
+    for name, (vacancy, path) in steps.items():
+        proposed = await place.propose(candidate, vacancy["id"])
+        assert proposed.status_code == 201, proposed.text
+        placements[name] = proposed.json()["id"]
+        for step in path:
+            await place.moved(placements[name], step)
+    assert (await place.get(f"/v1/vacancies/{held['id']}"))["status"] == "filled"
+
+    left = await place.clients["insertion"].post(
+        f"/v1/candidates/{candidate}/transitions", json={"to": "exited", "reason": "moved_away"}
+    )
+    assert left.status_code == 200, left.text
+    assert left.json()["phase"] == "exited"
+
+    for name in ("held", "proposed", "interview"):
+        withdrawn = await place.placement(placements[name])
+        assert (withdrawn["status"], withdrawn["closing_reason"]) == ("withdrawn", "other"), name
+        last = (await place.get(f"/v1/placements/{placements[name]}/history"))["items"][-1]
+        assert (last["to_status"], last["actor_role"], last["note"]) == (
+            "withdrawn",
+            "insertion",
+            "left the path",
+        )
+        events = await count(sessionmaker, events_of(placements[name], "placement.status_changed"))
+        assert events == 1 + {"held": 1, "proposed": 0, "interview": 1}[name]
+    # The position is free again; a mission under way is the structure's to complete.
+    vacancy = await place.get(f"/v1/vacancies/{held['id']}")
+    assert (vacancy["status"], vacancy["filled_positions"]) == ("open", 0)
+    assert (await place.placement(placements["started"]))["status"] == "started"
+
+
 async def test_starting_a_mission_leaves_the_phase(
     client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:

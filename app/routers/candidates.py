@@ -245,7 +245,9 @@ async def export(candidate_id: uuid.UUID, session: Session, actor: CurrentActor)
     description="The only way `phase` changes. A refused transition answers 409 "
     "(`transition-refused`) with the unmet requirements (`unmet`) and the targets allowed "
     "now (`allowed`); a transition absent from the machine answers 409 "
-    "(`transition-not-allowed`). See GET /v1/pathway for the machine.",
+    "(`transition-not-allowed`). See GET /v1/pathway for the machine. Leaving the path "
+    "(`exited`) withdraws the person's placements not yet started, in the same "
+    "transaction.",
     responses=problem_responses(
         404,
         409,

@@ -22,7 +22,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.domain.enums import OPEN_PLACEMENT_STATUSES, AuditAction, CandidateView
+from app.domain.enums import AuditAction, CandidateView
 from app.errors import NotFound
 from app.models import (
     Activity,
@@ -31,14 +31,13 @@ from app.models import (
     CandidateTransition,
     Placement,
     PlacementTransition,
-    Vacancy,
 )
 from app.models.base import utcnow
 from app.schemas.events import CandidateDeleted
 from app.schemas.placements import _months_later as months_later
-from app.services import audit, events, placements, tenancy
+from app.services import audit, events, pathway, placements, tenancy
 from app.services.auth import SYSTEM_ACTOR, Actor
-from app.services.common import check_version, flush, for_update
+from app.services.common import check_version, flush
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,42 +166,15 @@ async def _erase(session: AsyncSession, actor: Actor, candidates: Sequence[Candi
     await audit.record(session, actor, ids, AuditAction.DELETE, CandidateView.FULL)
 
 
-async def _lock(session: AsyncSession, *where: Any) -> Sequence[Candidate]:
-    """The people, locked in the order every mover takes (placements, vacancies, then
-    candidates, each in id order), so an erasure never deadlocks with a placement move."""
-    people = select(Candidate.id).where(*where)
-    held = (
-        await session.scalars(
-            for_update(
-                select(Placement)
-                .where(
-                    Placement.candidate_id.in_(people),
-                    Placement.status.in_(OPEN_PLACEMENT_STATUSES),
-                )
-                .order_by(Placement.id)
-            )
-        )
-    ).all()
-    if held:
-        await session.execute(
-            for_update(
-                select(Vacancy)
-                .where(Vacancy.id.in_({p.vacancy_id for p in held}))
-                .order_by(Vacancy.id)
-            )
-        )
-    return (
-        await session.scalars(for_update(select(Candidate).where(*where).order_by(Candidate.id)))
-    ).all()
-
-
 async def erase(
     session: AsyncSession,
     actor: Actor,
     candidate_id: uuid.UUID,
     expected_versions: frozenset[int] | None,
 ) -> None:
-    found = await _lock(session, Candidate.id == candidate_id, tenancy.candidates(actor))
+    found = await pathway.lock_people(
+        session, Candidate.id == candidate_id, tenancy.candidates(actor)
+    )
     if not found:
         raise NotFound("No candidate with this id.")
     check_version(found[0].version, expected_versions)
@@ -266,7 +238,9 @@ async def anonymise_inactive(
     for start in range(0, len(run.ids), 200):
         chunk = run.ids[start : start + 200]
         # Checked again under the lock: someone may have recorded a change meanwhile.
-        people = await _lock(session, Candidate.id.in_(chunk), *_inactive_since(run.cutoff))
+        people = await pathway.lock_people(
+            session, Candidate.id.in_(chunk), *_inactive_since(run.cutoff)
+        )
         if people:
             await _erase(session, SYSTEM_ACTOR, people)
         run.anonymised += len(people)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
     ActivityOutcome,
     ActivityType,
     AuditAction,
@@ -122,6 +123,37 @@ async def lock_candidate(session: AsyncSession, actor: Actor, candidate_id: uuid
     if candidate is None:
         raise NotFound("No candidate with this id.")
     return candidate
+
+
+async def lock_people(session: AsyncSession, *where: Any) -> Sequence[Candidate]:
+    """The people, locked in the order every mover takes (their open placements, those
+    placements' vacancies, then the people, each in id order), so that a change to the
+    people and their placements together (an exit, an erasure) never deadlocks with a
+    placement move."""
+    people = select(Candidate.id).where(*where)
+    held = (
+        await session.scalars(
+            for_update(
+                select(Placement)
+                .where(
+                    Placement.candidate_id.in_(people),
+                    Placement.status.in_(OPEN_PLACEMENT_STATUSES),
+                )
+                .order_by(Placement.id)
+            )
+        )
+    ).all()
+    if held:
+        await session.execute(
+            for_update(
+                select(Vacancy)
+                .where(Vacancy.id.in_({p.vacancy_id for p in held}))
+                .order_by(Vacancy.id)
+            )
+        )
+    return (
+        await session.scalars(for_update(select(Candidate).where(*where).order_by(Candidate.id)))
+    ).all()
 
 
 async def open_span(session: AsyncSession, candidate_id: uuid.UUID) -> CandidateTransition | None:
@@ -278,7 +310,14 @@ async def transition(
 ) -> Candidate:
     if data.force and actor.role is not Role.ADMIN:
         raise Forbidden("Only a national administrator may force a transition.")
-    candidate = await lock_candidate(session, actor, candidate_id)
+    if data.to is Phase.EXITED:
+        # Leaving withdraws the person's placements not yet started: their rows first.
+        found = await lock_people(session, Candidate.id == candidate_id, tenancy.candidates(actor))
+        if not found:
+            raise NotFound("No candidate with this id.")
+        candidate = found[0]
+    else:
+        candidate = await lock_candidate(session, actor, candidate_id)
     check_version(candidate.version, expected_versions)
     limits = thresholds(settings)
     state = await snapshot(session, candidate.id)
@@ -325,6 +364,13 @@ async def transition(
         forced=bool(data.force and unmet),
         at=data.effective_at,
     )
+    if data.to is Phase.EXITED:
+        # A cycle: placements move the path (a job's start and end).
+        from app.services import placements
+
+        # Someone who left holds no position and waits on no landlord's answer. Started
+        # placements stay: the structure completes the mission or ends the job.
+        await placements.withdraw_open(session, actor, candidate.id, because="left the path")
     views = await visibility.candidate_views(session, actor, [candidate.id])
     await audit.record_views(session, actor, AuditAction.UPDATE, views)
     return candidate

@@ -717,9 +717,13 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
     return len(stale)
 
 
-async def withdraw_open(session: AsyncSession, actor: Actor, candidate_id: uuid.UUID) -> int:
-    """Withdraw the person's proposals not yet started (their data is being erased): the
-    landlord is not left waiting on someone who no longer exists. Started placements stay."""
+async def withdraw_open(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, because: str | None = None
+) -> int:
+    """Withdraw the person's placements not yet started (they left the path, or their data
+    is being erased), now, with `because` as the move's note: no position stays held and
+    no landlord is left waiting on them. Started placements stay. The caller has locked the
+    rows in the movers' order (pathway.lock_people)."""
     pending = [s for s in OPEN_PLACEMENT_STATUSES if s is not PlacementStatus.STARTED]
     rows = (
         await session.scalars(
@@ -732,6 +736,11 @@ async def withdraw_open(session: AsyncSession, actor: Actor, candidate_id: uuid.
     ).all()
     for placement in rows:
         await _apply_move(
-            session, actor, placement, PlacementStatus.WITHDRAWN, reason=PlacementEndReason.OTHER
+            session,
+            actor,
+            placement,
+            PlacementStatus.WITHDRAWN,
+            reason=PlacementEndReason.OTHER,
+            note=because,
         )
     return len(rows)
