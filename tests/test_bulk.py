@@ -160,6 +160,24 @@ async def test_vacancies_bulk(client: httpx.AsyncClient) -> None:
     assert [v["title"] for v in found.json()["items"]] == ["Gardien (H/F)"]
 
 
+async def test_a_result_names_the_reference_as_stored(client: httpx.AsyncClient) -> None:
+    structure = (await create_structure(client, "insertion"))["id"]
+    landlord = (await create_structure(client, "landlord"))["id"]
+    people = await post_bulk(client, "/v1/candidates/bulk", [person(structure, "  R-1 ")])
+    vacancies = await post_bulk(
+        client, "/v1/vacancies/bulk", [{**vacancy_payload(landlord), "external_ref": " V-9  "}]
+    )
+    for path, body, ref in (
+        ("/v1/candidates", people, "R-1"),
+        ("/v1/vacancies", vacancies, "V-9"),
+    ):
+        [item] = body["items"]
+        assert (item["status"], item["external_ref"]) == ("created", ref)
+        # The reference the result gives is the one a lookup finds the record by.
+        found = await client.get(path, params={"external_ref": item["external_ref"]})
+        assert [r["id"] for r in found.json()["items"]] == [item["id"]]
+
+
 async def test_an_idempotency_key_replays_the_first_answer(client: httpx.AsyncClient) -> None:
     structure = (await create_structure(client, "insertion"))["id"]
     body = {"items": [person(structure, "K-1")]}

@@ -12,7 +12,7 @@ from app.routers.deps import ApiRoute, AppSettings, CurrentActor, IfMatch, Sessi
 from app.routers.pagination import ListQuery, PageQuery
 from app.schemas.access import AuditEvent
 from app.schemas.activities import Activity
-from app.schemas.bulk import BulkResult, CandidateBulk, result_of
+from app.schemas.bulk import BulkResult, CandidateBulk, bulk_description, result_of
 from app.schemas.candidates import (
     Candidate,
     CandidateAny,
@@ -57,14 +57,9 @@ def _shown(response: Response, candidate: object, view: CandidateView) -> Candid
     return body
 
 
-_BULK = (
-    "Up to 1,000 items, each created or updated by its `external_ref` and answered on its "
-    "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
-    "route would have answered). A bad item never blocks the others: each runs in a "
-    "savepoint of its own, with every rule of the single-item routes. Fields left out of "
-    "an item keep their values on update; `entered_at` is read only when the item creates "
-    "the person (the path's start is history, not a field to update). Sending the same "
-    "batch again changes nothing; with an `Idempotency-Key` it replays the first answer."
+_BULK = bulk_description(
+    "; `entered_at` is read only when the item creates the person (the path's start is "
+    "history, not a field to update)"
 )
 
 

@@ -9,7 +9,7 @@ from app import errors
 from app.domain.enums import VacancyKind, VacancyStatus
 from app.routers.deps import ApiRoute, CurrentActor, IfMatch, Session, set_etag
 from app.routers.pagination import ListQuery
-from app.schemas.bulk import BulkResult, VacancyBulk, result_of
+from app.schemas.bulk import BulkResult, VacancyBulk, bulk_description, result_of
 from app.schemas.common import Departement, ExternalRef
 from app.schemas.problems import problem_responses
 from app.schemas.vacancies import Vacancy, VacancyCreate, VacancyPage, VacancyUpdate
@@ -19,14 +19,7 @@ from app.services import vacancies as service
 router = APIRouter(prefix="/v1/vacancies", tags=["vacancies"], route_class=ApiRoute)
 
 
-_BULK = (
-    "Up to 1,000 items, each created or updated by its `external_ref` and answered on its "
-    "own (`created`, `updated`, `unchanged`, or `failed` with the problem the single-item "
-    "route would have answered). A bad item never blocks the others: each runs in a "
-    "savepoint of its own, with every rule of the single-item routes. Fields left out of "
-    "an item keep their values on update. Sending the same batch again changes nothing; "
-    "with an `Idempotency-Key` it replays the first answer."
-)
+_BULK = bulk_description()
 
 
 class VacancyListQuery(ListQuery):

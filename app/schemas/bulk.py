@@ -16,6 +16,21 @@ from app.schemas.vacancies import VacancyCreate
 MAX_BULK_ITEMS = 1000
 
 
+def bulk_description(on_update: str = "") -> str:
+    """The bulk routes' description; `on_update`, what a resource's update adds."""
+    return (
+        f"Up to {MAX_BULK_ITEMS:,} items, each created or updated by its `external_ref` and "
+        "answered on its own (`created`, `updated`, `unchanged`, or `failed` with the "
+        "problem the single-item route would have answered). A bad item never blocks the "
+        "others: each runs in a savepoint of its own, with every rule of the single-item "
+        f"routes. Fields left out of an item keep their values on update{on_update}. Sending "
+        "the same batch again changes nothing; with an `Idempotency-Key` it replays the "
+        "first answer. The whole batch must fit the body limit (`MAX_BODY_BYTES`, 1 MiB by "
+        f"default; 413 above it): {MAX_BULK_ITEMS:,} long records come close to it, so send "
+        "fewer items a request when records are long, or indented."
+    )
+
+
 class CandidateBulkItem(CandidateCreate):
     """A candidate as the structure holds it. Created if no candidate of the structure has
     this `external_ref`; otherwise the fields given here are applied (those left out

@@ -61,6 +61,8 @@ async def _each(
                     raise ValidationFailed(pydantic_errors(exc.errors(), ("body",))) from None
                 record, status = await apply(item)
                 record_id: uuid.UUID = record.id
+                # As stored (trimmed): what `?external_ref=` finds it by.
+                stored_ref: str | None = getattr(item, "external_ref", None)
         except StaleDataError:
             failure = ConcurrentUpdate("The record changed meanwhile; send the item again.")
             results.append(_failed(index, raw, failure))
@@ -70,7 +72,7 @@ async def _each(
             continue
         results.append(
             BulkItemResult(
-                index=index, external_ref=_ref(raw), status=status, id=record_id, problem=None
+                index=index, external_ref=stored_ref, status=status, id=record_id, problem=None
             )
         )
     return results
