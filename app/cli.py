@@ -40,8 +40,10 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     text = _openapi_yaml()
     if args.check:
         path = Path(args.check)
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
+        if not path.exists():
+            print(f"{path} does not exist: run `make openapi` to write it.", file=sys.stderr)
+            return 1
+        if path.read_text(encoding="utf-8") != text:
             print(f"{path} differs from the served spec: run `make openapi`.", file=sys.stderr)
             return 1
         print(f"{path} matches the served spec.")
@@ -557,9 +559,43 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     )
 
 
+# The commands that work on a database `migrate` has made: against a mistyped SQLite
+# path they would create an empty file (and its folder) before failing on its schema.
+_NEED_A_DATABASE = frozenset(
+    {
+        "demo",
+        "create-client",
+        "bootstrap-admin",
+        "purge-audit",
+        "purge-idempotency-keys",
+        "expire-proposals",
+        "worker",
+        "jobs",
+        "retention",
+    }
+)
+
+
+def _require_sqlite_file(settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
+
+    if not settings.is_sqlite:
+        return
+    database = make_url(settings.database_url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    if not Path(database).exists():  # where SQLite would open it
+        raise CommandError(
+            f"no SQLite database at {Path(database).resolve()}: check DATABASE_URL, "
+            "or run `python -m app migrate` first"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one command; a known failure becomes one line on stderr and exit status 1."""
     try:
+        if args.command in _NEED_A_DATABASE:
+            _require_sqlite_file(get_settings())
         status: int = args.func(args)
     except KeyboardInterrupt:
         print(f"{args.command}: interrupted", file=sys.stderr)

@@ -47,6 +47,7 @@ BAD_INPUT = [
     (["retention", "--batch", "1000000000"], {}, "at most 10000"),
     (["retention", "--batch", "99999999999999999999"], {}, "at most 10000"),
     (["openapi", "--output", "/nonexistent/folder/spec.yaml"], {}, "No such file"),
+    (["openapi", "--check", "/nonexistent/spec.yaml"], {}, "does not exist"),
     (["migrate", "no_such_revision"], {}, "no_such_revision"),
     (["migrate", "--downgrade"], {}, "needs a revision"),
     (["serve", "--port", "99999"], {}, "between 1 and 65535"),
@@ -121,6 +122,27 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(
     lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO")]
     assert len(lines) == 1, result.stderr  # argparse's usage no longer comes before it
     assert named.lower() in lines[0].lower(), result.stderr
+
+
+@pytest.mark.parametrize("command", [["create-client", "--role", "admin", "--name", "x"], ["jobs"]])
+def test_a_mistyped_sqlite_path_is_said_and_nothing_is_created(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "no-such-folder" / "tremplin.db"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{missing}",
+        "ENVIRONMENT": "test",
+        "JWT_SIGNING_KEY": "cli-test-key-" + "0" * 40,
+    }
+    result = run_cli(command, env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{command[0]}: no SQLite database at {missing}: check DATABASE_URL, or run "
+        "`python -m app migrate` first"
+    ]
+    # Neither an empty database nor its folder was left behind.
+    assert not missing.parent.exists()
 
 
 # (environment overrides, the setting named, what the line must say)
