@@ -43,7 +43,11 @@ class Settings(BaseSettings):
     # List and map values are decoded by `_json_value` below, so that a malformed one is a
     # validation error naming its setting (pydantic-settings' own decoding raises a
     # SettingsError with a traceback's worth of context).
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", enable_decoding=False)
+    # An empty variable (`PORT=` in a compose file or an env file) is as if unset: the
+    # default applies, rather than a refusal to start on "" as a number or a URL.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", enable_decoding=False, env_ignore_empty=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL

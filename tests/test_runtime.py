@@ -624,6 +624,18 @@ async def test_an_empty_signing_key_outside_production_is_the_generated_one(
         assert await admin_token(application, application.state.sessionmaker)
 
 
+def test_an_empty_variable_is_as_if_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PORT=` in a compose or env file: the default, not a refusal of "" as a number."""
+    for name in ("PORT", "WORKERS", "REDIS_URL", "LOG_LEVEL", "DB_POOL_SIZE"):
+        monkeypatch.setenv(name, "")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    defaults = Settings.model_fields
+    assert settings.port == defaults["port"].default == 8000
+    assert settings.redis_url is None
+    assert settings.log_level == "INFO"
+    assert settings.db_pool_size == defaults["db_pool_size"].default
+
+
 def test_production_settings_are_checked_by_the_app_too() -> None:
     with pytest.raises(ProductionMisconfigured, match="DATABASE_URL"):
         create_app(
