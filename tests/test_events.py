@@ -358,7 +358,9 @@ async def test_the_backlog_counts_work_waiting_for_workers(
 AHEAD = "urn:tremplin:problem:cursor-ahead-of-feed"
 
 
-async def test_the_last_possible_position_is_a_valid_after(client: httpx.AsyncClient) -> None:
+async def test_the_last_possible_position_is_valid_input_but_ahead_of_the_feed(
+    client: httpx.AsyncClient,
+) -> None:
     """The spec allows any position up to 2**63 - 1 (not a 422), and a feed that has not
     reached it says the cursor is ahead of it."""
     response = await client.get("/v1/events", params={"after": str(2**63 - 1)})

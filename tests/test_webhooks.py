@@ -22,15 +22,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import PROJECT_ROOT, Settings
+from app.db import session_scope
 from app.domain.enums import Role
 from app.domain.ids import uuid7
 from app.domain.webhooks import AttemptOutcome, DeliveryStatus, new_secret
 from app.main import create_app
-from app.models import WebhookAttempt, WebhookDelivery
+from app.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from app.services import delivery
 from app.services.auth import SYSTEM_ACTOR
 from app.services.jobs import JOBS
@@ -326,6 +327,32 @@ async def test_manual_redelivery_sends_the_same_webhook_id_again(
     assert second.verified
     unknown = await admin.post(f"/v1/webhooks/{created['id']}/deliveries/{created['id']}/redeliver")
     assert unknown.status_code == 404
+
+
+async def test_a_subscription_whose_cursor_is_ahead_does_not_stop_the_others(
+    admin: httpx.AsyncClient,
+    receiver: Receiver,
+    backend: Backend,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A partner reading the feed with a cursor ahead of it is told so (409); a
+    subscription's own cursor ahead (a database restored from an older backup) must not
+    stop the deliveries of every other subscription."""
+    ahead = await subscribe(admin, receiver, "/ahead")
+    other = await subscribe(admin, receiver, "/other")
+    async with session_scope(sessionmaker) as session:
+        await session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == uuid.UUID(ahead["id"]))
+            .values(cursor=10**12)
+        )
+    structure = await create_structure(admin, "insertion")
+    await create(admin, "/v1/candidates", candidate_payload(structure["id"]))
+
+    async with running(worker_settings(backend)):
+        await wait_until(lambda: settled(admin, other["id"], 1), "the other's delivery")
+    assert [d["status"] for d in await deliveries(admin, other["id"])] == ["delivered"]
+    assert await deliveries(admin, ahead["id"]) == []
 
 
 async def test_a_subscription_delivers_only_what_its_owner_reads(

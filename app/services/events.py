@@ -151,6 +151,7 @@ class CursorAheadOfFeed(Conflict):
 class FeedPage:
     events: Sequence[Event]
     next_after: int
+    newest: int  # the feed's newest position when the page was read
 
 
 async def read(
@@ -164,17 +165,6 @@ async def read(
     # Read the newest position first: every position up to it is committed (batches
     # commit in order), so the page below is complete up to it, whatever commits now.
     top = await session.scalar(select(func.max(Event.position))) or 0
-    if after > top:
-        # No answer ever handed out this position (events are never deleted, so the
-        # newest position never goes back, and a position reaches a reader only once its
-        # batch has committed, before this read began): the cursor comes from elsewhere
-        # (another environment, a restored copy). An empty page would have the partner
-        # wait forever for events that will come, but at positions it would skip.
-        raise CursorAheadOfFeed(
-            f"The cursor is ahead of the feed, whose newest position is {top}: resume "
-            "from the last next_after this feed gave (0 reads it from the start).",
-            newest_position=top,
-        )
     stmt = select(Event).where(Event.position > after, Event.position <= top, tenancy.events(actor))
     if types:
         stmt = stmt.where(Event.type.in_(sorted(types)))
@@ -182,8 +172,8 @@ async def read(
     if len(rows) == limit:
         last = rows[-1].position
         assert last is not None
-        return FeedPage(rows, last)
-    return FeedPage(rows, max(after, top))
+        return FeedPage(rows, last, top)
+    return FeedPage(rows, max(after, top), top)
 
 
 async def feed(
@@ -195,6 +185,19 @@ async def feed(
 ) -> FeedPage:
     await sequence_if_free(session)
     page = await read(session, actor, after, types, limit)
+    if after > page.newest:
+        # No answer ever handed out this position (events are never deleted, so the
+        # newest position never goes back, and a position reaches a reader only once its
+        # batch has committed, before this read began): the cursor comes from elsewhere
+        # (another environment, a restored copy). An empty page would have the partner
+        # wait forever for events that will come, but at positions it would skip.
+        # (Webhooks read through `read` and are not refused: one subscription's cursor
+        # must not stop the others' deliveries.)
+        raise CursorAheadOfFeed(
+            f"The cursor is ahead of the feed, whose newest position is {page.newest}: "
+            "resume from the last next_after this feed gave (0 reads it from the start).",
+            newest_position=page.newest,
+        )
     # The feed tells what happened to people (their phase, their placements): a read of
     # personal data like any list, journaled one row per person named.
     views = await visibility.candidate_views(session, actor, people_named(page.events))
