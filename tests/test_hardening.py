@@ -314,7 +314,9 @@ async def test_acceptance_after_the_person_exited_is_refused(client: httpx.Async
         f"/v1/placements/{placement['id']}/transitions", json={"to": "accepted"}
     )
     assert is_problem(refused, 409)
-    assert refused.json()["type"] == "urn:tremplin:problem:phase-mismatch"
+    # Leaving withdrew the proposal: there is nothing left to accept.
+    assert refused.json()["type"] == "urn:tremplin:problem:placement-transition-not-allowed"
+    assert (await client.get(f"/v1/placements/{placement['id']}")).json()["status"] == "withdrawn"
 
 
 async def test_a_completed_work_mission_placement_counts_toward_securing(
