@@ -559,24 +559,10 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     )
 
 
-# The commands that work on a database `migrate` has made: against a mistyped SQLite
-# path they would create an empty file (and its folder) before failing on its schema.
-_NEED_A_DATABASE = frozenset(
-    {
-        "demo",
-        "create-client",
-        "bootstrap-admin",
-        "purge-audit",
-        "purge-idempotency-keys",
-        "expire-proposals",
-        "worker",
-        "jobs",
-        "retention",
-    }
-)
-
-
 def _require_sqlite_file(settings: Settings) -> None:
+    """For the commands that work on a database `migrate` has made (`needs_database`):
+    against a mistyped SQLite path they would create an empty file, and its folder,
+    before failing on its schema."""
     from sqlalchemy.engine import make_url
 
     if not settings.is_sqlite:
@@ -594,7 +580,7 @@ def _require_sqlite_file(settings: Settings) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one command; a known failure becomes one line on stderr and exit status 1."""
     try:
-        if args.command in _NEED_A_DATABASE:
+        if getattr(args, "needs_database", False):
             _require_sqlite_file(get_settings())
         status: int = args.func(args)
     except KeyboardInterrupt:
@@ -643,29 +629,29 @@ def main(argv: list[str] | None = None) -> None:
     check.set_defaults(func=cmd_alembic_check)
 
     demo = sub.add_parser("demo", help="load the fictional demo dataset (idempotent)")
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, needs_database=True)
 
     client = sub.add_parser("create-client", help="create an API client and print its secret")
     client.add_argument("--name", required=True)
     client.add_argument("--role", required=True, choices=[r.value for r in Role])
     client.add_argument("--structure-id", type=_uuid, default=None)
     client.add_argument("--scope", action="append", help="repeat; default: all of the role's")
-    client.set_defaults(func=cmd_create_client)
+    client.set_defaults(func=cmd_create_client, needs_database=True)
 
     boot = sub.add_parser("bootstrap-admin", help="first admin client (never in production)")
-    boot.set_defaults(func=cmd_bootstrap_admin)
+    boot.set_defaults(func=cmd_bootstrap_admin, needs_database=True)
 
     purge = sub.add_parser("purge-audit", help="delete audit entries past the retention")
     purge.add_argument(
         "--days", type=_days, default=None, help="1-36500; default: AUDIT_RETENTION_DAYS"
     )
-    purge.set_defaults(func=cmd_purge_audit)
+    purge.set_defaults(func=cmd_purge_audit, needs_database=True)
 
     keys = sub.add_parser("purge-idempotency-keys", help="delete expired idempotency keys")
-    keys.set_defaults(func=cmd_purge_idempotency)
+    keys.set_defaults(func=cmd_purge_idempotency, needs_database=True)
 
     expire = sub.add_parser("expire-proposals", help="close proposals left unanswered")
-    expire.set_defaults(func=cmd_expire_proposals)
+    expire.set_defaults(func=cmd_expire_proposals, needs_database=True)
 
     work = sub.add_parser("worker", help="deliver webhooks and run the scheduled jobs")
     work.add_argument("--name", default=None, help="default: host:pid:random")
@@ -682,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     retention.add_argument(
         "--batch", type=_batch, default=500, help=f"people per transaction, 1-{MAX_RETENTION_BATCH}"
     )
-    retention.set_defaults(func=cmd_retention)
+    retention.set_defaults(func=cmd_retention, needs_database=True)
 
     perms = sub.add_parser("permissions-doc", help="render docs/permissions.md")
     perms.add_argument("--output", default=str(PROJECT_ROOT / "docs" / "permissions.md"))

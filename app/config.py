@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.webhooks import RETRY_SCHEDULE_S
@@ -207,6 +208,18 @@ class Settings(BaseSettings):
         if not isinstance(decoded, kind):
             raise ValueError(f"expected {expected}")
         return decoded
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_empty(cls, data: Any) -> Any:
+        """An empty variable is as if unset, except these two: their defaults (development,
+        the local SQLite file) would silently change what runs, not tune it (production
+        refuses SQLite and a missing key, but an empty ENVIRONMENT never gets there)."""
+        for name in ("environment", "database_url"):
+            value = os.environ.get(name.upper())
+            if value is not None and not value.strip() and isinstance(data, dict):
+                data[name] = value  # refused by the field's own check, which names it
+        return data
 
     @field_validator("redis_url", "jwt_signing_key", mode="before")
     @classmethod

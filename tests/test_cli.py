@@ -124,7 +124,9 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(
     assert named.lower() in lines[0].lower(), result.stderr
 
 
-@pytest.mark.parametrize("command", [["create-client", "--role", "admin", "--name", "x"], ["jobs"]])
+@pytest.mark.parametrize(
+    "command", [["create-client", "--role", "admin", "--name", "x"], ["expire-proposals"]]
+)
 def test_a_mistyped_sqlite_path_is_said_and_nothing_is_created(
     tmp_path: Path, command: list[str]
 ) -> None:
@@ -159,6 +161,9 @@ BAD_SETTINGS = [
     ({"CORS_ORIGINS": "https://app.example.org"}, "CORS_ORIGINS", "JSON list"),
     ({"WEBHOOK_RETRY_SCHEDULE_S": "5,10"}, "WEBHOOK_RETRY_SCHEDULE_S", "JSON list"),
     ({"ENVIRONMENT": "prod"}, "ENVIRONMENT", "production"),
+    # Empty is unset for the others; these two would silently fall back to development.
+    ({"ENVIRONMENT": ""}, "ENVIRONMENT", "production"),
+    ({"DATABASE_URL": " "}, "DATABASE_URL", "postgresql+asyncpg://"),
 ]
 COMMANDS = [["serve", "--workers", "2"], ["worker", "--once"], ["migrate"]]
 
