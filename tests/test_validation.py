@@ -363,6 +363,11 @@ CANDIDATE_INVALID = [
     pytest.param({"first_name": "Jean\nDupont"}, [("body", "first_name")], id="name-line-break"),
     pytest.param({"last_name": "\u200b"}, [("body", "last_name")], id="name-zero-width-space"),
     pytest.param({"last_name": "\ufeff \u200b"}, [("body", "last_name")], id="name-invisible"),
+    # Reads "Martin" in a list while "nitraM" is stored: a right-to-left override.
+    pytest.param({"last_name": "\u202enitraM"}, [("body", "last_name")], id="name-bidi-override"),
+    pytest.param({"first_name": "Ana\u2066x"}, [("body", "first_name")], id="name-bidi-isolate"),
+    pytest.param({"last_name": "\u3164"}, [("body", "last_name")], id="name-hangul-filler"),
+    pytest.param({"last_name": "\u2800"}, [("body", "last_name")], id="name-braille-blank"),
     pytest.param({"last_name": "\x1b[2J"}, [("body", "last_name")], id="name-escape-sequence"),
     pytest.param({"commune_name": "Rouen\tCentre"}, [("body", "commune_name")], id="name-tab"),
     pytest.param({"last_name": OMIT}, [("body", "last_name")], id="last-name-missing"),
@@ -406,6 +411,12 @@ async def test_candidate_create_refuses(
             {"first_name": "Nguyễn Thị", "last_name": "O'Brien-李\u00a0محمد"},
             {"first_name": "Nguyễn Thị", "last_name": "O'Brien-李\u00a0محمد"},
             id="names-of-the-world",
+        ),
+        # A right-to-left mark in a mixed-script name is a mark, not an override: kept.
+        pytest.param(
+            {"last_name": "Ali \u200fمحمد"},
+            {"last_name": "Ali \u200fمحمد"},
+            id="name-with-a-direction-mark",
         ),
         # 16 today, so on a path that begins today (the factories' entry is in the past).
         pytest.param(
