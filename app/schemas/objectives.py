@@ -4,14 +4,14 @@ import datetime as dt
 import uuid
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.enums import ObjectiveScope
-from app.domain.text import ONE_LINE_PATTERN
 from app.schemas.common import (
     EntityRead,
     FieldRuleError,
     InputModel,
+    LongName,
     Page,
     Region,
     UpdateModel,
@@ -30,7 +30,6 @@ SCOPE_FIELD: dict[ObjectiveScope, str | None] = {
 
 Year = Annotated[int, Field(ge=2000, le=2100, examples=[2016])]
 Target = Annotated[int, Field(ge=1, le=1_000_000, description="A number of hires.")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=ONE_LINE_PATTERN)]
 
 
 class ObjectiveCreate(InputModel):
@@ -44,7 +43,7 @@ class ObjectiveCreate(InputModel):
     departement: KnownDepartement | None = None
     landlord_id: uuid.UUID | None = Field(default=None, description="A landlord structure.")
     structure_id: uuid.UUID | None = Field(default=None, description="An insertion structure.")
-    label: Label | None = None
+    label: LongName | None = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -81,7 +80,7 @@ class ObjectiveUpdate(UpdateModel):
     non_nullable: ClassVar[frozenset[str]] = frozenset({"target"})
 
     target: Target | None = None
-    label: Label | None = None
+    label: LongName | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"target": 120}]})
 

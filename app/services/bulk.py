@@ -62,7 +62,7 @@ async def _each(
                 record, status = await apply(item)
                 record_id: uuid.UUID = record.id
                 # As stored (trimmed): what `?external_ref=` finds it by.
-                stored_ref: str | None = getattr(item, "external_ref", None)
+                stored_ref: str | None = getattr(record, "external_ref", None)
         except StaleDataError:
             failure = ConcurrentUpdate("The record changed meanwhile; send the item again.")
             results.append(_failed(index, raw, failure))
