@@ -559,27 +559,48 @@ async def test_starting_a_job_employs_the_candidate(
     assert await count(sessionmaker, events_of(candidate, "candidate.phase_changed")) == 3
 
 
-@pytest.mark.parametrize("kind", ["job", "mission"])
-async def test_a_placement_on_a_cancelled_vacancy_is_not_started(
-    client: httpx.AsyncClient, place: Place, kind: str
+async def test_cancelling_a_vacancy_closes_its_placements_not_yet_started(
+    client: httpx.AsyncClient, place: Place, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    placement = await place.reach("accepted", kind)
-    vacancy = (await place.placement(placement))["vacancy_id"]
-    candidate = (await place.placement(placement))["candidate_id"]
-    phase = (await place.get(f"/v1/candidates/{candidate}"))["phase"]
-    cancelled = await client.patch(f"/v1/vacancies/{vacancy}", json={"status": "cancelled"})
-    assert cancelled.status_code == 200, cancelled.text
+    vacancy = await place.vacancy(positions=2)
+    placements: dict[str, str] = {}
+    for name, path in {
+        "accepted": ["accepted"],
+        "proposed": [],
+        "interview": ["interview"],
+        "started": ["accepted", "started"],
+    }.items():
+        proposed = await place.propose(await place.candidate(), vacancy["id"])
+        assert proposed.status_code == 201, proposed.text
+        placements[name] = proposed.json()["id"]
+        for step in path:
+            await place.moved(placements[name], step)
+    assert (await place.get(f"/v1/vacancies/{vacancy['id']}"))["status"] == "filled"
 
-    refused = await place.move(placement, "started", "insertion")
-    assert is_problem(refused, 409), refused.text
-    assert refused.json()["type"] == PROBLEM + "vacancy-not-open"
-    assert "cancelled" in refused.json()["detail"]
-    # Nothing moved: the placement, the person's phase.
-    assert (await place.placement(placement))["status"] == "accepted"
-    assert (await place.get(f"/v1/candidates/{candidate}"))["phase"] == phase
-    # What the structure does instead.
-    withdrawn = await place.move(placement, "withdrawn", "insertion", reason="other")
-    assert withdrawn.status_code == 200, withdrawn.text
+    cancelled = await place.clients["landlord"].patch(
+        f"/v1/vacancies/{vacancy['id']}", json={"status": "cancelled"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    # The one under way still holds its position; the others freed theirs.
+    assert cancelled.json()["filled_positions"] == 1
+    assert cancelled.headers["etag"] == f'"{cancelled.json()["version"]}"'
+
+    for name in ("accepted", "proposed", "interview"):
+        closed = await place.placement(placements[name])
+        assert (closed["status"], closed["closing_reason"]) == ("rejected", "other"), name
+        last = (await place.get(f"/v1/placements/{placements[name]}/history"))["items"][-1]
+        assert (last["to_status"], last["actor_role"], last["note"]) == (
+            "rejected",
+            "landlord",
+            "the vacancy was cancelled",
+        )
+        events = await count(sessionmaker, events_of(placements[name], "placement.status_changed"))
+        assert events == 1 + {"accepted": 1, "proposed": 0, "interview": 1}[name]
+    assert (await place.placement(placements["started"]))["status"] == "started"
+    # Nothing can be accepted or started on it any more.
+    again = await place.move(placements["accepted"], "started", "insertion")
+    assert is_problem(again, 409), again.text
 
 
 async def test_leaving_the_path_withdraws_the_placements_not_yet_started(

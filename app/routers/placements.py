@@ -127,8 +127,7 @@ async def update(
     "withdraws, records the start and the end. Accepting takes one of the vacancy's "
     "positions (409 `vacancy-full` when none is left) and re-checks the person's consent "
     "(409 `consent-missing` once withdrawn); starting a job moves the candidate "
-    "to `employed` in the same transaction. A placement whose vacancy was cancelled "
-    "is not started (409 `vacancy-not-open`): withdraw it.",
+    "to `employed` in the same transaction.",
     responses=problem_responses(
         404,
         409,

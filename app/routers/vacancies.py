@@ -93,6 +93,10 @@ async def get(
     "/{vacancy_id:record_id}",
     name="vacancies_update",
     summary="Change some fields of a vacancy",
+    description="`status` moves by hand between draft, open, closed and cancelled "
+    "(`filled` follows the positions held). Cancelling rejects, in the same transaction, "
+    "the placements not yet started (reason `other`), freeing their positions; started "
+    "ones stay.",
     responses=problem_responses(
         404,
         409,

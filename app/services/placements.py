@@ -485,10 +485,6 @@ async def _apply_move(
         vacancy.filled_positions += 1
     elif held_before and not held_after:
         vacancy.filled_positions -= 1
-    if target is PlacementStatus.STARTED and vacancy.status is VacancyStatus.CANCELLED:
-        # A cancelled vacancy offers no job or mission any more: a placement accepted
-        # before the cancellation is withdrawn, never started (it would hire on nothing).
-        raise VacancyNotOpen("The vacancy was cancelled: withdraw this placement instead.")
     vacancies.refresh_status(vacancy)
 
     now = utcnow()
@@ -717,30 +713,55 @@ async def expire_proposals(session: AsyncSession, settings: Settings) -> int:
     return len(stale)
 
 
-async def withdraw_open(
-    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, because: str | None = None
+# Placements not yet started: what a person leaving, or a vacancy cancelled, closes.
+PENDING_STATUSES = tuple(s for s in OPEN_PLACEMENT_STATUSES if s is not PlacementStatus.STARTED)
+
+
+async def _close_pending(
+    session: AsyncSession,
+    actor: Actor,
+    where: ColumnElement[bool],
+    target: PlacementStatus,
+    because: str | None,
 ) -> int:
-    """Withdraw the person's placements not yet started (they left the path, or their data
-    is being erased), now, with `because` as the move's note: no position stays held and
-    no landlord is left waiting on them. Started placements stay. The caller has locked the
-    rows in the movers' order (pathway.lock_people)."""
-    pending = [s for s in OPEN_PLACEMENT_STATUSES if s is not PlacementStatus.STARTED]
+    """Move the placements not yet started that `where` selects to `target`, now, reason
+    `other` and `because` as the move's note. The caller has locked the rows in the
+    movers' order (placements, vacancies, then candidates)."""
     rows = (
         await session.scalars(
             for_update(
                 select(Placement)
-                .where(Placement.candidate_id == candidate_id, Placement.status.in_(pending))
+                .where(where, Placement.status.in_(PENDING_STATUSES))
                 .order_by(Placement.id)
             )
         )
     ).all()
     for placement in rows:
         await _apply_move(
-            session,
-            actor,
-            placement,
-            PlacementStatus.WITHDRAWN,
-            reason=PlacementEndReason.OTHER,
-            note=because,
+            session, actor, placement, target, reason=PlacementEndReason.OTHER, note=because
         )
     return len(rows)
+
+
+async def withdraw_open(
+    session: AsyncSession, actor: Actor, candidate_id: uuid.UUID, because: str | None = None
+) -> int:
+    """Withdraw the person's placements not yet started (they left the path, or their data
+    is being erased): no position stays held and no landlord is left waiting on them.
+    Started placements stay. Locked first by pathway.lock_people."""
+    return await _close_pending(
+        session, actor, Placement.candidate_id == candidate_id, PlacementStatus.WITHDRAWN, because
+    )
+
+
+async def reject_open(session: AsyncSession, actor: Actor, vacancy_id: uuid.UUID) -> int:
+    """Close, as its landlord's rejections, the placements not yet started of a vacancy
+    being cancelled: its positions are freed and nobody waits on an offer that is gone.
+    Started placements stay. Locked first by vacancies.update."""
+    return await _close_pending(
+        session,
+        actor,
+        Placement.vacancy_id == vacancy_id,
+        PlacementStatus.REJECTED,
+        "the vacancy was cancelled",
+    )

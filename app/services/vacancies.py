@@ -8,7 +8,13 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.enums import Role, StructureKind, VacancyKind, VacancyStatus
+from app.domain.enums import (
+    OPEN_PLACEMENT_STATUSES,
+    Role,
+    StructureKind,
+    VacancyKind,
+    VacancyStatus,
+)
 from app.errors import (
     Conflict,
     DuplicateResource,
@@ -18,7 +24,7 @@ from app.errors import (
     ValidationFailed,
     field_error,
 )
-from app.models import Vacancy
+from app.models import Placement, Vacancy
 from app.schemas.common import check_coordinates, check_dates
 from app.schemas.events import VacancyCreated, VacancyDeleted, VacancyUpdated
 from app.schemas.vacancies import VacancyCreate, VacancyUpdate, check_vacancy_kind
@@ -157,8 +163,23 @@ async def update(
     data: VacancyUpdate,
     expected_versions: frozenset[int] | None,
 ) -> Vacancy:
+    cancels = data.status is VacancyStatus.CANCELLED
+    if cancels:
+        # Cancelling closes the placements not yet started: their rows are locked first,
+        # in the order every placement move takes (placement, vacancy, then candidate).
+        await session.execute(
+            for_update(
+                select(Placement)
+                .where(
+                    Placement.vacancy_id == vacancy_id,
+                    Placement.status.in_(OPEN_PLACEMENT_STATUSES),
+                )
+                .order_by(Placement.id)
+            )
+        )
     vacancy = await _find(session, vacancy_id, writable_by(actor), lock=True)
     check_version(vacancy.version, expected_versions)
+    was_cancelled = vacancy.status is VacancyStatus.CANCELLED
     changes = data.model_dump(exclude_unset=True)
     if changes.get("positions", vacancy.positions) < vacancy.filled_positions:
         raise PositionsTaken(
@@ -194,6 +215,13 @@ async def update(
     apply_changes(vacancy, changes)
     refresh_status(vacancy)
     await flush(session, _CONFLICTS)
+    if cancels and not was_cancelled:
+        # A cycle: placement moves refresh a vacancy's status.
+        from app.services import placements
+
+        # The offer is gone: nobody waits on it, and no position stays held by a
+        # placement that can no longer start.
+        await placements.reject_open(session, actor, vacancy.id)
     if vacancy.version != before:
         events.emit(
             session,
