@@ -28,6 +28,7 @@ from app.services.common import (
     cross_field,
     decode_cursor,
     encode_cursor,
+    find_or_create,
     flush,
     is_postgres,
     territory,
@@ -396,18 +397,13 @@ async def upsert(
             )
         )
 
-    existing = await by_ref()
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                candidate, _view = await create(session, actor, data)
-            return candidate, "created"
-        except ExternalRefTaken:
-            # A concurrent request created it since the lookup (on PostgreSQL the unique
-            # index waited for its commit): this item updates that one.
-            existing = await by_ref()
-            if existing is None:
-                raise
+    async def made() -> Candidate:
+        candidate, _view = await create(session, actor, data)
+        return candidate
+
+    existing, created = await find_or_create(session, by_ref, made, ExternalRefTaken)
+    if created:
+        return existing, "created"
     before = existing.version
     # When the path began is part of its history, set once at creation: not an update.
     changes = CandidateUpdate.model_validate(

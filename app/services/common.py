@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -91,6 +91,29 @@ async def referred_by(session: AsyncSession, row: Entity) -> list[str]:
         if await session.scalar(first.limit(1)) is not None:
             kinds.append(_RECORDS.get(table.name, table.name.replace("_", " ")))
     return kinds
+
+
+async def find_or_create(
+    session: AsyncSession,
+    find: Callable[[], Awaitable[E | None]],
+    create: Callable[[], Awaitable[E]],
+    taken: type[Conflict],
+) -> tuple[E, bool]:
+    """The record `find` returns, or the one `create` makes in a savepoint (True: made
+    here). If a concurrent request made it since the lookup, `create` fails with `taken`
+    (on PostgreSQL the unique index waited for that commit) and its record is returned:
+    a create-or-update by the partner's reference never fails for a race."""
+    existing = await find()
+    if existing is not None:
+        return existing, False
+    try:
+        async with session.begin_nested():
+            return await create(), True
+    except taken:
+        existing = await find()
+        if existing is None:
+            raise
+        return existing, False
 
 
 def check_version(current: int, expected: frozenset[int] | None) -> None:

@@ -35,6 +35,7 @@ from app.services.common import (
     apply_changes,
     check_version,
     cross_field,
+    find_or_create,
     flush,
     for_update,
     paginate,
@@ -270,17 +271,12 @@ async def upsert(session: AsyncSession, actor: Actor, data: VacancyCreate) -> tu
             )
         )
 
-    existing = await by_ref()
-    if existing is None:
-        try:
-            async with session.begin_nested():
-                return await create(session, actor, data), "created"
-        except ExternalRefTaken:
-            # A concurrent request created it since the lookup (on PostgreSQL the unique
-            # index waited for its commit): this item updates that one.
-            existing = await by_ref()
-            if existing is None:
-                raise
+    async def made() -> Vacancy:
+        return await create(session, actor, data)
+
+    existing, created = await find_or_create(session, by_ref, made, ExternalRefTaken)
+    if created:
+        return existing, "created"
     if data.kind is not existing.kind:
         raise ValidationFailed(
             [field_error(["body", "kind"], "a vacancy's kind is fixed at creation", "value_error")]
