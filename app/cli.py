@@ -563,16 +563,12 @@ def _require_sqlite_file(settings: Settings) -> None:
     """For the commands that work on a database `migrate` has made (`needs_database`):
     against a mistyped SQLite path they would create an empty file, and its folder,
     before failing on its schema."""
-    from sqlalchemy.engine import make_url
+    from app.db import sqlite_file
 
-    if not settings.is_sqlite:
-        return
-    database = make_url(settings.database_url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return
-    if not Path(database).exists():  # where SQLite would open it
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.exists():  # where SQLite would open it
         raise CommandError(
-            f"no SQLite database at {Path(database).resolve()}: check DATABASE_URL, "
+            f"no SQLite database at {path.resolve()}: check DATABASE_URL, "
             "or run `python -m app migrate` first"
         )
 

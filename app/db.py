@@ -121,11 +121,21 @@ def _discard_closed_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError("connection closed by the server")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, as written (None: another database, memory, a URI)."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return None
+    if database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 def ensure_sqlite_dir(url: str) -> None:
     """Create the folder of an SQLite database file (var/ on a fresh clone)."""
-    database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        path = Path(database)
+    path = sqlite_file(url)
+    if path is not None:
         (path if path.is_absolute() else PROJECT_ROOT / path).parent.mkdir(
             parents=True, exist_ok=True
         )
