@@ -28,7 +28,7 @@ from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import Conflict, ValidationFailed, field_error
+from app.errors import Conflict, ValidationFailed, field_error, problem_response
 from app.services import idempotency as store
 from app.services.auth import Actor
 
@@ -116,13 +116,23 @@ def _as_answer_to(request: Request, body: bytes) -> bytes:
         problem = json.loads(body)
     except ValueError:
         return body
-    if not isinstance(problem, dict) or "instance" not in problem:
+    if not isinstance(problem, dict) or not problem.keys() >= _PROBLEM_FIELDS:
         return body
-    problem["instance"] = request.url.path
-    # As JSONResponse renders a problem, so the replay reads like any other answer.
-    return json.dumps(
-        problem, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
+    fields = {k: v for k, v in problem.items() if k not in _PROBLEM_FIELDS}
+    # Rendered as every problem is, its `instance` from this request.
+    return bytes(
+        problem_response(
+            request,
+            status=problem["status"],
+            type_=problem["type"],
+            title=problem["title"],
+            detail=problem["detail"],
+            **fields,
+        ).body
+    )
+
+
+_PROBLEM_FIELDS = frozenset({"type", "title", "status", "detail", "instance"})
 
 
 async def _fingerprints(request: Request) -> tuple[str, str]:
