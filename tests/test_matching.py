@@ -205,9 +205,10 @@ async def test_waiting_counts_from_when_the_path_began_not_from_the_import(
     vacancy = await mission(client, landlord)
     today = dt.datetime.now(dt.UTC)
     imported = await person(client, siae, entered_at=(today - dt.timedelta(days=400)).isoformat())
-    halfway = await person(
-        client, siae, entered_at=(today - dt.timedelta(days=146, hours=1)).isoformat()
-    )
+    # Noon, 146 days back: 146 calendar days whatever the hour now (waiting counts days
+    # by date; "146 days and an hour ago" was 147 dates back in the first hour of a day).
+    noon = today.replace(hour=12, minute=0, second=0, microsecond=0)
+    halfway = await person(client, siae, entered_at=(noon - dt.timedelta(days=146)).isoformat())
     new = await person(client, siae)
     body = await ranking(client, vacancy)
     waiting = {item["candidate"]["id"]: item["contributions"]["waiting"] for item in body["items"]}
